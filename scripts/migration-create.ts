@@ -10,12 +10,12 @@
  * for the duration (about a second).
  */
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
 import { MIGRATIONS_DIR, readMigrations } from '../src/infra/migrations.ts';
+import { freePort } from './services/ports.ts';
 import { startEmbeddedDatabase } from './services/postgres.ts';
 
 const nameArg = process.argv.indexOf('--name');
@@ -25,21 +25,13 @@ if (!name) {
   process.exit(1);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 /** wasm-bindgen output for Node: Node 20 cannot import .wasm, so instantiate it by hand. */
 async function loadSchemaEngine() {
   const dir = new URL('../node_modules/@prisma/schema-engine-wasm/', import.meta.url).pathname;
   const bindings = await import(`${dir}schema_engine_bg.js`);
-  const { instance } = await WebAssembly.instantiate(readFileSync(`${dir}schema_engine_bg.wasm`), {
+  // Node has WebAssembly; the ES lib typings do not declare it.
+  const wasm = (globalThis as unknown as { WebAssembly: { instantiate(b: Buffer, i: object): Promise<{ instance: { exports: unknown } }> } }).WebAssembly;
+  const { instance } = await wasm.instantiate(readFileSync(`${dir}schema_engine_bg.wasm`), {
     './schema_engine_bg.js': bindings,
   });
   bindings.__wbg_set_wasm(instance.exports);

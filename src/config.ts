@@ -1,0 +1,215 @@
+/**
+ * Configuration, read and validated once at start. Nothing else in the code reads the environment.
+ * An invalid value stops the process with a message that names the field and says what is expected.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const BankSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,39}$', description: 'lower-case slug, used in the API' }),
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    issuer: Type.String({ pattern: '^https://', description: 'the OpenID Provider issuer (https)' }),
+    clientId: Type.String({ minLength: 1 }),
+    tlsClientCertFile: Type.String({ minLength: 1 }),
+    tlsClientKeyFile: Type.String({ minLength: 1 }),
+    caFile: Type.Optional(Type.String({ minLength: 1 })),
+    tokenEndpointAuthMethod: Type.Union([Type.Literal('tls_client_auth'), Type.Literal('private_key_jwt')]),
+    requestObjectSigningAlg: Type.Optional(Type.Union([Type.Literal('PS256'), Type.Literal('ES256')])),
+    requestObjectKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+    clientAssertionKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+    clientAssertionSigningAlg: Type.Optional(Type.Union([Type.Literal('PS256'), Type.Literal('ES256')])),
+    idTokenSignedResponseAlg: Type.Union([Type.Literal('PS256'), Type.Literal('ES256'), Type.Literal('RS256')]),
+    scope: Type.String({ pattern: '(^|\\s)openid(\\s|$)', description: 'must include openid' }),
+    deliveryMode: Type.Literal('poll'),
+    requestedExpiry: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
+    authorizationDetails: Type.Optional(Type.Boolean()),
+    paymentsApiUrl: Type.String({ pattern: '^https://' }),
+  },
+  { additionalProperties: false },
+);
+
+const BanksFileSchema = Type.Object(
+  { banks: Type.Array(BankSchema, { minItems: 1 }) },
+  { additionalProperties: false },
+);
+
+export type BankFileEntry = Static<typeof BankSchema>;
+
+/** A configured bank, with its files already read (so an unreadable file fails at start). */
+export interface BankConfig extends Omit<BankFileEntry, 'requestedExpiry' | 'authorizationDetails'> {
+  requestedExpiry: number;
+  authorizationDetails: boolean;
+  tls: { cert: string; key: string; ca?: string };
+  requestObjectKey?: string;
+  clientAssertionKey?: string;
+}
+
+export type QueueBackend = 'redis' | 'postgres';
+
+export interface Config {
+  databaseUrl: string;
+  queue: { backend: 'redis'; redisUrl: string } | { backend: 'postgres' };
+  host: string;
+  port: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  merchant: { name: string; iban: string };
+  /** AES-256-GCM keys for tokens at rest; the first encrypts, all decrypt (rotation). */
+  tokenEncryptionKeys: Buffer[];
+  banks: BankConfig[];
+  banksFile: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function required(env: Env, name: string, hint: string): string {
+  const value = env[name]?.trim();
+  if (!value) throw new ConfigError(`${name} is not set: ${hint}`);
+  return value;
+}
+
+function parseUrl(name: string, value: string, protocols: string[]): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')} (got ${url.protocol})`);
+  }
+  return value;
+}
+
+/** ISO 13616 IBAN check: country code, check digits, mod-97 over the rearranged number. */
+export function isValidIban(value: string): boolean {
+  const iban = value.replace(/\s+/g, '').toUpperCase();
+  if (!/^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$/.test(iban)) return false;
+  const rearranged = iban.slice(4) + iban.slice(0, 4);
+  let remainder = 0;
+  for (const ch of rearranged) {
+    const digits = /[A-Z]/.test(ch) ? String(ch.charCodeAt(0) - 55) : ch;
+    for (const d of digits) remainder = (remainder * 10 + Number(d)) % 97;
+  }
+  return remainder === 1;
+}
+
+function readFileField(banksDir: string, field: string, path: string): string {
+  const full = isAbsolute(path) ? path : resolve(banksDir, path);
+  try {
+    return readFileSync(full, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`BANKS_FILE ${field}: cannot read ${full} (${code ?? 'error'})`);
+  }
+}
+
+function requirePem(field: string, text: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string {
+  const ok = kind === 'CERTIFICATE' ? /-----BEGIN CERTIFICATE-----/.test(text) : /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text);
+  if (!ok) throw new ConfigError(`BANKS_FILE ${field}: not a PEM ${kind.toLowerCase()}`);
+  return text;
+}
+
+export function loadBanks(banksFile: string): BankConfig[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(banksFile, 'utf8'));
+  } catch (error) {
+    const reason = error instanceof SyntaxError ? `invalid JSON (${error.message})` : `cannot read it (${(error as NodeJS.ErrnoException).code})`;
+    throw new ConfigError(`BANKS_FILE ${banksFile}: ${reason}`);
+  }
+  const first = Value.Errors(BanksFileSchema, raw).find((e) => e.keyword !== 'boolean');
+  if (first) {
+    const where = first.instancePath.replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.') || '(root)';
+    const extra = first.keyword === 'additionalProperties' ? ` (${JSON.stringify(first.params)})` : '';
+    throw new ConfigError(`BANKS_FILE ${where}: ${first.message}${extra}`);
+  }
+  const file = raw as Static<typeof BanksFileSchema>;
+  const dir = dirname(resolve(banksFile));
+  const seen = new Set<string>();
+  return file.banks.map((b, i) => {
+    const at = `banks[${i}]`;
+    if (seen.has(b.id)) throw new ConfigError(`BANKS_FILE ${at}.id: duplicate bank id "${b.id}"`);
+    seen.add(b.id);
+    parseUrl(`BANKS_FILE ${at}.issuer`, b.issuer, ['https:']);
+    parseUrl(`BANKS_FILE ${at}.paymentsApiUrl`, b.paymentsApiUrl, ['https:']);
+    if (b.requestObjectSigningAlg && !b.requestObjectKeyFile) {
+      throw new ConfigError(`BANKS_FILE ${at}.requestObjectKeyFile: required with requestObjectSigningAlg`);
+    }
+    if (b.tokenEndpointAuthMethod === 'private_key_jwt' && !(b.clientAssertionKeyFile ?? b.requestObjectKeyFile)) {
+      throw new ConfigError(`BANKS_FILE ${at}.clientAssertionKeyFile: required with private_key_jwt`);
+    }
+    const tls = {
+      cert: requirePem(`${at}.tlsClientCertFile`, readFileField(dir, `${at}.tlsClientCertFile`, b.tlsClientCertFile), 'CERTIFICATE'),
+      key: requirePem(`${at}.tlsClientKeyFile`, readFileField(dir, `${at}.tlsClientKeyFile`, b.tlsClientKeyFile), 'PRIVATE KEY'),
+      ...(b.caFile ? { ca: requirePem(`${at}.caFile`, readFileField(dir, `${at}.caFile`, b.caFile), 'CERTIFICATE') } : {}),
+    };
+    const requestObjectKey = b.requestObjectKeyFile
+      ? requirePem(`${at}.requestObjectKeyFile`, readFileField(dir, `${at}.requestObjectKeyFile`, b.requestObjectKeyFile), 'PRIVATE KEY')
+      : undefined;
+    const clientAssertionKey = b.clientAssertionKeyFile
+      ? requirePem(`${at}.clientAssertionKeyFile`, readFileField(dir, `${at}.clientAssertionKeyFile`, b.clientAssertionKeyFile), 'PRIVATE KEY')
+      : requestObjectKey;
+    return {
+      ...b,
+      requestedExpiry: b.requestedExpiry ?? 300,
+      authorizationDetails: b.authorizationDetails ?? false,
+      tls,
+      ...(requestObjectKey ? { requestObjectKey } : {}),
+      ...(clientAssertionKey && b.tokenEndpointAuthMethod === 'private_key_jwt' ? { clientAssertionKey } : {}),
+    };
+  });
+}
+
+function parseKeys(value: string): Buffer[] {
+  return value.split(',').map((part, i) => {
+    const key = Buffer.from(part.trim(), 'base64');
+    if (key.length !== 32) {
+      throw new ConfigError(
+        `TOKEN_ENCRYPTION_KEYS: key ${i + 1} is not 32 bytes of base64 (generate one with: openssl rand -base64 32)`,
+      );
+    }
+    return key;
+  });
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = parseUrl('DATABASE_URL', required(env, 'DATABASE_URL', 'a PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/bankpay'), ['postgres:', 'postgresql:']);
+  const backend = (env.QUEUE_BACKEND?.trim() || 'redis') as QueueBackend;
+  if (backend !== 'redis' && backend !== 'postgres') {
+    throw new ConfigError(`QUEUE_BACKEND must be "redis" or "postgres" (got "${backend}")`);
+  }
+  const queue: Config['queue'] =
+    backend === 'redis'
+      ? { backend, redisUrl: parseUrl('REDIS_URL', required(env, 'REDIS_URL', 'a Redis URL, e.g. redis://127.0.0.1:6379 (or set QUEUE_BACKEND=postgres)'), ['redis:', 'rediss:']) }
+      : { backend };
+  const portText = env.PORT?.trim() || '3000';
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`PORT must be an integer 0-65535 (got "${portText}")`);
+  const logLevel = (env.LOG_LEVEL?.trim() || 'info') as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const merchantName = required(env, 'MERCHANT_NAME', 'the creditor name shown to customers, e.g. "Acme Shop"');
+  if (merchantName.length > 70) throw new ConfigError('MERCHANT_NAME must be at most 70 characters');
+  const iban = required(env, 'MERCHANT_IBAN', 'the IBAN payments are made to').replace(/\s+/g, '').toUpperCase();
+  if (!isValidIban(iban)) throw new ConfigError('MERCHANT_IBAN is not a valid IBAN (checksum or format)');
+  const banksFile = resolve(required(env, 'BANKS_FILE', 'the path of the banks JSON file (see banks.example.json)'));
+  return {
+    databaseUrl,
+    queue,
+    host: env.HOST?.trim() || '0.0.0.0',
+    port,
+    logLevel,
+    merchant: { name: merchantName, iban },
+    tokenEncryptionKeys: parseKeys(required(env, 'TOKEN_ENCRYPTION_KEYS', 'comma-separated base64 32-byte keys (openssl rand -base64 32)')),
+    banks: loadBanks(banksFile),
+    banksFile,
+  };
+}

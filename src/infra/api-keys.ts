@@ -1,0 +1,41 @@
+/**
+ * Merchant API keys: 256 random bits, shown once, stored only as SHA-256 (a fast hash is right
+ * for high-entropy secrets: there is nothing to brute-force). Lookup by hash is an index hit, and
+ * the comparison that decides is done in constant time.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Database } from './database.ts';
+
+export const API_KEY_PREFIX = 'bpk_';
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export function secretsEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+export interface CreatedApiKey {
+  id: string;
+  name: string;
+  key: string;
+}
+
+export async function createApiKey(db: Database, name: string): Promise<CreatedApiKey> {
+  const key = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const id = randomUUID();
+  await db.apiKey.create({ data: { id, name, prefix: key.slice(0, 12), hash: hashSecret(key) } });
+  return { id, name, key };
+}
+
+/** The API key's id when `presented` is a live merchant key, else null. */
+export async function authenticateApiKey(db: Database, presented: string): Promise<string | null> {
+  if (!presented.startsWith(API_KEY_PREFIX) || presented.length > 200) return null;
+  const hash = hashSecret(presented);
+  const row = await db.apiKey.findUnique({ where: { hash }, select: { id: true, hash: true, revokedAt: true } });
+  if (!row || row.revokedAt || !secretsEqual(row.hash, hash)) return null;
+  return row.id;
+}

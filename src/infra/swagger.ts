@@ -1,0 +1,38 @@
+/** The OpenAPI document (generated from the TypeBox route schemas) and Swagger UI at /docs. */
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+
+export const OPENAPI_INFO = {
+  title: 'Bankpay API',
+  version: '1.0.0',
+  description:
+    'Payments the customer approves in their own bank app. A checkout starts an OpenID Connect CIBA ' +
+    'request at the customer\'s bank; follow its status until it is terminal. Errors are RFC 9457 ' +
+    'problem+json with a stable `code`.',
+  license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+};
+
+export async function registerSwagger(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: OPENAPI_INFO,
+      tags: [
+        { name: 'checkouts', description: 'Create and follow payments' },
+        { name: 'banks', description: 'The banks customers can pay with' },
+        { name: 'health', description: 'Liveness and readiness' },
+      ],
+      components: {
+        securitySchemes: {
+          merchantKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A merchant API key (`npm run apikey`), or for reading one checkout its clientSecret',
+          },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true, tryItOutEnabled: true } });
+}

@@ -1,0 +1,46 @@
+/** `npm start`: the HTTP API. Stops gracefully on SIGTERM/SIGINT (in-flight requests finish). */
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createDatabase } from './infra/database.ts';
+import { createQueueInfra } from './infra/queue.ts';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`configuration error: ${error.message}`);
+    process.exit(78); // EX_CONFIG
+  }
+  throw error;
+}
+
+const db = createDatabase(config.databaseUrl);
+const queue = createQueueInfra(config.queue, config.databaseUrl);
+const app = await buildApp({ config, db, queue });
+
+let closing = false;
+async function shutdown(signal: string): Promise<void> {
+  if (closing) return;
+  closing = true;
+  app.log.info({ signal }, 'shutting down: finishing in-flight requests');
+  const force = setTimeout(() => {
+    app.log.error('shutdown took longer than 10 s, exiting');
+    process.exit(1);
+  }, 10_000);
+  force.unref();
+  await app.close();
+  await queue.close();
+  await db.$disconnect();
+  app.log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+try {
+  await app.listen({ host: config.host, port: config.port });
+} catch (error) {
+  app.log.fatal({ err: error }, `cannot listen on ${config.host}:${config.port}`);
+  process.exit(1);
+}
