@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config.ts';
 import { registerProblemHandlers } from './http/problem.ts';
 import { isDatabaseReachable, type Database } from './infra/database.ts';
@@ -30,6 +30,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // Unknown fields are rejected, not silently dropped (house convention 1).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     return503OnClosing: true,
+    // Probes hit health endpoints every few seconds: keep them out of the request log.
+    logController: new LogController({
+      disableRequestLogging: (req: { url?: string }) => req.url?.startsWith('/health/') ?? false,
+    }),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onSend', async (request, reply) => {

@@ -113,7 +113,8 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   );
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof ProblemError) {
-      if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+      if (error.status === 503) request.log.warn({ code: error.code }, error.message);
+      else if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
       return sendProblem(request, reply, error);
     }
     if (error.validation) {

@@ -23,7 +23,6 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDependencie
   app.get(
     '/health/live',
     {
-      logLevel: 'warn',
       schema: { operationId: 'getLiveness', tags: ['health'], summary: 'The process is up', response: { 200: HealthSchema } },
     },
     async () => ({ status: 'ok' as const }),
@@ -31,7 +30,6 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDependencie
   app.get(
     '/health/ready',
     {
-      logLevel: 'warn',
       schema: {
         operationId: 'getReadiness',
         tags: ['health'],

@@ -4,6 +4,7 @@
  * installed). Jobs carry only ids; Postgres stays the source of truth.
  */
 import { createPostgresBackend, type Processor, Queue, Worker, type WorkerOptions, withBackend } from 'bullmq';
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 
@@ -23,6 +24,7 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
     const producer = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
     producer.on('error', () => {}); // reported through readiness and failed commands, not crashes
     const queue = new Queue(QUEUE_NAME, { connection: producer });
+    queue.on('error', () => {}); // an outage shows in readiness and in failed enqueues
     const workers: Worker[] = [];
     const workerConnections: Redis[] = [];
     return {
@@ -39,6 +41,10 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
       },
       async isReachable() {
         try {
+          if (producer.status !== 'ready') {
+            // Just started or reconnecting: give it a moment rather than reporting a blip.
+            await Promise.race([once(producer, 'ready'), new Promise((_, reject) => setTimeout(reject, 1_000))]);
+          }
           return (await producer.ping()) === 'PONG';
         } catch {
           return false;
@@ -55,6 +61,7 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
   const pg = withBackend(createPostgresBackend);
   const connection = { connectionString: databaseUrl, schema: 'bullmq', migrate: true };
   const queue = new pg.Queue(QUEUE_NAME, { connection }) as unknown as Queue;
+  queue.on('error', () => {}); // an outage shows in readiness and in failed enqueues
   const workers: Worker[] = [];
   return {
     backend: 'postgres',

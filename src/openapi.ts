@@ -1,0 +1,41 @@
+/**
+ * Renders the OpenAPI document from the app's own routes, without connecting to anything: the
+ * app is built with dependencies that are never called, then asked for its document.
+ */
+import { buildApp } from './app.ts';
+import type { Config } from './config.ts';
+import type { Database } from './infra/database.ts';
+import type { QueueInfra } from './infra/queue.ts';
+
+const unused = new Proxy(
+  {},
+  {
+    get() {
+      throw new Error('not available while rendering the OpenAPI document');
+    },
+  },
+);
+
+const documentConfig: Config = {
+  databaseUrl: 'postgresql://unused',
+  queue: { backend: 'postgres' },
+  host: '127.0.0.1',
+  port: 0,
+  logLevel: 'silent',
+  merchant: { name: 'Example Shop', iban: 'DE89370400440532013000' },
+  tokenEncryptionKeys: [],
+  banks: [],
+  banksFile: 'unused',
+};
+
+export async function renderOpenApiYaml(): Promise<string> {
+  const app = await buildApp({
+    config: documentConfig,
+    db: unused as Database,
+    queue: unused as QueueInfra,
+  });
+  await app.ready();
+  const yaml = app.swagger({ yaml: true });
+  await app.close();
+  return yaml.endsWith('\n') ? yaml : `${yaml}\n`;
+}

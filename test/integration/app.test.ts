@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createDatabase, type Database } from '../../src/infra/database.ts';
+import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
+import { renderOpenApiYaml } from '../../src/openapi.ts';
+import { freePort } from '../../scripts/services/ports.ts';
+import { testEnv } from '../support/env.ts';
+
+async function appWith(env: Record<string, string>) {
+  const config = loadConfig(env);
+  const db = createDatabase(config.databaseUrl);
+  const queue = createQueueInfra(config.queue, config.databaseUrl);
+  const app = await buildApp({ config, db, queue });
+  return { app, db, queue };
+}
+
+describe('the HTTP app', () => {
+  let app: FastifyInstance;
+  let db: Database;
+  let queue: QueueInfra;
+
+  beforeAll(async () => {
+    ({ app, db, queue } = await appWith(testEnv()));
+  });
+  afterAll(async () => {
+    await app.close();
+    await queue.close();
+    await db.$disconnect();
+  });
+
+  it('answers liveness and readiness when Postgres and the queue are up', async () => {
+    const live = await app.inject({ method: 'GET', url: '/health/live' });
+    expect(live.statusCode).toBe(200);
+    expect(live.json()).toEqual({ status: 'ok' });
+    const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({ status: 'ok', checks: { database: 'ok', queue: 'ok' } });
+  });
+
+  it('answers an unknown route with problem+json and a stable code', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/nothing-here?x=1' });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const body = res.json();
+    expect(body).toMatchObject({ status: 404, code: 'not_found', title: 'Not found', detail: 'No route for GET /v1/nothing-here' });
+    expect(body.requestId).toBe(res.headers['x-request-id']);
+    expect(body.type).toMatch(/^https:\/\//);
+  });
+
+  it('serves Swagger UI at /docs and the OpenAPI document behind it', async () => {
+    const ui = await app.inject({ method: 'GET', url: '/docs/' });
+    expect(ui.statusCode).toBe(200);
+    expect(ui.headers['content-type']).toMatch(/text\/html/);
+    expect(ui.body).toContain('swagger');
+    const doc = await app.inject({ method: 'GET', url: '/docs/json' });
+    expect(doc.json()).toMatchObject({ openapi: '3.1.0', info: { title: 'Bankpay API' } });
+    expect(Object.keys(doc.json().paths)).toEqual(expect.arrayContaining(['/health/live', '/health/ready']));
+  });
+
+  it('openapi.yaml at the root is the document generated from the routes (npm run openapi)', async () => {
+    const committed = readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8');
+    expect(committed, 'openapi.yaml is stale: run npm run openapi').toBe(await renderOpenApiYaml());
+  });
+});
+
+describe('readiness with a dependency down', () => {
+  it('answers 503 problem+json with Retry-After when the queue is unreachable', async () => {
+    const env = testEnv();
+    const dead = `redis://127.0.0.1:${await freePort()}`;
+    const { app, db, queue } = await appWith({ ...env, QUEUE_BACKEND: 'redis', REDIS_URL: dead });
+    try {
+      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.json()).toMatchObject({ code: 'dependency_unavailable', detail: 'queue unreachable' });
+      expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+      await queue.close();
+      await db.$disconnect();
+    }
+  });
+
+  it('answers 503 when Postgres is unreachable', async () => {
+    const env = testEnv();
+    const { app, db, queue } = await appWith({ ...env, DATABASE_URL: `postgresql://x:y@127.0.0.1:${await freePort()}/none` });
+    try {
+      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().detail).toMatch(/^database/);
+    } finally {
+      await app.close();
+      await queue.close();
+      await db.$disconnect();
+    }
+  });
+});

@@ -1,0 +1,126 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ensureDevCertificates } from '../../scripts/certs.ts';
+import { ConfigError, isValidIban, loadConfig } from '../../src/config.ts';
+
+// Created at load time: the it.each tables below are built while the file is collected.
+const dir = mkdtempSync(join(tmpdir(), 'bankpay-config-'));
+const certs = ensureDevCertificates(join(dir, 'certs'));
+
+function bank(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: 'sandbox',
+    name: 'Sandbox Bank',
+    issuer: 'https://localhost:5001/master',
+    clientId: 'shop',
+    tlsClientCertFile: certs.clientCert,
+    tlsClientKeyFile: certs.clientKey,
+    caFile: certs.caCert,
+    tokenEndpointAuthMethod: 'tls_client_auth',
+    requestObjectSigningAlg: 'PS256',
+    requestObjectKeyFile: certs.signingKey,
+    idTokenSignedResponseAlg: 'PS256',
+    scope: 'openid payments',
+    deliveryMode: 'poll',
+    requestedExpiry: 300,
+    authorizationDetails: true,
+    paymentsApiUrl: 'https://localhost:5001/api',
+    ...overrides,
+  };
+}
+
+let n = 0;
+function env(banks: unknown, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  const file = join(dir, `banks-${n++}.json`);
+  writeFileSync(file, typeof banks === 'string' ? banks : JSON.stringify(banks));
+  return {
+    DATABASE_URL: 'postgresql://u:p@127.0.0.1:5432/db',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    BANKS_FILE: file,
+    MERCHANT_NAME: 'Acme Shop',
+    MERCHANT_IBAN: 'DE89 3704 0044 0532 0130 00',
+    TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 7).toString('base64'),
+    ...overrides,
+  };
+}
+
+function errorOf(e: Record<string, string | undefined>): string {
+  try {
+    loadConfig(e);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('accepts a valid configuration and reads the bank files', () => {
+    const config = loadConfig(env({ banks: [bank()] }));
+    expect(config.merchant.iban).toBe('DE89370400440532013000');
+    expect(config.queue).toEqual({ backend: 'redis', redisUrl: 'redis://127.0.0.1:6379' });
+    expect(config.port).toBe(3000);
+    expect(config.banks[0]?.tls.cert).toContain('BEGIN CERTIFICATE');
+    expect(config.banks[0]?.requestObjectKey).toContain('PRIVATE KEY');
+    expect(config.tokenEncryptionKeys).toHaveLength(1);
+  });
+
+  it('resolves relative bank file paths from the banks file folder', () => {
+    const config = loadConfig(
+      env({ banks: [bank({ tlsClientCertFile: 'certs/client.pem', tlsClientKeyFile: './certs/client-key.pem' })] }),
+    );
+    expect(config.banks[0]?.tls.key).toContain('PRIVATE KEY');
+  });
+
+  it.each([
+    ['DATABASE_URL', undefined, /^DATABASE_URL is not set/],
+    ['DATABASE_URL', 'mysql://x/y', /^DATABASE_URL must use postgres/],
+    ['REDIS_URL', undefined, /^REDIS_URL is not set/],
+    ['BANKS_FILE', undefined, /^BANKS_FILE is not set/],
+    ['BANKS_FILE', '/nonexistent/banks.json', /^BANKS_FILE .*cannot read it \(ENOENT\)/],
+    ['MERCHANT_NAME', undefined, /^MERCHANT_NAME is not set/],
+    ['MERCHANT_IBAN', 'DE00370400440532013000', /^MERCHANT_IBAN is not a valid IBAN/],
+    ['TOKEN_ENCRYPTION_KEYS', 'c2hvcnQ=', /^TOKEN_ENCRYPTION_KEYS: key 1 is not 32 bytes/],
+    ['PORT', '70000', /^PORT must be an integer/],
+    ['LOG_LEVEL', 'loud', /^LOG_LEVEL must be one of/],
+    ['QUEUE_BACKEND', 'kafka', /^QUEUE_BACKEND must be/],
+  ])('names %s when it is %s', (name, value, message) => {
+    expect(errorOf(env({ banks: [bank()] }, { [name]: value }))).toMatch(message);
+  });
+
+  it('does not need REDIS_URL with the PostgreSQL queue backend', () => {
+    const config = loadConfig(env({ banks: [bank()] }, { REDIS_URL: undefined, QUEUE_BACKEND: 'postgres' }));
+    expect(config.queue.backend).toBe('postgres');
+  });
+
+  it.each([
+    ['not JSON', '{ banks: ', /invalid JSON/],
+    ['no banks', { banks: [] }, /BANKS_FILE banks: /],
+    ['an unknown field', { banks: [bank({ colour: 'red' })] }, /BANKS_FILE banks\[0\]: must not have additional properties.*colour/],
+    ['an id that is not a slug', { banks: [bank({ id: 'Sand Box' })] }, /BANKS_FILE banks\[0\]\.id: /],
+    ['an http issuer', { banks: [bank({ issuer: 'http://bank.example' })] }, /BANKS_FILE banks\[0\]\.issuer: /],
+    ['an unknown auth method', { banks: [bank({ tokenEndpointAuthMethod: 'client_secret_basic' })] }, /BANKS_FILE banks\[0\]\.tokenEndpointAuthMethod/],
+    ['a scope without openid', { banks: [bank({ scope: 'payments' })] }, /BANKS_FILE banks\[0\]\.scope/],
+    ['the none algorithm', { banks: [bank({ idTokenSignedResponseAlg: 'none' })] }, /BANKS_FILE banks\[0\]\.idTokenSignedResponseAlg/],
+    ['a missing certificate', { banks: [bank({ tlsClientCertFile: '/nope.pem' })] }, /BANKS_FILE banks\[0\]\.tlsClientCertFile: cannot read \/nope\.pem \(ENOENT\)/],
+    ['an empty certificate path', { banks: [bank({ tlsClientCertFile: '' })] }, /BANKS_FILE banks\[0\]\.tlsClientCertFile/],
+    ['a certificate where a key belongs', { banks: [bank({ tlsClientKeyFile: '__CERT__' })] }, /BANKS_FILE banks\[0\]\.tlsClientKeyFile: not a PEM private key/],
+    ['duplicate ids', { banks: [bank(), bank()] }, /duplicate bank id "sandbox"/],
+    ['a signing alg without a key', { banks: [bank({ requestObjectKeyFile: undefined })] }, /requestObjectKeyFile: required/],
+    ['a requestedExpiry out of range', { banks: [bank({ requestedExpiry: 5 })] }, /BANKS_FILE banks\[0\]\.requestedExpiry/],
+  ])('rejects a banks file with %s, naming the field', (_label, content, message) => {
+    const text = JSON.stringify(content).replace('"__CERT__"', JSON.stringify(certs.clientCert));
+    expect(errorOf(env(typeof content === 'string' ? content : JSON.parse(text)))).toMatch(message);
+  });
+});
+
+describe('isValidIban', () => {
+  it.each(['DE89370400440532013000', 'GB82WEST12345698765432', 'FR1420041010050500013M02606'])('accepts %s', (iban) => {
+    expect(isValidIban(iban)).toBe(true);
+  });
+  it.each(['DE89370400440532013001', 'XX', 'DE8937040044053201300Ä', ''])('rejects %s', (iban) => {
+    expect(isValidIban(iban)).toBe(false);
+  });
+});
