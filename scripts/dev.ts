@@ -6,9 +6,11 @@
  *                                            PostgreSQL backend on the same embedded database
  *   migrations, development certificates (certs/), the sandbox bank, the API and the worker
  *
- * Data stays in .data/ between runs. Ctrl-C stops everything. Ports: DEV_PORT (API, 3000),
- * DEV_BANK_PORT (sandbox bank, 5001; its bank app on the next port), DEV_PG_PORT (54320),
- * DEV_REDIS_PORT (63790). DEV_QUEUE=postgres forces the PostgreSQL queue backend.
+ * Data stays in .data/ between runs (DEV_DATA_DIR), certificates in certs/ (DEV_CERTS_DIR).
+ * Ctrl-C stops everything. Ports: DEV_PORT (API, 3000), DEV_BANK_PORT (sandbox bank, 5001),
+ * DEV_BANK_APP_PORT (its bank app, 5002), DEV_PG_PORT (54320), DEV_REDIS_PORT (63790).
+ * DEV_QUEUE=postgres forces the PostgreSQL queue backend; DEV_SANDBOX_CONTROL=1 turns on the
+ * sandbox bank's control API (scripted faults for demos).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,8 +27,9 @@ import { startEmbeddedDatabase } from './services/postgres.ts';
 import { findRedisServer, startLocalRedis } from './services/redis.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
-const dataDir = join(root, '.data');
 const env = process.env;
+const dataDir = resolve(env.DEV_DATA_DIR ?? join(root, '.data'));
+const certsDir = resolve(env.DEV_CERTS_DIR ?? join(root, 'certs'));
 const ports = {
   api: Number(env.DEV_PORT ?? 3000),
   bank: Number(env.DEV_BANK_PORT ?? 5001),
@@ -72,7 +75,8 @@ function fail(message: string): never {
 async function requireFreePorts(): Promise<void> {
   for (const [name, port] of Object.entries(ports)) {
     if (!(await isPortFree(port))) {
-      fail(`port ${port} (${name}) is in use: stop what holds it, or choose another with DEV_${name === 'api' ? '' : `${name.toUpperCase()}_`}PORT`);
+      const variable = { api: 'DEV_PORT', bank: 'DEV_BANK_PORT', bankApp: 'DEV_BANK_APP_PORT', postgres: 'DEV_PG_PORT', redis: 'DEV_REDIS_PORT' }[name];
+      fail(`port ${port} (${name}) is in use: stop what holds it (another npm run dev?), or choose another with ${variable}`);
     }
   }
 }
@@ -137,7 +141,7 @@ mkdirSync(dataDir, { recursive: true });
 await requireFreePorts();
 
 step('development certificates');
-const certs = ensureDevCertificates(join(root, 'certs'));
+const certs = ensureDevCertificates(certsDir);
 
 step('starting embedded PostgreSQL');
 const db = await startEmbeddedDatabase({ dataDir: join(dataDir, 'postgres'), port: ports.postgres, database: 'bankpay' }).catch(
@@ -165,7 +169,7 @@ if (redisBinary) {
 
 step('starting the sandbox bank');
 const bank = await startSandboxBank({
-  certsDir: join(root, 'certs'),
+  certsDir,
   port: ports.bank,
   appPort: ports.bankApp,
   testMode: env.DEV_SANDBOX_CONTROL === '1',

@@ -1,0 +1,146 @@
+/**
+ * A Map-based oidc-provider adapter with expiry.
+ *
+ * oidc-provider's built-in memory adapter is an LRU capped at 1,000 entries: with more pending
+ * CIBA requests than that, the oldest auth_req_ids silently vanish and their polls answer
+ * `invalid_grant`. Benchmarks hold tens of thousands of pending approvals, so this store keeps
+ * every entry until it expires (checked on read, swept periodically).
+ */
+import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider';
+
+interface Entry {
+  payload: AdapterPayload;
+  expiresAt: number; // epoch ms; Infinity when the model gave no expiry
+}
+
+// Models that oidc-provider may revoke together through revokeByGrantId (e.g. redeeming an
+// auth_req_id twice revokes the tokens already issued from it).
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+]);
+
+export class MapStore {
+  readonly entries = new Map<string, Entry>();
+  readonly grants = new Map<string, Set<string>>();
+  readonly uids = new Map<string, string>();
+  readonly userCodes = new Map<string, string>();
+
+  constructor(private readonly clockToleranceSeconds = 0) {}
+
+  get(key: string): AdapterPayload | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      this.delete(key);
+      return undefined;
+    }
+    return entry.payload;
+  }
+
+  set(model: string, key: string, payload: AdapterPayload, expiresIn: number | undefined): void {
+    this.delete(key);
+    const expiresAt =
+      typeof expiresIn === 'number' ? Date.now() + (expiresIn + this.clockToleranceSeconds) * 1000 : Infinity;
+    this.entries.set(key, { payload, expiresAt });
+    if (GRANTABLE.has(model) && typeof payload.grantId === 'string') {
+      let members = this.grants.get(payload.grantId);
+      if (!members) {
+        members = new Set();
+        this.grants.set(payload.grantId, members);
+      }
+      members.add(key);
+    }
+    if (model === 'Session' && typeof payload.uid === 'string') this.uids.set(payload.uid, key);
+    if (typeof payload.userCode === 'string') this.userCodes.set(payload.userCode, key);
+  }
+
+  delete(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    const { grantId, uid, userCode } = entry.payload;
+    if (typeof grantId === 'string') {
+      const members = this.grants.get(grantId);
+      members?.delete(key);
+      if (members?.size === 0) this.grants.delete(grantId);
+    }
+    if (typeof uid === 'string' && this.uids.get(uid) === key) this.uids.delete(uid);
+    if (typeof userCode === 'string' && this.userCodes.get(userCode) === key) this.userCodes.delete(userCode);
+  }
+
+  revokeGrant(grantId: string): void {
+    for (const key of this.grants.get(grantId) ?? []) this.delete(key);
+    this.grants.delete(grantId);
+  }
+
+  /** Drops expired entries; returns how many were removed. */
+  sweep(now = Date.now()): number {
+    let removed = 0;
+    for (const [key, entry] of this.entries) {
+      if (entry.expiresAt <= now) {
+        this.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  count(model?: string): number {
+    if (!model) return this.entries.size;
+    let n = 0;
+    for (const key of this.entries.keys()) if (key.startsWith(`${model}:`)) n++;
+    return n;
+  }
+}
+
+class MapAdapter implements Adapter {
+  constructor(
+    private readonly model: string,
+    private readonly store: MapStore,
+  ) {}
+
+  private key(id: string): string {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    this.store.set(this.model, this.key(id), payload, expiresIn);
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.store.get(this.key(id));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    const key = this.store.uids.get(uid);
+    return key === undefined ? undefined : this.store.get(key);
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    const key = this.store.userCodes.get(userCode);
+    return key === undefined ? undefined : this.store.get(key);
+  }
+
+  async consume(id: string): Promise<void> {
+    const payload = this.store.get(this.key(id));
+    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.store.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    this.store.revokeGrant(grantId);
+  }
+}
+
+/** One store per sandbox bank, so several banks in one process (tests) never share state. */
+export function createMapAdapter(store: MapStore): AdapterFactory {
+  return (model: string) => new MapAdapter(model, store);
+}

@@ -1,0 +1,219 @@
+/**
+ * The sandbox bank: a development and test bank for Bankpay's CIBA flow.
+ *
+ *   https://localhost:{port}/{realm}/...   the OpenID Provider (oidc-provider 9; CIBA, mTLS)
+ *   https://localhost:{port}/api/...       the payment API (DESIGN.md §4)
+ *   http://127.0.0.1:{appPort}/            the bank app page (the customer's approval device)
+ *   http://127.0.0.1:{appPort}/control     the control API (test mode only)
+ *
+ * One HTTPS listener asks every client for a certificate but lets the handshake succeed without
+ * one (discovery and JWKS are public); the OP's mTLS endpoints and the payment API require it.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { ensureDevCertificates } from '../scripts/certs.ts';
+import { MapStore } from './adapter.ts';
+import { createBankApp } from './bank-app.ts';
+import { buildClients, CLIENT_IDS } from './clients.ts';
+import { createControlApi } from './control.ts';
+import { createDecider } from './decisions.ts';
+import { FaultBook } from './faults.ts';
+import { sendError, sendJson } from './http.ts';
+import { ensureEs256Key, generateOpKeys, publicJwkFromPem } from './keys.ts';
+import { createOpFront, mtlsEndpointAliases } from './op-front.ts';
+import { createPaymentsApi, PaymentLedger } from './payments.ts';
+import { type Arrival, createBankProvider, type Provider } from './provider.ts';
+import { RequestRegistry } from './requests.ts';
+
+export interface SandboxBankOptions {
+  host?: string; // default 127.0.0.1
+  port?: number; // bank HTTPS port; 0 = random
+  appPort?: number; // bank-app/control HTTP port; 0 = random
+  certsDir: string; // ensureDevCertificates(certsDir) is called
+  realm?: string; // default 'master' → issuer https://localhost:{port}/master
+  testMode?: boolean; // enables the control API; default false
+  merchantName?: string; // optional, for display only
+}
+
+export interface SandboxBank {
+  issuer: string; // https://localhost:{port}/master
+  paymentsApiUrl: string; // https://localhost:{port}/api
+  appUrl: string; // http://127.0.0.1:{appPort}/  (bank app page)
+  controlUrl: string | null; // http://127.0.0.1:{appPort}/control when testMode
+  clients: { tlsClientAuth: 'shop'; privateKeyJwt: 'shop-jwt' };
+  close(): Promise<void>; // closes everything, quickly (destroy sockets)
+}
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Remembers open sockets so close() can destroy keep-alive and half-open TLS connections. */
+function trackSockets(server: Server): Set<Socket> {
+  const sockets = new Set<Socket>();
+  // 'connection' is the TCP socket, also for HTTPS: destroying it ends unfinished handshakes too.
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  return sockets;
+}
+
+function closeServer(server: Server, sockets: Set<Socket>): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
+  });
+}
+
+export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBank> {
+  const host = o.host ?? '127.0.0.1';
+  const realm = o.realm ?? 'master';
+  if (!/^[A-Za-z0-9._~-]+$/.test(realm)) throw new Error(`invalid realm ${JSON.stringify(realm)}`);
+  const certs = ensureDevCertificates(o.certsDir);
+  const es256 = ensureEs256Key(o.certsDir);
+
+  // Listen first: the issuer (and so the provider's configuration) depends on the actual port.
+  let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) =>
+    sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'starting' });
+  const bankServer = createHttpsServer(
+    {
+      cert: readFileSync(certs.serverCert),
+      key: readFileSync(certs.serverKey),
+      ca: readFileSync(certs.caCert),
+      // RFC 8705 §2: the certificate is requested in the handshake; whether it is required and
+      // trusted is decided per endpoint (certificateAuthorized, the payment API).
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    (req, res) => handle(req, res),
+  );
+  const bankSockets = trackSockets(bankServer);
+  let appHandle: typeof handle = handle;
+  const appServer = createHttpServer((req, res) => appHandle(req, res));
+  const appSockets = trackSockets(appServer);
+
+  const port = await listen(bankServer, o.port ?? 0, host);
+  let appPort: number;
+  try {
+    appPort = await listen(appServer, o.appPort ?? 0, host);
+  } catch (error) {
+    await closeServer(bankServer, bankSockets);
+    throw error;
+  }
+
+  const origin = `https://localhost:${port}`;
+  const issuer = `${origin}/${realm}`;
+  const paymentsApiUrl = `${origin}/api`;
+  const appUrl = `http://${host}:${appPort}/`;
+  const controlUrl = o.testMode ? `http://${host}:${appPort}/control` : null;
+
+  const store = new MapStore();
+  const requests = new RequestRegistry();
+  const faults = new FaultBook();
+  const ledger = new PaymentLedger();
+  const arrivals = new WeakMap<IncomingMessage, Arrival>();
+  const opKeys = await generateOpKeys();
+  const clients = buildClients(
+    {
+      rsa: await publicJwkFromPem(certs.signingPublicKey, 'PS256'),
+      ec: await publicJwkFromPem(es256.publicKey, 'ES256'),
+    },
+    o.merchantName,
+  );
+
+  const provider: Provider = await createBankProvider({
+    issuer,
+    paymentsApiUrl,
+    mtlsEndpointAliases: mtlsEndpointAliases(issuer),
+    signingKeys: opKeys.privateJwks,
+    clients,
+    merchantName: o.merchantName,
+    store,
+    requests,
+    faults,
+    arrivals,
+  });
+  const providerCallback = provider.callback();
+  const handleOp = createOpFront({
+    realmPath: `/${realm}`,
+    faults,
+    requests,
+    arrivals,
+    providerCallback: () => providerCallback,
+  });
+  const handlePayments = createPaymentsApi({
+    issuer,
+    paymentsApiUrl,
+    jwks: opKeys.publicJwks,
+    ledger,
+    faults,
+  });
+  const decider = createDecider(provider, requests, paymentsApiUrl);
+
+  handle = (req, res) => {
+    (async () => {
+      if (await handlePayments(req, res)) return;
+      if (await handleOp(req, res)) return;
+      sendJson(res, 404, {
+        error: 'not_found',
+        error_description: `try ${issuer}/.well-known/openid-configuration`,
+      });
+    })().catch((error: unknown) => sendError(res, error));
+  };
+
+  const info = () => ({
+    issuer,
+    paymentsApiUrl,
+    appUrl,
+    controlUrl,
+    clients: CLIENT_IDS,
+    counts: {
+      requests: requests.size,
+      payments: ledger.list().length,
+      storedEntries: store.count(),
+      pendingBackchannelRequests: store.count('BackchannelAuthenticationRequest'),
+    },
+  });
+  const control = o.testMode ? createControlApi({ info, requests, faults, ledger, decider }) : null;
+  appHandle = createBankApp({ bankName: 'Sandbox Bank', requests, decider, control });
+
+  const sweeper = setInterval(() => {
+    store.sweep();
+    requests.sweep();
+  }, SWEEP_INTERVAL_MS);
+  sweeper.unref();
+
+  let closing: Promise<void> | undefined;
+  return {
+    issuer,
+    paymentsApiUrl,
+    appUrl,
+    controlUrl,
+    clients: { tlsClientAuth: CLIENT_IDS.tlsClientAuth, privateKeyJwt: CLIENT_IDS.privateKeyJwt },
+    close() {
+      closing ??= (async () => {
+        clearInterval(sweeper);
+        await Promise.all([closeServer(bankServer, bankSockets), closeServer(appServer, appSockets)]);
+      })();
+      return closing;
+    },
+  };
+}

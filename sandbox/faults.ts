@@ -1,0 +1,185 @@
+/**
+ * Scripted misbehaviour, per customer (login hint), so one test's bank outage never leaks into
+ * another's checkout. oidc-provider never sends `interval` or `slow_down` and never fails on
+ * purpose: the sandbox adds all of this in front of it (see op-front.ts and payments.ts).
+ *
+ * Fault script (JSON body of PUT /control/customers/{login}/faults; every member optional):
+ *   {
+ *     "interval": 2,                                   // seconds, added to the bc-authorize ack
+ *     "slowDown": 3,                                   // next 3 token polls answer slow_down
+ *     "unavailable": { "token": { "times": 2, "retryAfter": 1 } },   // 503 + Retry-After
+ *     "delayMs": { "bc-authorize": 300 },              // answer late (every request while set)
+ *     "drop": { "payments": { "times": 1, "afterCommit": true } },  // destroy the socket, no answer
+ *     "paymentError": { "times": 1 },                  // payment API answers 500
+ *     "rejectPayment": { "reason": "insufficient_funds", "times": 1 }  // 201 status 'rejected'
+ *   }
+ * Endpoints: "bc-authorize", "token", "payments". Counters (`times`) go down as faults fire;
+ * `rejectPayment` without `times` rejects every payment while set.
+ */
+
+export const faultEndpoints = ['bc-authorize', 'token', 'payments'] as const;
+export type FaultEndpoint = (typeof faultEndpoints)[number];
+
+export interface FaultScript {
+  interval?: number;
+  slowDown?: number;
+  unavailable?: Partial<Record<FaultEndpoint, { times: number; retryAfter: number }>>;
+  delayMs?: Partial<Record<FaultEndpoint, number>>;
+  drop?: Partial<Record<FaultEndpoint, { times: number; afterCommit: boolean }>>;
+  paymentError?: { times: number };
+  rejectPayment?: { reason: string; times?: number };
+}
+
+export class FaultScriptError extends Error {}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function onlyKeys(value: Record<string, unknown>, allowed: readonly string[], label: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) throw new FaultScriptError(`unknown member ${label}${key}`);
+  }
+}
+
+function count(
+  value: unknown,
+  label: string,
+  { min = 0, fallback }: { min?: number; fallback?: number } = {},
+): number {
+  if (value === undefined && fallback !== undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 86_400_000) {
+    throw new FaultScriptError(`${label} must be an integer ≥ ${min}`);
+  }
+  return value;
+}
+
+function perEndpoint<T>(
+  value: unknown,
+  label: string,
+  parse: (v: unknown, label: string) => T,
+): Partial<Record<FaultEndpoint, T>> | undefined {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) throw new FaultScriptError(`${label} must be an object keyed by endpoint`);
+  onlyKeys(value, faultEndpoints, `${label}.`);
+  const out: Partial<Record<FaultEndpoint, T>> = {};
+  for (const endpoint of faultEndpoints) {
+    if (value[endpoint] !== undefined) out[endpoint] = parse(value[endpoint], `${label}.${endpoint}`);
+  }
+  return out;
+}
+
+/** Validates a fault script body; unknown members are refused so typos do not pass silently. */
+export function parseFaultScript(body: unknown): FaultScript {
+  if (body === undefined) return {};
+  if (!isRecord(body)) throw new FaultScriptError('fault script must be a JSON object');
+  onlyKeys(
+    body,
+    ['interval', 'slowDown', 'unavailable', 'delayMs', 'drop', 'paymentError', 'rejectPayment'],
+    '',
+  );
+  const script: FaultScript = {};
+  if (body.interval !== undefined) script.interval = count(body.interval, 'interval', { min: 1 });
+  if (body.slowDown !== undefined) script.slowDown = count(body.slowDown, 'slowDown');
+  const unavailable = perEndpoint(body.unavailable, 'unavailable', (v, label) => {
+    if (!isRecord(v)) throw new FaultScriptError(`${label} must be { times, retryAfter? }`);
+    onlyKeys(v, ['times', 'retryAfter'], `${label}.`);
+    return {
+      times: count(v.times, `${label}.times`, { fallback: 1 }),
+      retryAfter: count(v.retryAfter, `${label}.retryAfter`, { fallback: 1 }),
+    };
+  });
+  if (unavailable) script.unavailable = unavailable;
+  const delayMs = perEndpoint(body.delayMs, 'delayMs', (v, label) => count(v, label));
+  if (delayMs) script.delayMs = delayMs;
+  const drop = perEndpoint(body.drop, 'drop', (v, label) => {
+    if (!isRecord(v)) throw new FaultScriptError(`${label} must be { times, afterCommit? }`);
+    onlyKeys(v, ['times', 'afterCommit'], `${label}.`);
+    if (v.afterCommit !== undefined && typeof v.afterCommit !== 'boolean') {
+      throw new FaultScriptError(`${label}.afterCommit must be a boolean`);
+    }
+    return { times: count(v.times, `${label}.times`, { fallback: 1 }), afterCommit: v.afterCommit === true };
+  });
+  if (drop) script.drop = drop;
+  if (body.paymentError !== undefined) {
+    if (!isRecord(body.paymentError)) throw new FaultScriptError('paymentError must be { times }');
+    onlyKeys(body.paymentError, ['times'], 'paymentError.');
+    script.paymentError = { times: count(body.paymentError.times, 'paymentError.times', { fallback: 1 }) };
+  }
+  if (body.rejectPayment !== undefined) {
+    const r = body.rejectPayment;
+    if (!isRecord(r) || typeof r.reason !== 'string' || r.reason.length === 0) {
+      throw new FaultScriptError('rejectPayment must be { reason, times? }');
+    }
+    onlyKeys(r, ['reason', 'times'], 'rejectPayment.');
+    script.rejectPayment = { reason: r.reason };
+    if (r.times !== undefined) script.rejectPayment.times = count(r.times, 'rejectPayment.times', { min: 1 });
+  }
+  return script;
+}
+
+/** The per-customer fault scripts; `take*` methods consume one occurrence of a counted fault. */
+export class FaultBook {
+  private readonly scripts = new Map<string, FaultScript>();
+
+  set(login: string, script: FaultScript): void {
+    this.scripts.set(login, structuredClone(script));
+  }
+
+  get(login: string): FaultScript {
+    return structuredClone(this.scripts.get(login) ?? {});
+  }
+
+  clear(login?: string): void {
+    if (login === undefined) this.scripts.clear();
+    else this.scripts.delete(login);
+  }
+
+  interval(login: string | undefined): number | undefined {
+    return login === undefined ? undefined : this.scripts.get(login)?.interval;
+  }
+
+  delayMs(login: string | undefined, endpoint: FaultEndpoint): number {
+    return login === undefined ? 0 : (this.scripts.get(login)?.delayMs?.[endpoint] ?? 0);
+  }
+
+  takeSlowDown(login: string | undefined): boolean {
+    const script = login === undefined ? undefined : this.scripts.get(login);
+    if (!script?.slowDown) return false;
+    script.slowDown--;
+    return true;
+  }
+
+  /** Seconds for Retry-After when this request must be answered 503, else undefined. */
+  takeUnavailable(login: string | undefined, endpoint: FaultEndpoint): number | undefined {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.unavailable?.[endpoint];
+    if (!fault || fault.times <= 0) return undefined;
+    fault.times--;
+    return fault.retryAfter;
+  }
+
+  /** Whether this request's connection must be dropped at the given moment (before or after commit). */
+  takeDrop(login: string | undefined, endpoint: FaultEndpoint, afterCommit: boolean): boolean {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.drop?.[endpoint];
+    if (!fault || fault.times <= 0 || fault.afterCommit !== afterCommit) return false;
+    fault.times--;
+    return true;
+  }
+
+  takePaymentError(login: string | undefined): boolean {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.paymentError;
+    if (!fault || fault.times <= 0) return false;
+    fault.times--;
+    return true;
+  }
+
+  /** The rejection reason for this payment, if the customer's script rejects it. */
+  takePaymentRejection(login: string | undefined): string | undefined {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.rejectPayment;
+    if (!fault) return undefined;
+    if (fault.times === undefined) return fault.reason;
+    if (fault.times <= 0) return undefined;
+    fault.times--;
+    return fault.reason;
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Key material: the OP's own signing keys (fresh at every start) and the clients' public keys.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importSPKI, type JWK } from 'jose';
+
+export interface OpKeys {
+  /** Private JWKs for oidc-provider's `jwks` (RSA first: PS256 ID Tokens and access tokens). */
+  privateJwks: JWK[];
+  /** The same keys, public members only (what the payment API verifies with). */
+  publicJwks: { keys: JWK[] };
+}
+
+async function withKid(jwk: JWK): Promise<JWK> {
+  return { ...jwk, kid: await calculateJwkThumbprint(jwk), use: 'sig' };
+}
+
+/** An RSA-2048 key (PS256/RS256) and an EC P-256 key (ES256), generated at start. */
+export async function generateOpKeys(): Promise<OpKeys> {
+  const rsa = await generateKeyPair('PS256', { extractable: true, modulusLength: 2048 });
+  const ec = await generateKeyPair('ES256', { extractable: true });
+  const privateJwks: JWK[] = [];
+  const publicJwks: JWK[] = [];
+  for (const pair of [rsa, ec]) {
+    const pub = await withKid(await exportJWK(pair.publicKey));
+    publicJwks.push(pub);
+    privateJwks.push({ ...(await exportJWK(pair.privateKey)), kid: pub.kid, use: 'sig' });
+  }
+  return { privateJwks, publicJwks: { keys: publicJwks } };
+}
+
+/** A client's registered public key (jwks member of its metadata), from a PEM SPKI file. */
+export async function publicJwkFromPem(path: string, alg: 'PS256' | 'ES256'): Promise<JWK> {
+  const key = await importSPKI(readFileSync(path, 'utf8'), alg, { extractable: true });
+  return withKid(await exportJWK(key));
+}
+
+export const ES256_KEY_FILES = {
+  key: 'es256-signing-key.pem',
+  publicKey: 'es256-signing-key.pub.pem',
+} as const;
+
+/**
+ * The dev PKI (scripts/certs.ts) only has an RSA request-object key; the sandbox adds an EC P-256
+ * key beside it (once, kept afterwards) so the ES256 path of `shop-jwt` can be exercised too.
+ */
+export function ensureEs256Key(dir: string): { key: string; publicKey: string } {
+  const paths = { key: join(dir, ES256_KEY_FILES.key), publicKey: join(dir, ES256_KEY_FILES.publicKey) };
+  if (!existsSync(paths.key) || !existsSync(paths.publicKey)) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(paths.key, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(paths.publicKey, publicKey.export({ type: 'spki', format: 'pem' }));
+  }
+  return paths;
+}

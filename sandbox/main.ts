@@ -1,0 +1,74 @@
+/**
+ * Runs the sandbox bank as its own process: `npm run sandbox -- [options]`.
+ *
+ *   --port N           bank HTTPS port (env SANDBOX_PORT, default 5001; 0 = random)
+ *   --app-port N       bank app / control HTTP port (env SANDBOX_APP_PORT, default 5002)
+ *   --host H           listen address (env SANDBOX_HOST, default 127.0.0.1)
+ *   --certs DIR        dev PKI directory, created when missing (env SANDBOX_CERTS_DIR, default certs)
+ *   --realm NAME       issuer path (env SANDBOX_REALM, default master)
+ *   --test-mode        enable the control API (env SANDBOX_TEST_MODE=1)
+ *   --merchant NAME    merchant name shown in the bank app (env MERCHANT_NAME)
+ */
+import { parseArgs } from 'node:util';
+import { startSandboxBank } from './bank.ts';
+
+function port(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${name} must be a port number, got ${value}`);
+  return n;
+}
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    'app-port': { type: 'string' },
+    host: { type: 'string' },
+    certs: { type: 'string' },
+    realm: { type: 'string' },
+    'test-mode': { type: 'boolean' },
+    merchant: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+if (values.help) {
+  console.log(
+    'usage: npm run sandbox -- [--port 5001] [--app-port 5002] [--certs certs] [--realm master] [--test-mode]',
+  );
+  process.exit(0);
+}
+
+const env = process.env;
+const testModeEnv = env.SANDBOX_TEST_MODE;
+const merchantName = values.merchant ?? env.MERCHANT_NAME;
+const bank = await startSandboxBank({
+  host: values.host ?? env.SANDBOX_HOST ?? '127.0.0.1',
+  port: port(values.port ?? env.SANDBOX_PORT, 5001, 'port'),
+  appPort: port(values['app-port'] ?? env.SANDBOX_APP_PORT, 5002, 'app port'),
+  certsDir: values.certs ?? env.SANDBOX_CERTS_DIR ?? 'certs',
+  realm: values.realm ?? env.SANDBOX_REALM ?? 'master',
+  testMode: values['test-mode'] ?? (testModeEnv === '1' || testModeEnv === 'true'),
+  ...(merchantName ? { merchantName } : {}),
+});
+
+console.log(`sandbox bank issuer:  ${bank.issuer}`);
+console.log(`payments API:         ${bank.paymentsApiUrl}`);
+console.log(`bank app:             ${bank.appUrl}`);
+console.log(`control API:          ${bank.controlUrl ?? 'off (start with --test-mode)'}`);
+console.log(
+  `clients:              ${bank.clients.tlsClientAuth} (tls_client_auth), ${bank.clients.privateKeyJwt} (private_key_jwt)`,
+);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    bank.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}

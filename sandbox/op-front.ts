@@ -1,0 +1,143 @@
+/**
+ * The layer in front of oidc-provider on the bank's HTTPS listener.
+ *
+ * - Mounts the provider under the issuer's realm path (`/master`) and serves the RFC 8705 §5
+ *   mTLS endpoint aliases (`/master/mtls/...`) with the same handlers.
+ * - Knows which customer a request belongs to (bc-authorize: the login_hint, read from the
+ *   signed request object or the form; token: the auth_req_id, mapped to the login when the
+ *   request was created) and applies that customer's fault script before the provider sees the
+ *   request: delay, dropped connection, 503 + Retry-After, and `slow_down` (CIBA Core §11), which
+ *   oidc-provider itself never sends.
+ * - Records when each bc-authorize and token request arrived, for tests that measure polling.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decodeJwt } from 'jose';
+import type { FaultBook, FaultEndpoint } from './faults.ts';
+import { dropConnection, readBody, replayRequest, sendJson, sleep } from './http.ts';
+import { type Arrival, CIBA_GRANT_TYPE } from './provider.ts';
+import type { RequestRegistry } from './requests.ts';
+
+/** oidc-provider route paths (its defaults) that get an mTLS alias. */
+export const OP_ROUTES = { backchannel: '/backchannel', token: '/token', userinfo: '/me' } as const;
+const ALIASED = new Set<string>(Object.values(OP_ROUTES));
+
+export interface OpFrontSetup {
+  /** '/master' */
+  realmPath: string;
+  faults: FaultBook;
+  requests: RequestRegistry;
+  arrivals: WeakMap<IncomingMessage, Arrival>;
+  /** oidc-provider's request listener; resolved lazily because the provider needs the port first. */
+  providerCallback: () => (req: IncomingMessage, res: ServerResponse) => unknown;
+}
+
+/** The `mtls_endpoint_aliases` discovery member for an issuer (RFC 8705 §5). */
+export function mtlsEndpointAliases(issuer: string): Record<string, string> {
+  return {
+    backchannel_authentication_endpoint: `${issuer}/mtls${OP_ROUTES.backchannel}`,
+    token_endpoint: `${issuer}/mtls${OP_ROUTES.token}`,
+    userinfo_endpoint: `${issuer}/mtls${OP_ROUTES.userinfo}`,
+  };
+}
+
+function loginHintOf(params: URLSearchParams): string | undefined {
+  const request = params.get('request');
+  if (request) {
+    // Unverified on purpose: this only routes faults; oidc-provider verifies the object next.
+    try {
+      const hint = decodeJwt(request).login_hint;
+      return typeof hint === 'string' ? hint : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return params.get('login_hint') ?? undefined;
+}
+
+export function createOpFront(setup: OpFrontSetup) {
+  const { realmPath, faults, requests, arrivals } = setup;
+  const mtlsPath = `${realmPath}/mtls`;
+
+  /** Splits `/master/mtls/token?x` into the provider's mount and inner URL, or null when not ours. */
+  function mount(url: string): { inner: string; path: string } | null {
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path.startsWith(`${mtlsPath}/`) && ALIASED.has(path.slice(mtlsPath.length))) {
+      return { inner: url.slice(mtlsPath.length), path };
+    }
+    if (path === realmPath || path.startsWith(`${realmPath}/`)) {
+      return { inner: url.slice(realmPath.length) || '/', path };
+    }
+    return null;
+  }
+
+  return async function handleOpRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const originalUrl = req.url ?? '/';
+    const mounted = mount(originalUrl);
+    if (!mounted) return false;
+    const route = mounted.inner.split('?')[0];
+    let forward = req;
+
+    if (req.method === 'POST' && (route === OP_ROUTES.backchannel || route === OP_ROUTES.token)) {
+      const receivedAt = Date.now();
+      const endpoint: FaultEndpoint = route === OP_ROUTES.backchannel ? 'bc-authorize' : 'token';
+      const body = await readBody(req);
+      const params = new URLSearchParams(body.toString('utf8'));
+      let login: string | undefined;
+      if (endpoint === 'bc-authorize') {
+        login = loginHintOf(params);
+      } else if (params.get('grant_type') === CIBA_GRANT_TYPE) {
+        const authReqId = params.get('auth_req_id') ?? '';
+        login = requests.loginOf(authReqId);
+        const poll = requests.recordPoll(authReqId, receivedAt);
+        if (poll) {
+          res.once('finish', () => {
+            poll.outcome = res.statusCode;
+          });
+          res.once('close', () => {
+            if (!res.writableFinished) poll.outcome = 'dropped';
+          });
+        }
+      }
+
+      const delay = faults.delayMs(login, endpoint);
+      if (delay > 0) await sleep(delay);
+      if (faults.takeDrop(login, endpoint, false)) {
+        dropConnection(req, res);
+        return true;
+      }
+      const retryAfter = faults.takeUnavailable(login, endpoint);
+      if (retryAfter !== undefined) {
+        sendJson(
+          res,
+          503,
+          { error: 'temporarily_unavailable', error_description: 'the bank is unavailable (scripted)' },
+          { 'retry-after': String(retryAfter) },
+        );
+        return true;
+      }
+      // CIBA Core §11: slow_down — "the Client is polling too quickly and should back off".
+      if (endpoint === 'token' && faults.takeSlowDown(login)) {
+        sendJson(res, 400, { error: 'slow_down', error_description: 'polling too quickly (scripted)' });
+        return true;
+      }
+      // The provider processes the request (a CIBA request is created, or tokens are issued and
+      // the auth_req_id consumed) but the answer never leaves: the lost-response case.
+      if (faults.takeDrop(login, endpoint, true)) {
+        res.end = (() => {
+          dropConnection(req, res);
+          return res;
+        }) as typeof res.end;
+      }
+      forward = replayRequest(req, body);
+      arrivals.set(forward, { receivedAt, path: mounted.path });
+    }
+
+    // oidc-provider derives its mount path (and so every endpoint URL it publishes or checks as
+    // an audience) from req.originalUrl minus req.url.
+    forward.url = mounted.inner;
+    Object.assign(forward, { originalUrl });
+    await setup.providerCallback()(forward, res);
+    return true;
+  };
+}

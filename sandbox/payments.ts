@@ -1,0 +1,267 @@
+/**
+ * The bank's payment API (DESIGN.md §4), on the same mTLS listener as the OP, under `/api`.
+ *
+ * Accepts only the OP's JWT access tokens (RFC 9068) for this API, bound to the presented client
+ * certificate (RFC 8705 §3), and only payments equal to the RFC 9396 payment_initiation details
+ * the customer approved. Payments are idempotent per client and Idempotency-Key.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } from 'jose';
+import type { FaultBook } from './faults.ts';
+import { dropConnection, HttpError, pathSegments, readJson, sendError, sendJson, sleep } from './http.ts';
+import {
+  findPaymentInitiation,
+  type PaymentOrder,
+  parsePaymentOrder,
+  sameOrder,
+  toOrder,
+} from './payment-details.ts';
+import { PAYMENTS_SCOPE } from './provider.ts';
+
+export const paymentStatuses = ['accepted', 'rejected'] as const;
+export type PaymentStatus = (typeof paymentStatuses)[number];
+
+export interface Payment {
+  paymentId: string;
+  status: PaymentStatus;
+  reason?: string;
+  clientId: string;
+  login: string;
+  idempotencyKey: string;
+  order: PaymentOrder;
+  /** The access token (jti) that paid: one payment per approval. */
+  tokenId: string;
+  createdAt: string;
+}
+
+/** The answer of POST and GET: `{ paymentId, status, reason? }`. */
+export function paymentView(p: Payment): { paymentId: string; status: PaymentStatus; reason?: string } {
+  return { paymentId: p.paymentId, status: p.status, ...(p.reason ? { reason: p.reason } : {}) };
+}
+
+export class PaymentLedger {
+  private readonly payments = new Map<string, Payment>();
+  private readonly byIdempotencyKey = new Map<string, Payment>();
+  private readonly byToken = new Map<string, Payment>();
+
+  static keyOf(clientId: string, idempotencyKey: string): string {
+    return `${clientId}\u0000${idempotencyKey}`;
+  }
+
+  add(payment: Payment): void {
+    this.payments.set(payment.paymentId, payment);
+    this.byIdempotencyKey.set(PaymentLedger.keyOf(payment.clientId, payment.idempotencyKey), payment);
+    this.byToken.set(payment.tokenId, payment);
+  }
+
+  get(paymentId: string): Payment | undefined {
+    return this.payments.get(paymentId);
+  }
+
+  byKey(clientId: string, idempotencyKey: string): Payment | undefined {
+    return this.byIdempotencyKey.get(PaymentLedger.keyOf(clientId, idempotencyKey));
+  }
+
+  byTokenId(tokenId: string): Payment | undefined {
+    return this.byToken.get(tokenId);
+  }
+
+  list(filter: { login?: string; clientId?: string } = {}): Payment[] {
+    return [...this.payments.values()].filter(
+      (p) =>
+        (filter.login === undefined || p.login === filter.login) &&
+        (filter.clientId === undefined || p.clientId === filter.clientId),
+    );
+  }
+
+  clear(): void {
+    this.payments.clear();
+    this.byIdempotencyKey.clear();
+    this.byToken.clear();
+  }
+}
+
+export interface PaymentsApiSetup {
+  issuer: string;
+  paymentsApiUrl: string;
+  /** The OP's public signing keys. */
+  jwks: JSONWebKeySet;
+  ledger: PaymentLedger;
+  faults: FaultBook;
+}
+
+interface Caller {
+  clientId: string;
+  login: string;
+  tokenId: string;
+  claims: JWTPayload;
+}
+
+const invalidToken = (description: string) =>
+  new HttpError(401, 'invalid_token', description, {
+    'www-authenticate': `Bearer error="invalid_token", error_description="${description}"`,
+  });
+
+export function createPaymentsApi(setup: PaymentsApiSetup) {
+  const { issuer, paymentsApiUrl, ledger, faults } = setup;
+  const keys = createLocalJWKSet(setup.jwks);
+  const apiPath = new URL(paymentsApiUrl).pathname; // '/api'
+
+  async function authenticate(req: IncomingMessage): Promise<Caller> {
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
+    if (!match?.[1]) {
+      // RFC 6750 §3.1: no error code when the request carried no token at all.
+      throw new HttpError(401, 'invalid_request', 'a Bearer access token is required', {
+        'www-authenticate': 'Bearer realm="sandbox-bank"',
+      });
+    }
+    let claims: JWTPayload;
+    try {
+      ({ payload: claims } = await jwtVerify(match[1], keys, {
+        issuer,
+        audience: paymentsApiUrl,
+        typ: 'at+jwt',
+        algorithms: ['PS256'],
+      }));
+    } catch {
+      throw invalidToken('the access token is invalid or expired');
+    }
+    // RFC 8705 §3: the token is only good with the certificate it is bound to.
+    const cnf = claims.cnf as Record<string, unknown> | undefined;
+    const bound = cnf?.['x5t#S256'];
+    if (typeof bound !== 'string') throw invalidToken('the access token is not certificate-bound');
+    const socket = req.socket as TLSSocket;
+    const cert = socket.getPeerX509Certificate?.();
+    if (!cert || !socket.authorized) throw invalidToken('a trusted client certificate is required');
+    const thumbprint = createHash('sha256').update(cert.raw).digest('base64url');
+    if (thumbprint !== bound) throw invalidToken('the access token is bound to another certificate');
+    if (
+      !String(claims.scope ?? '')
+        .split(' ')
+        .includes(PAYMENTS_SCOPE)
+    ) {
+      throw new HttpError(403, 'insufficient_scope', `the access token lacks the ${PAYMENTS_SCOPE} scope`, {
+        'www-authenticate': `Bearer error="insufficient_scope", scope="${PAYMENTS_SCOPE}"`,
+      });
+    }
+    if (
+      typeof claims.client_id !== 'string' ||
+      typeof claims.sub !== 'string' ||
+      typeof claims.jti !== 'string'
+    ) {
+      throw invalidToken('the access token lacks client_id, sub or jti');
+    }
+    return { clientId: claims.client_id, login: claims.sub, tokenId: claims.jti, claims };
+  }
+
+  async function createPayment(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const caller = await authenticate(req);
+    const idempotencyKey = req.headers['idempotency-key'];
+    if (typeof idempotencyKey !== 'string' || idempotencyKey.length === 0 || idempotencyKey.length > 255) {
+      throw new HttpError(
+        400,
+        'invalid_request',
+        'the Idempotency-Key header (1-255 characters) is required',
+      );
+    }
+    let order: PaymentOrder;
+    try {
+      order = parsePaymentOrder(await readJson(req), 'body');
+    } catch (error) {
+      if (error instanceof HttpError) throw error;
+      throw new HttpError(400, 'invalid_request', (error as Error).message);
+    }
+
+    // Scripted misbehaviour of the payment system itself, before anything is committed.
+    const delay = faults.delayMs(caller.login, 'payments');
+    if (delay > 0) await sleep(delay);
+    if (faults.takeDrop(caller.login, 'payments', false)) return dropConnection(req, res);
+    const retryAfter = faults.takeUnavailable(caller.login, 'payments');
+    if (retryAfter !== undefined) {
+      throw new HttpError(503, 'temporarily_unavailable', 'the payment system is unavailable (scripted)', {
+        'retry-after': String(retryAfter),
+      });
+    }
+    if (faults.takePaymentError(caller.login)) {
+      throw new HttpError(500, 'server_error', 'the payment system failed (scripted)');
+    }
+
+    // From here to the commit nothing awaits, so two concurrent requests with one key cannot
+    // both create a payment.
+    const previous = ledger.byKey(caller.clientId, idempotencyKey);
+    if (previous) {
+      if (!sameOrder(previous.order, order)) {
+        throw new HttpError(
+          422,
+          'idempotency_key_reused',
+          'this Idempotency-Key was used for another payment',
+        );
+      }
+      return sendJson(res, 201, paymentView(previous), { 'idempotent-replayed': 'true' });
+    }
+    const approved = findPaymentInitiation(caller.claims.authorization_details);
+    if (!approved) {
+      throw new HttpError(
+        403,
+        'payment_not_authorized',
+        'the access token carries no payment_initiation details',
+      );
+    }
+    if (!sameOrder(toOrder(approved), order)) {
+      throw new HttpError(403, 'payment_mismatch', 'the payment differs from what the customer approved');
+    }
+    // A payment_initiation approval pays once; a second key cannot reuse it.
+    if (ledger.byTokenId(caller.tokenId)) {
+      throw new HttpError(403, 'consent_already_used', 'this approval was already used for a payment');
+    }
+    const reason = faults.takePaymentRejection(caller.login);
+    const payment: Payment = {
+      paymentId: `pay_${randomUUID()}`,
+      status: reason ? 'rejected' : 'accepted',
+      ...(reason ? { reason } : {}),
+      clientId: caller.clientId,
+      login: caller.login,
+      idempotencyKey,
+      order,
+      tokenId: caller.tokenId,
+      createdAt: new Date().toISOString(),
+    };
+    ledger.add(payment);
+    // The payment exists, the answer is lost: what a crash between commit and reply looks like.
+    if (faults.takeDrop(caller.login, 'payments', true)) return dropConnection(req, res);
+    sendJson(res, 201, paymentView(payment), { location: `${apiPath}/payments/${payment.paymentId}` });
+  }
+
+  async function getPayment(req: IncomingMessage, res: ServerResponse, paymentId: string): Promise<void> {
+    const caller = await authenticate(req);
+    const payment = ledger.get(paymentId);
+    if (!payment || payment.clientId !== caller.clientId) {
+      throw new HttpError(404, 'not_found', 'no such payment');
+    }
+    sendJson(res, 200, paymentView(payment));
+  }
+
+  /** Handles `/api/...`; returns false when the path is not the API's. */
+  return async function handlePaymentsRequest(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path !== apiPath && !path.startsWith(`${apiPath}/`)) return false;
+    const segments = pathSegments(path.slice(apiPath.length));
+    try {
+      if (segments.length === 1 && segments[0] === 'payments') {
+        if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'use POST');
+        await createPayment(req, res);
+      } else if (segments.length === 2 && segments[0] === 'payments' && segments[1]) {
+        if (req.method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'use GET');
+        await getPayment(req, res, segments[1]);
+      } else {
+        throw new HttpError(404, 'not_found', 'no such resource');
+      }
+    } catch (error) {
+      sendError(res, error);
+    }
+    return true;
+  };
+}
