@@ -45,8 +45,24 @@ function issueLeaf(dir: string, name: string, subject: string, extensions: strin
   openssl(['genrsa', '-out', `${name}-key.pem`, '2048'], dir);
   openssl(['req', '-new', '-key', `${name}-key.pem`, '-subj', subject, '-out', `${name}.csr`], dir);
   openssl(
-    ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial',
-      '-days', '825', '-sha256', '-extfile', ext, '-out', `${name}.pem`],
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca-key.pem',
+      '-CAcreateserial',
+      '-days',
+      '825',
+      '-sha256',
+      '-extfile',
+      ext,
+      '-out',
+      `${name}.pem`,
+    ],
     dir,
   );
   rmSync(join(dir, `${name}.csr`));
@@ -65,27 +81,57 @@ export function ensureDevCertificates(dir: string): Record<keyof typeof certific
   if (caMissing) {
     openssl(['genrsa', '-out', 'ca-key.pem', '2048'], root);
     openssl(
-      ['req', '-x509', '-new', '-key', 'ca-key.pem', '-sha256', '-days', '3650',
-        '-subj', '/CN=Bankpay Development CA', '-addext', 'basicConstraints=critical,CA:TRUE',
-        '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'ca.pem'],
+      [
+        'req',
+        '-x509',
+        '-new',
+        '-key',
+        'ca-key.pem',
+        '-sha256',
+        '-days',
+        '3650',
+        '-subj',
+        '/CN=Bankpay Development CA',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+        '-out',
+        'ca.pem',
+      ],
       root,
     );
   }
   // Leaves signed by an older CA would no longer verify, so a new CA reissues them all.
   if (caMissing || !existsSync(paths.serverCert) || !existsSync(paths.serverKey)) {
-    issueLeaf(root, 'server', '/CN=localhost',
-      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n');
+    issueLeaf(
+      root,
+      'server',
+      '/CN=localhost',
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n',
+    );
   }
   if (caMissing || !existsSync(paths.clientCert) || !existsSync(paths.clientKey)) {
-    issueLeaf(root, 'client', '/CN=client',
-      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+    issueLeaf(
+      root,
+      'client',
+      '/CN=client',
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    );
   }
   if (caMissing || !existsSync(paths.otherClientCert) || !existsSync(paths.otherClientKey)) {
-    issueLeaf(root, 'other-client', '/CN=other-client',
-      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+    issueLeaf(
+      root,
+      'other-client',
+      '/CN=other-client',
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    );
   }
   if (!existsSync(paths.signingKey) || !existsSync(paths.signingPublicKey)) {
-    openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'signing-key.pem'], root);
+    openssl(
+      ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'signing-key.pem'],
+      root,
+    );
     openssl(['pkey', '-in', 'signing-key.pem', '-pubout', '-out', 'signing-key.pub.pem'], root);
   }
   rmSync(join(root, 'ca.srl'), { force: true });

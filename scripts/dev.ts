@@ -75,8 +75,16 @@ function fail(message: string): never {
 async function requireFreePorts(): Promise<void> {
   for (const [name, port] of Object.entries(ports)) {
     if (!(await isPortFree(port))) {
-      const variable = { api: 'DEV_PORT', bank: 'DEV_BANK_PORT', bankApp: 'DEV_BANK_APP_PORT', postgres: 'DEV_PG_PORT', redis: 'DEV_REDIS_PORT' }[name];
-      fail(`port ${port} (${name}) is in use: stop what holds it (another npm run dev?), or choose another with ${variable}`);
+      const variable = {
+        api: 'DEV_PORT',
+        bank: 'DEV_BANK_PORT',
+        bankApp: 'DEV_BANK_APP_PORT',
+        postgres: 'DEV_PG_PORT',
+        redis: 'DEV_REDIS_PORT',
+      }[name];
+      fail(
+        `port ${port} (${name}) is in use: stop what holds it (another npm run dev?), or choose another with ${variable}`,
+      );
     }
   }
 }
@@ -144,9 +152,11 @@ step('development certificates');
 const certs = ensureDevCertificates(certsDir);
 
 step('starting embedded PostgreSQL');
-const db = await startEmbeddedDatabase({ dataDir: join(dataDir, 'postgres'), port: ports.postgres, database: 'bankpay' }).catch(
-  (error: Error) => fail(error.message),
-);
+const db = await startEmbeddedDatabase({
+  dataDir: join(dataDir, 'postgres'),
+  port: ports.postgres,
+  database: 'bankpay',
+}).catch((error: Error) => fail(error.message));
 stops.push(() => db.stop());
 step(`PostgreSQL ready at 127.0.0.1:${ports.postgres}`);
 
@@ -156,15 +166,20 @@ step(`migrations: ${migrations.applied.length} applied, ${migrations.alreadyAppl
 let queueEnv: Record<string, string>;
 const redisBinary = env.DEV_QUEUE === 'postgres' ? null : findRedisServer();
 if (redisBinary) {
-  const redis = await startLocalRedis({ port: ports.redis, dataDir: join(dataDir, 'redis'), persistent: true, binary: redisBinary }).catch(
-    (error: Error) => fail(error.message),
-  );
+  const redis = await startLocalRedis({
+    port: ports.redis,
+    dataDir: join(dataDir, 'redis'),
+    persistent: true,
+    binary: redisBinary,
+  }).catch((error: Error) => fail(error.message));
   stops.push(() => redis.stop());
   queueEnv = { QUEUE_BACKEND: 'redis', REDIS_URL: redis.url };
   step(`Redis ready at ${redis.url}`);
 } else {
   queueEnv = { QUEUE_BACKEND: 'postgres' };
-  step('no redis-server installed: the queue runs on BullMQ\'s PostgreSQL backend (install redis-server to use Redis)');
+  step(
+    "no redis-server installed: the queue runs on BullMQ's PostgreSQL backend (install redis-server to use Redis)",
+  );
 }
 
 step('starting the sandbox bank');

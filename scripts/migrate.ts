@@ -3,7 +3,9 @@ import { applyMigrations } from '../src/infra/migrations.ts';
 
 const url = process.env.DATABASE_URL;
 if (!url) {
-  console.error('DATABASE_URL is not set: set it to a PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/bankpay');
+  console.error(
+    'DATABASE_URL is not set: set it to a PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/bankpay',
+  );
   process.exit(1);
 }
 try {

@@ -30,7 +30,11 @@ async function loadSchemaEngine() {
   const dir = new URL('../node_modules/@prisma/schema-engine-wasm/', import.meta.url).pathname;
   const bindings = await import(`${dir}schema_engine_bg.js`);
   // Node has WebAssembly; the ES lib typings do not declare it.
-  const wasm = (globalThis as unknown as { WebAssembly: { instantiate(b: Buffer, i: object): Promise<{ instance: { exports: unknown } }> } }).WebAssembly;
+  const wasm = (
+    globalThis as unknown as {
+      WebAssembly: { instantiate(b: Buffer, i: object): Promise<{ instance: { exports: unknown } }> };
+    }
+  ).WebAssembly;
   const { instance } = await wasm.instantiate(readFileSync(`${dir}schema_engine_bg.wasm`), {
     './schema_engine_bg.js': bindings,
   });
@@ -59,7 +63,10 @@ try {
   }
   const result = await engine.diff({
     from: previousSchemaFile
-      ? { tag: 'schemaDatamodel', files: [{ path: 'schema.prisma', content: readFileSync(previousSchemaFile, 'utf8') }] }
+      ? {
+          tag: 'schemaDatamodel',
+          files: [{ path: 'schema.prisma', content: readFileSync(previousSchemaFile, 'utf8') }],
+        }
       : { tag: 'empty' },
     to: { tag: 'schemaDatamodel', files: [{ path: 'schema.prisma', content: schema }] },
     script: true,

@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config.ts';
 import { registerProblemHandlers } from './http/problem.ts';
-import { isDatabaseReachable, type Database } from './infra/database.ts';
+import { type Database, isDatabaseReachable } from './infra/database.ts';
 import { healthRoutes } from './infra/health.ts';
 import { loggerOptions } from './infra/logging.ts';
 import type { QueueInfra } from './infra/queue.ts';

@@ -13,7 +13,10 @@ export class ConfigError extends Error {
 
 const BankSchema = Type.Object(
   {
-    id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,39}$', description: 'lower-case slug, used in the API' }),
+    id: Type.String({
+      pattern: '^[a-z0-9][a-z0-9_-]{0,39}$',
+      description: 'lower-case slug, used in the API',
+    }),
     name: Type.String({ minLength: 1, maxLength: 100 }),
     issuer: Type.String({ pattern: '^https://', description: 'the OpenID Provider issuer (https)' }),
     clientId: Type.String({ minLength: 1 }),
@@ -25,7 +28,11 @@ const BankSchema = Type.Object(
     requestObjectKeyFile: Type.Optional(Type.String({ minLength: 1 })),
     clientAssertionKeyFile: Type.Optional(Type.String({ minLength: 1 })),
     clientAssertionSigningAlg: Type.Optional(Type.Union([Type.Literal('PS256'), Type.Literal('ES256')])),
-    idTokenSignedResponseAlg: Type.Union([Type.Literal('PS256'), Type.Literal('ES256'), Type.Literal('RS256')]),
+    idTokenSignedResponseAlg: Type.Union([
+      Type.Literal('PS256'),
+      Type.Literal('ES256'),
+      Type.Literal('RS256'),
+    ]),
     scope: Type.String({ pattern: '(^|\\s)openid(\\s|$)', description: 'must include openid' }),
     deliveryMode: Type.Literal('poll'),
     requestedExpiry: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
@@ -111,7 +118,10 @@ function readFileField(banksDir: string, field: string, path: string): string {
 }
 
 function requirePem(field: string, text: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string {
-  const ok = kind === 'CERTIFICATE' ? /-----BEGIN CERTIFICATE-----/.test(text) : /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text);
+  const ok =
+    kind === 'CERTIFICATE'
+      ? /-----BEGIN CERTIFICATE-----/.test(text)
+      : /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text);
   if (!ok) throw new ConfigError(`BANKS_FILE ${field}: not a PEM ${kind.toLowerCase()}`);
   return text;
 }
@@ -121,12 +131,19 @@ export function loadBanks(banksFile: string): BankConfig[] {
   try {
     raw = JSON.parse(readFileSync(banksFile, 'utf8'));
   } catch (error) {
-    const reason = error instanceof SyntaxError ? `invalid JSON (${error.message})` : `cannot read it (${(error as NodeJS.ErrnoException).code})`;
+    const reason =
+      error instanceof SyntaxError
+        ? `invalid JSON (${error.message})`
+        : `cannot read it (${(error as NodeJS.ErrnoException).code})`;
     throw new ConfigError(`BANKS_FILE ${banksFile}: ${reason}`);
   }
   const first = Value.Errors(BanksFileSchema, raw).find((e) => e.keyword !== 'boolean');
   if (first) {
-    const where = first.instancePath.replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.') || '(root)';
+    const where =
+      first.instancePath
+        .replace(/^\//, '')
+        .replace(/\/(\d+)/g, '[$1]')
+        .replace(/\//g, '.') || '(root)';
     const extra = first.keyword === 'additionalProperties' ? ` (${JSON.stringify(first.params)})` : '';
     throw new ConfigError(`BANKS_FILE ${where}: ${first.message}${extra}`);
   }
@@ -142,19 +159,40 @@ export function loadBanks(banksFile: string): BankConfig[] {
     if (b.requestObjectSigningAlg && !b.requestObjectKeyFile) {
       throw new ConfigError(`BANKS_FILE ${at}.requestObjectKeyFile: required with requestObjectSigningAlg`);
     }
-    if (b.tokenEndpointAuthMethod === 'private_key_jwt' && !(b.clientAssertionKeyFile ?? b.requestObjectKeyFile)) {
+    if (
+      b.tokenEndpointAuthMethod === 'private_key_jwt' &&
+      !(b.clientAssertionKeyFile ?? b.requestObjectKeyFile)
+    ) {
       throw new ConfigError(`BANKS_FILE ${at}.clientAssertionKeyFile: required with private_key_jwt`);
     }
     const tls = {
-      cert: requirePem(`${at}.tlsClientCertFile`, readFileField(dir, `${at}.tlsClientCertFile`, b.tlsClientCertFile), 'CERTIFICATE'),
-      key: requirePem(`${at}.tlsClientKeyFile`, readFileField(dir, `${at}.tlsClientKeyFile`, b.tlsClientKeyFile), 'PRIVATE KEY'),
-      ...(b.caFile ? { ca: requirePem(`${at}.caFile`, readFileField(dir, `${at}.caFile`, b.caFile), 'CERTIFICATE') } : {}),
+      cert: requirePem(
+        `${at}.tlsClientCertFile`,
+        readFileField(dir, `${at}.tlsClientCertFile`, b.tlsClientCertFile),
+        'CERTIFICATE',
+      ),
+      key: requirePem(
+        `${at}.tlsClientKeyFile`,
+        readFileField(dir, `${at}.tlsClientKeyFile`, b.tlsClientKeyFile),
+        'PRIVATE KEY',
+      ),
+      ...(b.caFile
+        ? { ca: requirePem(`${at}.caFile`, readFileField(dir, `${at}.caFile`, b.caFile), 'CERTIFICATE') }
+        : {}),
     };
     const requestObjectKey = b.requestObjectKeyFile
-      ? requirePem(`${at}.requestObjectKeyFile`, readFileField(dir, `${at}.requestObjectKeyFile`, b.requestObjectKeyFile), 'PRIVATE KEY')
+      ? requirePem(
+          `${at}.requestObjectKeyFile`,
+          readFileField(dir, `${at}.requestObjectKeyFile`, b.requestObjectKeyFile),
+          'PRIVATE KEY',
+        )
       : undefined;
     const clientAssertionKey = b.clientAssertionKeyFile
-      ? requirePem(`${at}.clientAssertionKeyFile`, readFileField(dir, `${at}.clientAssertionKeyFile`, b.clientAssertionKeyFile), 'PRIVATE KEY')
+      ? requirePem(
+          `${at}.clientAssertionKeyFile`,
+          readFileField(dir, `${at}.clientAssertionKeyFile`, b.clientAssertionKeyFile),
+          'PRIVATE KEY',
+        )
       : requestObjectKey;
     return {
       ...b,
@@ -162,7 +200,9 @@ export function loadBanks(banksFile: string): BankConfig[] {
       authorizationDetails: b.authorizationDetails ?? false,
       tls,
       ...(requestObjectKey ? { requestObjectKey } : {}),
-      ...(clientAssertionKey && b.tokenEndpointAuthMethod === 'private_key_jwt' ? { clientAssertionKey } : {}),
+      ...(clientAssertionKey && b.tokenEndpointAuthMethod === 'private_key_jwt'
+        ? { clientAssertionKey }
+        : {}),
     };
   });
 }
@@ -182,25 +222,50 @@ function parseKeys(value: string): Buffer[] {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env): Config {
-  const databaseUrl = parseUrl('DATABASE_URL', required(env, 'DATABASE_URL', 'a PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/bankpay'), ['postgres:', 'postgresql:']);
+  const databaseUrl = parseUrl(
+    'DATABASE_URL',
+    required(env, 'DATABASE_URL', 'a PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/bankpay'),
+    ['postgres:', 'postgresql:'],
+  );
   const backend = (env.QUEUE_BACKEND?.trim() || 'redis') as QueueBackend;
   if (backend !== 'redis' && backend !== 'postgres') {
     throw new ConfigError(`QUEUE_BACKEND must be "redis" or "postgres" (got "${backend}")`);
   }
   const queue: Config['queue'] =
     backend === 'redis'
-      ? { backend, redisUrl: parseUrl('REDIS_URL', required(env, 'REDIS_URL', 'a Redis URL, e.g. redis://127.0.0.1:6379 (or set QUEUE_BACKEND=postgres)'), ['redis:', 'rediss:']) }
+      ? {
+          backend,
+          redisUrl: parseUrl(
+            'REDIS_URL',
+            required(
+              env,
+              'REDIS_URL',
+              'a Redis URL, e.g. redis://127.0.0.1:6379 (or set QUEUE_BACKEND=postgres)',
+            ),
+            ['redis:', 'rediss:'],
+          ),
+        }
       : { backend };
   const portText = env.PORT?.trim() || '3000';
   const port = Number(portText);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`PORT must be an integer 0-65535 (got "${portText}")`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new ConfigError(`PORT must be an integer 0-65535 (got "${portText}")`);
   const logLevel = (env.LOG_LEVEL?.trim() || 'info') as Config['logLevel'];
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
-  const merchantName = required(env, 'MERCHANT_NAME', 'the creditor name shown to customers, e.g. "Acme Shop"');
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const merchantName = required(
+    env,
+    'MERCHANT_NAME',
+    'the creditor name shown to customers, e.g. "Acme Shop"',
+  );
   if (merchantName.length > 70) throw new ConfigError('MERCHANT_NAME must be at most 70 characters');
-  const iban = required(env, 'MERCHANT_IBAN', 'the IBAN payments are made to').replace(/\s+/g, '').toUpperCase();
+  const iban = required(env, 'MERCHANT_IBAN', 'the IBAN payments are made to')
+    .replace(/\s+/g, '')
+    .toUpperCase();
   if (!isValidIban(iban)) throw new ConfigError('MERCHANT_IBAN is not a valid IBAN (checksum or format)');
-  const banksFile = resolve(required(env, 'BANKS_FILE', 'the path of the banks JSON file (see banks.example.json)'));
+  const banksFile = resolve(
+    required(env, 'BANKS_FILE', 'the path of the banks JSON file (see banks.example.json)'),
+  );
   return {
     databaseUrl,
     queue,
@@ -208,7 +273,9 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     logLevel,
     merchant: { name: merchantName, iban },
-    tokenEncryptionKeys: parseKeys(required(env, 'TOKEN_ENCRYPTION_KEYS', 'comma-separated base64 32-byte keys (openssl rand -base64 32)')),
+    tokenEncryptionKeys: parseKeys(
+      required(env, 'TOKEN_ENCRYPTION_KEYS', 'comma-separated base64 32-byte keys (openssl rand -base64 32)'),
+    ),
     banks: loadBanks(banksFile),
     banksFile,
   };

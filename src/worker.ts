@@ -29,7 +29,9 @@ const worker = queue.createWorker(createJobProcessor({ config, db, queue: queue.
   autorun: true,
 });
 worker.on('error', (err) => log.error({ err }, 'worker error'));
-worker.on('failed', (job, err) => log.warn({ jobId: job?.id, job: job?.name, err: err.message }, 'job failed'));
+worker.on('failed', (job, err) =>
+  log.warn({ jobId: job?.id, job: job?.name, err: err.message }, 'job failed'),
+);
 log.info({ backend: queue.backend, banks: config.banks.map((b) => b.id) }, 'worker started');
 
 let closing = false;

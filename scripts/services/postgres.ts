@@ -7,7 +7,7 @@
  * to the whole process group until we stop it last.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -34,14 +34,19 @@ async function binaries(): Promise<{ initdb: string; postgres: string }> {
   try {
     return (await import(name)) as { initdb: string; postgres: string };
   } catch {
-    throw new Error(`${name} is not installed: embedded PostgreSQL has no binaries for this platform. Run npm ci, or point DATABASE_URL at a PostgreSQL server.`);
+    throw new Error(
+      `${name} is not installed: embedded PostgreSQL has no binaries for this platform. Run npm ci, or point DATABASE_URL at a PostgreSQL server.`,
+    );
   }
 }
 
 /** PostgreSQL refuses to run as root: then it runs as the `postgres` user, created if missing. */
 function serverUser(): { uid: number; gid: number } | undefined {
   if (userInfo().uid !== 0) return undefined;
-  const find = () => readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const find = () =>
+    readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('postgres:'));
   let line = find();
   if (!line) {
     execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
@@ -53,7 +58,11 @@ function serverUser(): { uid: number; gid: number } | undefined {
 
 function run(file: string, args: string[], user: { uid: number; gid: number } | undefined): Promise<string> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(file, args, { ...(user ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(file, args, {
+      ...(user ?? {}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     let output = '';
     child.stdout.on('data', (d) => {
       output += d;
@@ -62,7 +71,9 @@ function run(file: string, args: string[], user: { uid: number; gid: number } | 
       output += d;
     });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolvePromise(output) : reject(new Error(`${file} failed (${code}):\n${output}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolvePromise(output) : reject(new Error(`${file} failed (${code}):\n${output}`)),
+    );
   });
 }
 
@@ -100,9 +111,22 @@ export async function startEmbeddedDatabase(o: EmbeddedDatabaseOptions): Promise
     const pwfile = join(tmpdir(), `bankpay-pg-${process.pid}-${Date.now()}`);
     writeFileSync(pwfile, `${PASSWORD}\n`, { mode: 0o644 });
     try {
-      await run(bin.initdb, [`--pgdata=${dataDir}`, '--auth=scram-sha-256', `--username=${USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C'], user);
+      await run(
+        bin.initdb,
+        [
+          `--pgdata=${dataDir}`,
+          '--auth=scram-sha-256',
+          `--username=${USER}`,
+          `--pwfile=${pwfile}`,
+          '--encoding=UTF8',
+          '--locale=C',
+        ],
+        user,
+      );
     } catch (error) {
-      throw new Error(`initdb failed for ${dataDir}: ${(error as Error).message}${user ? ' (the postgres user must be able to reach this folder)' : ''}`);
+      throw new Error(
+        `initdb failed for ${dataDir}: ${(error as Error).message}${user ? ' (the postgres user must be able to reach this folder)' : ''}`,
+      );
     } finally {
       rmSync(pwfile, { force: true });
     }
@@ -110,15 +134,24 @@ export async function startEmbeddedDatabase(o: EmbeddedDatabaseOptions): Promise
   await clearLeftover(dataDir);
 
   const args = [
-    '-D', dataDir,
-    '-p', String(o.port),
-    '-c', 'listen_addresses=127.0.0.1',
-    '-c', `unix_socket_directories=${dataDir}`,
-    '-c', 'max_connections=200',
+    '-D',
+    dataDir,
+    '-p',
+    String(o.port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    `unix_socket_directories=${dataDir}`,
+    '-c',
+    'max_connections=200',
     ...(o.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
   ];
   // detached: its own process group, so a terminal's Ctrl-C does not stop it before its clients.
-  const server: ChildProcess = spawn(bin.postgres, args, { ...(user ?? {}), detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const server: ChildProcess = spawn(bin.postgres, args, {
+    ...(user ?? {}),
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const exited = new Promise<void>((r) => server.once('exit', () => r()));
   let log = '';
   await new Promise<void>((resolveStart, reject) => {
@@ -132,14 +165,24 @@ export async function startEmbeddedDatabase(o: EmbeddedDatabaseOptions): Promise
     };
     server.stderr?.on('data', onData);
     server.once('exit', (code) =>
-      reject(new Error(`embedded PostgreSQL exited at start (code ${code}; port ${o.port} in use?). Its output:\n${log.trim().split('\n').slice(-6).join('\n')}`)),
+      reject(
+        new Error(
+          `embedded PostgreSQL exited at start (code ${code}; port ${o.port} in use?). Its output:\n${log.trim().split('\n').slice(-6).join('\n')}`,
+        ),
+      ),
     );
   });
   // If we exit without stopping it (an error, a plain process.exit), take it down with us.
   const killOnExit = () => server.exitCode === null && server.kill('SIGINT');
   process.once('exit', killOnExit);
 
-  const admin = new pg.Client({ host: '127.0.0.1', port: o.port, user: USER, password: PASSWORD, database: 'postgres' });
+  const admin = new pg.Client({
+    host: '127.0.0.1',
+    port: o.port,
+    user: USER,
+    password: PASSWORD,
+    database: 'postgres',
+  });
   await admin.connect();
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [o.database]);

@@ -22,17 +22,27 @@ export function findRedisServer(): string | null {
   }
 }
 
-export async function startLocalRedis(o: { port: number; dataDir: string; persistent: boolean; binary?: string }): Promise<LocalRedis> {
+export async function startLocalRedis(o: {
+  port: number;
+  dataDir: string;
+  persistent: boolean;
+  binary?: string;
+}): Promise<LocalRedis> {
   const binary = o.binary ?? findRedisServer();
-  if (!binary) throw new Error('redis-server was not found on PATH (Debian/Ubuntu: apt-get install -y redis-server)');
+  if (!binary)
+    throw new Error('redis-server was not found on PATH (Debian/Ubuntu: apt-get install -y redis-server)');
   const dir = resolve(o.dataDir);
   mkdirSync(dir, { recursive: true });
   const args = [
-    '--port', String(o.port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
+    '--port',
+    String(o.port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
     // BullMQ requires that Redis never evicts keys.
-    '--maxmemory-policy', 'noeviction',
+    '--maxmemory-policy',
+    'noeviction',
     ...(o.persistent ? ['--appendonly', 'yes', '--save', '60 1'] : ['--appendonly', 'no', '--save', '']),
   ];
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -48,7 +58,8 @@ export async function startLocalRedis(o: { port: number; dataDir: string; persis
   const deadline = Date.now() + 10_000;
   for (;;) {
     const early = await Promise.race([exited, new Promise((r) => setTimeout(() => r('wait'), 100))]);
-    if (early !== 'wait') throw new Error(`redis-server exited at start (port ${o.port} in use?):\n${output.trim()}`);
+    if (early !== 'wait')
+      throw new Error(`redis-server exited at start (port ${o.port} in use?):\n${output.trim()}`);
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => {});
     try {

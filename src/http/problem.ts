@@ -46,13 +46,19 @@ export const ProblemSchema = Type.Object(
     code: Type.String({ description: 'Stable machine-readable error code' }),
     requestId: Type.String(),
     errors: Type.Optional(
-      Type.Array(Type.Object({ pointer: Type.String(), detail: Type.String() }, { additionalProperties: false })),
+      Type.Array(
+        Type.Object({ pointer: Type.String(), detail: Type.String() }, { additionalProperties: false }),
+      ),
     ),
   },
   { $id: 'Problem', additionalProperties: false, description: 'RFC 9457 problem details' },
 );
 
-export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: ProblemError): FastifyReply {
+export function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  problem: ProblemError,
+): FastifyReply {
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds));
   return reply
     .code(problem.status)
@@ -84,12 +90,14 @@ function toFieldErrors(error: FastifyError): FieldError[] {
       let pointer = `/${context}${v.instancePath ?? ''}`;
       let detail = v.message ?? 'is invalid';
       if (v.keyword === 'additionalProperties') {
-        const extra = v.params?.additionalProperty ?? (v.params?.additionalProperties as unknown[] | undefined)?.[0];
+        const extra =
+          v.params?.additionalProperty ?? (v.params?.additionalProperties as unknown[] | undefined)?.[0];
         if (extra !== undefined) pointer = `${pointer}/${String(extra)}`;
         detail = 'unknown field';
       }
       if (v.keyword === 'required') {
-        const missing = v.params?.missingProperty ?? (v.params?.requiredProperties as unknown[] | undefined)?.[0];
+        const missing =
+          v.params?.missingProperty ?? (v.params?.requiredProperties as unknown[] | undefined)?.[0];
         if (missing !== undefined) pointer = `${pointer}/${String(missing)}`;
         detail = 'is required';
       }
@@ -102,19 +110,41 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; titl
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'malformed_json', title: 'Malformed JSON body' },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'malformed_json', title: 'Empty JSON body' },
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'body_too_large', title: 'Request body too large' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'unsupported_media_type', title: 'Unsupported media type' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'invalid_request', title: 'Invalid Content-Length' },
-  FST_ERR_CTP_INVALID_CONTENT_TYPE: { status: 415, code: 'unsupported_media_type', title: 'Unsupported media type' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    code: 'unsupported_media_type',
+    title: 'Unsupported media type',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'invalid_request',
+    title: 'Invalid Content-Length',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_TYPE: {
+    status: 415,
+    code: 'unsupported_media_type',
+    title: 'Unsupported media type',
+  },
 };
 
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new ProblemError(404, 'not_found', 'Not found', `No route for ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(
+      request,
+      reply,
+      new ProblemError(
+        404,
+        'not_found',
+        'Not found',
+        `No route for ${request.method} ${request.url.split('?')[0]}`,
+      ),
+    ),
   );
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof ProblemError) {
       if (error.status === 503) request.log.warn({ code: error.code }, error.message);
-      else if (error.status >= 500) request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+      else if (error.status >= 500)
+        request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
       return sendProblem(request, reply, error);
     }
     if (error.validation) {
@@ -127,14 +157,31 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       );
     }
     const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
-    if (known) return sendProblem(request, reply, new ProblemError(known.status, known.code, known.title, error.message));
+    if (known)
+      return sendProblem(
+        request,
+        reply,
+        new ProblemError(known.status, known.code, known.title, error.message),
+      );
     if (error.statusCode === 429) {
-      return sendProblem(request, reply, new ProblemError(429, 'rate_limited', 'Too many requests', error.message));
+      return sendProblem(
+        request,
+        reply,
+        new ProblemError(429, 'rate_limited', 'Too many requests', error.message),
+      );
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendProblem(request, reply, new ProblemError(error.statusCode, 'invalid_request', 'Invalid request', error.message));
+      return sendProblem(
+        request,
+        reply,
+        new ProblemError(error.statusCode, 'invalid_request', 'Invalid request', error.message),
+      );
     }
     request.log.error({ err: error }, 'unhandled error');
-    return sendProblem(request, reply, new ProblemError(500, 'internal_error', 'Internal error', 'An unexpected error occurred'));
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(500, 'internal_error', 'Internal error', 'An unexpected error occurred'),
+    );
   });
 }

@@ -35,7 +35,10 @@ export async function createApiKey(db: Database, name: string): Promise<CreatedA
 export async function authenticateApiKey(db: Database, presented: string): Promise<string | null> {
   if (!presented.startsWith(API_KEY_PREFIX) || presented.length > 200) return null;
   const hash = hashSecret(presented);
-  const row = await db.apiKey.findUnique({ where: { hash }, select: { id: true, hash: true, revokedAt: true } });
+  const row = await db.apiKey.findUnique({
+    where: { hash },
+    select: { id: true, hash: true, revokedAt: true },
+  });
   if (!row || row.revokedAt || !secretsEqual(row.hash, hash)) return null;
   return row.id;
 }

@@ -23,7 +23,12 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDependencie
   app.get(
     '/health/live',
     {
-      schema: { operationId: 'getLiveness', tags: ['health'], summary: 'The process is up', response: { 200: HealthSchema } },
+      schema: {
+        operationId: 'getLiveness',
+        tags: ['health'],
+        summary: 'The process is up',
+        response: { 200: HealthSchema },
+      },
     },
     async () => ({ status: 'ok' as const }),
   );

@@ -3,8 +3,16 @@
  * database (QUEUE_BACKEND=postgres, the embedded default of `npm run dev` when no redis-server is
  * installed). Jobs carry only ids; Postgres stays the source of truth.
  */
-import { createPostgresBackend, type Processor, Queue, Worker, type WorkerOptions, withBackend } from 'bullmq';
+
 import { once } from 'node:events';
+import {
+  createPostgresBackend,
+  type Processor,
+  Queue,
+  Worker,
+  type WorkerOptions,
+  withBackend,
+} from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 
@@ -21,7 +29,11 @@ export interface QueueInfra {
 export function createQueueInfra(config: Config['queue'], databaseUrl: string): QueueInfra {
   if (config.backend === 'redis') {
     // Producer side (the API): no offline queue, so a Redis outage fails fast instead of piling up.
-    const producer = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+    const producer = new Redis(config.redisUrl, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      lazyConnect: false,
+    });
     producer.on('error', () => {}); // reported through readiness and failed commands, not crashes
     const queue = new Queue(QUEUE_NAME, { connection: producer });
     queue.on('error', () => {}); // an outage shows in readiness and in failed enqueues
@@ -43,7 +55,10 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
         try {
           if (producer.status !== 'ready') {
             // Just started or reconnecting: give it a moment rather than reporting a blip.
-            await Promise.race([once(producer, 'ready'), new Promise((_, reject) => setTimeout(reject, 1_000))]);
+            await Promise.race([
+              once(producer, 'ready'),
+              new Promise((_, reject) => setTimeout(reject, 1_000)),
+            ]);
           }
           return (await producer.ping()) === 'PONG';
         } catch {

@@ -8,7 +8,7 @@ export const OPENAPI_INFO = {
   version: '1.0.0',
   description:
     'Payments the customer approves in their own bank app. A checkout starts an OpenID Connect CIBA ' +
-    'request at the customer\'s bank; follow its status until it is terminal. Errors are RFC 9457 ' +
+    "request at the customer's bank; follow its status until it is terminal. Errors are RFC 9457 " +
     'problem+json with a stable `code`.',
   license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
 };
@@ -28,11 +28,15 @@ export async function registerSwagger(app: FastifyInstance): Promise<void> {
           merchantKey: {
             type: 'http',
             scheme: 'bearer',
-            description: 'A merchant API key (`npm run apikey`), or for reading one checkout its clientSecret',
+            description:
+              'A merchant API key (`npm run apikey`), or for reading one checkout its clientSecret',
           },
         },
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { deepLinking: true, tryItOutEnabled: true } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { deepLinking: true, tryItOutEnabled: true },
+  });
 }

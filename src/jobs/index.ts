@@ -23,6 +23,10 @@ export function createJobProcessor(ctx: JobContext): Processor {
   return async (job, token) => {
     const handler = JOB_HANDLERS[job.name];
     if (!handler) throw new UnrecoverableError(`no handler for job "${job.name}"`);
-    return handler(job, ctx.log.child ? { ...ctx, log: ctx.log.child({ jobId: job.id, job: job.name }) } : ctx, token);
+    return handler(
+      job,
+      ctx.log.child ? { ...ctx, log: ctx.log.child({ jobId: job.id, job: job.name }) } : ctx,
+      token,
+    );
   };
 }

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/services/ports.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createDatabase, type Database } from '../../src/infra/database.ts';
 import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
 import { renderOpenApiYaml } from '../../src/openapi.ts';
-import { freePort } from '../../scripts/services/ports.ts';
 import { testEnv } from '../support/env.ts';
 
 async function appWith(env: Record<string, string>) {
@@ -45,7 +45,12 @@ describe('the HTTP app', () => {
     expect(res.statusCode).toBe(404);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     const body = res.json();
-    expect(body).toMatchObject({ status: 404, code: 'not_found', title: 'Not found', detail: 'No route for GET /v1/nothing-here' });
+    expect(body).toMatchObject({
+      status: 404,
+      code: 'not_found',
+      title: 'Not found',
+      detail: 'No route for GET /v1/nothing-here',
+    });
     expect(body.requestId).toBe(res.headers['x-request-id']);
     expect(body.type).toMatch(/^https:\/\//);
   });
@@ -87,7 +92,10 @@ describe('readiness with a dependency down', () => {
 
   it('answers 503 when Postgres is unreachable', async () => {
     const env = testEnv();
-    const { app, db, queue } = await appWith({ ...env, DATABASE_URL: `postgresql://x:y@127.0.0.1:${await freePort()}/none` });
+    const { app, db, queue } = await appWith({
+      ...env,
+      DATABASE_URL: `postgresql://x:y@127.0.0.1:${await freePort()}/none`,
+    });
     try {
       const res = await app.inject({ method: 'GET', url: '/health/ready' });
       expect(res.statusCode).toBe(503);

@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { authenticateApiKey, hashSecret } from '../../src/infra/api-keys.ts';
 import { createDatabase } from '../../src/infra/database.ts';
 
@@ -29,7 +28,11 @@ describe('npm run apikey', () => {
   });
 
   it('refuses a missing name', async () => {
-    await expect(run('npx', ['tsx', 'scripts/apikey.ts'], { env: { ...process.env, DATABASE_URL: inject('databaseUrl') } })).rejects.toMatchObject({
+    await expect(
+      run('npx', ['tsx', 'scripts/apikey.ts'], {
+        env: { ...process.env, DATABASE_URL: inject('databaseUrl') },
+      }),
+    ).rejects.toMatchObject({
       stderr: expect.stringContaining('usage: npm run apikey -- --name'),
     });
   });

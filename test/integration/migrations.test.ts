@@ -3,8 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyMigrations, MIGRATIONS_DIR, readMigrations } from '../../src/infra/migrations.ts';
 
 const run = promisify(execFile);
@@ -36,18 +35,30 @@ describe('migrations', () => {
     const snapshot = readFileSync(join(MIGRATIONS_DIR, newest.name, 'schema.prisma'), 'utf8');
     const current = readFileSync(new URL('../../prisma/schema.prisma', import.meta.url), 'utf8');
     // A schema change without `npm run migration:create` would leave the database behind the code.
-    expect(current, 'prisma/schema.prisma changed: run npm run migration:create -- --name <change>').toBe(snapshot);
+    expect(current, 'prisma/schema.prisma changed: run npm run migration:create -- --name <change>').toBe(
+      snapshot,
+    );
   });
 
   it('`npm run migrate` applies all migrations once, records them as Prisma does, and is idempotent', async () => {
-    const first = await run('npx', ['tsx', 'scripts/migrate.ts'], { env: { ...process.env, DATABASE_URL: scratchUrl } });
-    expect(first.stdout).toMatch(new RegExp(`migrations: ${readMigrations().length} applied, 0 already applied`));
-    const second = await run('npx', ['tsx', 'scripts/migrate.ts'], { env: { ...process.env, DATABASE_URL: scratchUrl } });
-    expect(second.stdout).toMatch(new RegExp(`migrations: 0 applied, ${readMigrations().length} already applied`));
+    const first = await run('npx', ['tsx', 'scripts/migrate.ts'], {
+      env: { ...process.env, DATABASE_URL: scratchUrl },
+    });
+    expect(first.stdout).toMatch(
+      new RegExp(`migrations: ${readMigrations().length} applied, 0 already applied`),
+    );
+    const second = await run('npx', ['tsx', 'scripts/migrate.ts'], {
+      env: { ...process.env, DATABASE_URL: scratchUrl },
+    });
+    expect(second.stdout).toMatch(
+      new RegExp(`migrations: 0 applied, ${readMigrations().length} already applied`),
+    );
 
     const client = new pg.Client({ connectionString: scratchUrl });
     await client.connect();
-    const { rows } = await client.query('SELECT migration_name, checksum, finished_at FROM _prisma_migrations');
+    const { rows } = await client.query(
+      'SELECT migration_name, checksum, finished_at FROM _prisma_migrations',
+    );
     expect(rows.map((r) => r.migration_name)).toEqual(readMigrations().map((m) => m.name));
     expect(rows.map((r) => r.checksum)).toEqual(readMigrations().map((m) => m.checksum));
     const tables = await client.query(
@@ -60,7 +71,11 @@ describe('migrations', () => {
   });
 
   it('concurrent migrators (API and worker starting together) do not collide', async () => {
-    const results = await Promise.all([applyMigrations(scratchUrl), applyMigrations(scratchUrl), applyMigrations(scratchUrl)]);
+    const results = await Promise.all([
+      applyMigrations(scratchUrl),
+      applyMigrations(scratchUrl),
+      applyMigrations(scratchUrl),
+    ]);
     expect(results.every((r) => r.applied.length === 0)).toBe(true);
   });
 

@@ -5,7 +5,10 @@ import { freePort } from '../../scripts/services/ports.ts';
 import { testEnv } from '../support/env.ts';
 
 function start(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout?.on('data', (d) => {
     out += d;
@@ -29,14 +32,17 @@ async function waitFor(url: string, ms: number): Promise<Response> {
 }
 
 describe('npm start and npm run worker', () => {
-  it.each(['src/server.ts', 'src/worker.ts'])('%s stops at start with a message naming the invalid field', async (script) => {
-    const started = Date.now();
-    const { child, output } = start(script, testEnv({ MERCHANT_IBAN: 'DE00000000000000000000' }));
-    const [code] = await once(child, 'exit');
-    expect(code).toBe(78);
-    expect(output()).toContain('configuration error: MERCHANT_IBAN is not a valid IBAN');
-    expect(Date.now() - started).toBeLessThan(10_000);
-  });
+  it.each(['src/server.ts', 'src/worker.ts'])(
+    '%s stops at start with a message naming the invalid field',
+    async (script) => {
+      const started = Date.now();
+      const { child, output } = start(script, testEnv({ MERCHANT_IBAN: 'DE00000000000000000000' }));
+      const [code] = await once(child, 'exit');
+      expect(code).toBe(78);
+      expect(output()).toContain('configuration error: MERCHANT_IBAN is not a valid IBAN');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    },
+  );
 
   it('the API serves, then finishes gracefully on SIGTERM', async () => {
     const port = await freePort();
@@ -57,7 +63,8 @@ describe('npm start and npm run worker', () => {
     const { child, output } = start('src/worker.ts', testEnv({ LOG_LEVEL: 'info' }));
     try {
       const deadline = Date.now() + 20_000;
-      while (!output().includes('worker started') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      while (!output().includes('worker started') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
       expect(output()).toContain('worker started');
       child.kill('SIGTERM');
       const [code] = await once(child, 'exit');

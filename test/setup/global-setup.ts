@@ -43,11 +43,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   let redis: Awaited<ReturnType<typeof startLocalRedis>> | null = null;
   if (findRedisServer()) {
-    redis = await startLocalRedis({ port: await freePort(), dataDir: join(workDir, 'redis'), persistent: false });
+    redis = await startLocalRedis({
+      port: await freePort(),
+      dataDir: join(workDir, 'redis'),
+      persistent: false,
+    });
   } else if (process.env.CI) {
-    throw new Error('redis-server is not installed: CI must exercise real Redis (apt-get install -y redis-server)');
+    throw new Error(
+      'redis-server is not installed: CI must exercise real Redis (apt-get install -y redis-server)',
+    );
   } else {
-    console.warn('[test] redis-server not found: using BullMQ\'s PostgreSQL backend (apt-get install -y redis-server for Redis)');
+    console.warn(
+      "[test] redis-server not found: using BullMQ's PostgreSQL backend (apt-get install -y redis-server for Redis)",
+    );
   }
 
   const bank = await startSandboxBank({ certsDir: certs, port: 0, appPort: 0, testMode: true });

@@ -32,7 +32,10 @@ function bank(overrides: Record<string, unknown> = {}): Record<string, unknown> 
 }
 
 let n = 0;
-function env(banks: unknown, overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+function env(
+  banks: unknown,
+  overrides: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
   const file = join(dir, `banks-${n++}.json`);
   writeFileSync(file, typeof banks === 'string' ? banks : JSON.stringify(banks));
   return {
@@ -69,7 +72,9 @@ describe('loadConfig', () => {
 
   it('resolves relative bank file paths from the banks file folder', () => {
     const config = loadConfig(
-      env({ banks: [bank({ tlsClientCertFile: 'certs/client.pem', tlsClientKeyFile: './certs/client-key.pem' })] }),
+      env({
+        banks: [bank({ tlsClientCertFile: 'certs/client.pem', tlsClientKeyFile: './certs/client-key.pem' })],
+      }),
     );
     expect(config.banks[0]?.tls.key).toContain('PRIVATE KEY');
   });
@@ -98,18 +103,54 @@ describe('loadConfig', () => {
   it.each([
     ['not JSON', '{ banks: ', /invalid JSON/],
     ['no banks', { banks: [] }, /BANKS_FILE banks: /],
-    ['an unknown field', { banks: [bank({ colour: 'red' })] }, /BANKS_FILE banks\[0\]: must not have additional properties.*colour/],
+    [
+      'an unknown field',
+      { banks: [bank({ colour: 'red' })] },
+      /BANKS_FILE banks\[0\]: must not have additional properties.*colour/,
+    ],
     ['an id that is not a slug', { banks: [bank({ id: 'Sand Box' })] }, /BANKS_FILE banks\[0\]\.id: /],
-    ['an http issuer', { banks: [bank({ issuer: 'http://bank.example' })] }, /BANKS_FILE banks\[0\]\.issuer: /],
-    ['an unknown auth method', { banks: [bank({ tokenEndpointAuthMethod: 'client_secret_basic' })] }, /BANKS_FILE banks\[0\]\.tokenEndpointAuthMethod/],
+    [
+      'an http issuer',
+      { banks: [bank({ issuer: 'http://bank.example' })] },
+      /BANKS_FILE banks\[0\]\.issuer: /,
+    ],
+    [
+      'an unknown auth method',
+      { banks: [bank({ tokenEndpointAuthMethod: 'client_secret_basic' })] },
+      /BANKS_FILE banks\[0\]\.tokenEndpointAuthMethod/,
+    ],
     ['a scope without openid', { banks: [bank({ scope: 'payments' })] }, /BANKS_FILE banks\[0\]\.scope/],
-    ['the none algorithm', { banks: [bank({ idTokenSignedResponseAlg: 'none' })] }, /BANKS_FILE banks\[0\]\.idTokenSignedResponseAlg/],
-    ['a missing certificate', { banks: [bank({ tlsClientCertFile: '/nope.pem' })] }, /BANKS_FILE banks\[0\]\.tlsClientCertFile: cannot read \/nope\.pem \(ENOENT\)/],
-    ['an empty certificate path', { banks: [bank({ tlsClientCertFile: '' })] }, /BANKS_FILE banks\[0\]\.tlsClientCertFile/],
-    ['a certificate where a key belongs', { banks: [bank({ tlsClientKeyFile: '__CERT__' })] }, /BANKS_FILE banks\[0\]\.tlsClientKeyFile: not a PEM private key/],
+    [
+      'the none algorithm',
+      { banks: [bank({ idTokenSignedResponseAlg: 'none' })] },
+      /BANKS_FILE banks\[0\]\.idTokenSignedResponseAlg/,
+    ],
+    [
+      'a missing certificate',
+      { banks: [bank({ tlsClientCertFile: '/nope.pem' })] },
+      /BANKS_FILE banks\[0\]\.tlsClientCertFile: cannot read \/nope\.pem \(ENOENT\)/,
+    ],
+    [
+      'an empty certificate path',
+      { banks: [bank({ tlsClientCertFile: '' })] },
+      /BANKS_FILE banks\[0\]\.tlsClientCertFile/,
+    ],
+    [
+      'a certificate where a key belongs',
+      { banks: [bank({ tlsClientKeyFile: '__CERT__' })] },
+      /BANKS_FILE banks\[0\]\.tlsClientKeyFile: not a PEM private key/,
+    ],
     ['duplicate ids', { banks: [bank(), bank()] }, /duplicate bank id "sandbox"/],
-    ['a signing alg without a key', { banks: [bank({ requestObjectKeyFile: undefined })] }, /requestObjectKeyFile: required/],
-    ['a requestedExpiry out of range', { banks: [bank({ requestedExpiry: 5 })] }, /BANKS_FILE banks\[0\]\.requestedExpiry/],
+    [
+      'a signing alg without a key',
+      { banks: [bank({ requestObjectKeyFile: undefined })] },
+      /requestObjectKeyFile: required/,
+    ],
+    [
+      'a requestedExpiry out of range',
+      { banks: [bank({ requestedExpiry: 5 })] },
+      /BANKS_FILE banks\[0\]\.requestedExpiry/,
+    ],
   ])('rejects a banks file with %s, naming the field', (_label, content, message) => {
     const text = JSON.stringify(content).replace('"__CERT__"', JSON.stringify(certs.clientCert));
     expect(errorOf(env(typeof content === 'string' ? content : JSON.parse(text)))).toMatch(message);
@@ -117,9 +158,12 @@ describe('loadConfig', () => {
 });
 
 describe('isValidIban', () => {
-  it.each(['DE89370400440532013000', 'GB82WEST12345698765432', 'FR1420041010050500013M02606'])('accepts %s', (iban) => {
-    expect(isValidIban(iban)).toBe(true);
-  });
+  it.each(['DE89370400440532013000', 'GB82WEST12345698765432', 'FR1420041010050500013M02606'])(
+    'accepts %s',
+    (iban) => {
+      expect(isValidIban(iban)).toBe(true);
+    },
+  );
   it.each(['DE89370400440532013001', 'XX', 'DE8937040044053201300Ä', ''])('rejects %s', (iban) => {
     expect(isValidIban(iban)).toBe(false);
   });
