@@ -40,6 +40,8 @@ export interface SandboxBankOptions {
   realm?: string; // default 'master' → issuer https://localhost:{port}/master
   testMode?: boolean; // enables the control API; default false
   merchantName?: string; // optional, for display only
+  /** Host name in the issuer and payment API URLs (default localhost; e.g. `sandbox` in Docker Compose). */
+  publicHost?: string;
 }
 
 export interface SandboxBank {
@@ -119,10 +121,10 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     throw error;
   }
 
-  const origin = `https://localhost:${port}`;
+  const origin = `https://${o.publicHost ?? 'localhost'}:${port}`;
   const issuer = `${origin}/${realm}`;
   const paymentsApiUrl = `${origin}/api`;
-  const appUrl = `http://${host}:${appPort}/`;
+  const appUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${appPort}/`;
   const controlUrl = o.testMode ? `http://${host}:${appPort}/control` : null;
 
   const store = new MapStore();

@@ -8,6 +8,7 @@
  *   --realm NAME       issuer path (env SANDBOX_REALM, default master)
  *   --test-mode        enable the control API (env SANDBOX_TEST_MODE=1)
  *   --merchant NAME    merchant name shown in the bank app (env MERCHANT_NAME)
+ *   --public-host H    host name in the issuer URL (env SANDBOX_PUBLIC_HOST, default localhost)
  */
 import { parseArgs } from 'node:util';
 import { startSandboxBank } from './bank.ts';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     realm: { type: 'string' },
     'test-mode': { type: 'boolean' },
     merchant: { type: 'string' },
+    'public-host': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -51,6 +53,7 @@ const bank = await startSandboxBank({
   realm: values.realm ?? env.SANDBOX_REALM ?? 'master',
   testMode: values['test-mode'] ?? (testModeEnv === '1' || testModeEnv === 'true'),
   ...(merchantName ? { merchantName } : {}),
+  publicHost: values['public-host'] ?? env.SANDBOX_PUBLIC_HOST ?? 'localhost',
 });
 
 console.log(`sandbox bank issuer:  ${bank.issuer}`);

@@ -1,7 +1,8 @@
 /**
  * Development PKI for mutual TLS between Bankpay and the sandbox bank.
  *
- * Generates (once; existing files are kept) a CA, the sandbox bank's server certificate,
+ * Generates (once; existing files are kept) a CA, the sandbox bank's server certificate (localhost,
+ * 127.0.0.1, and `sandbox` for Docker Compose),
  * the shop's client certificate (CN=client, as the sandbox bank registers the client for
  * RFC 8705 tls_client_auth), a second client certificate signed by the same CA (for proving
  * that a certificate-bound token is refused with another certificate), and the RSA key that
@@ -108,7 +109,7 @@ export function ensureDevCertificates(dir: string): Record<keyof typeof certific
       root,
       'server',
       '/CN=localhost',
-      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n',
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,DNS:sandbox,IP:127.0.0.1,IP:::1\n',
     );
   }
   if (caMissing || !existsSync(paths.clientCert) || !existsSync(paths.clientKey)) {
