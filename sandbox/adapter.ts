@@ -5,13 +5,22 @@
  * CIBA requests than that, the oldest auth_req_ids silently vanish and their polls answer
  * `invalid_grant`. Benchmarks hold tens of thousands of pending approvals, so this store keeps
  * every entry until it expires (checked on read, swept periodically).
+ *
+ * Expired CIBA requests are kept a while longer (a tombstone): oidc-provider looks the
+ * auth_req_id up ignoring expiry and answers `expired_token` itself (CIBA Core §11) only if the
+ * adapter still returns it; an adapter that forgets it on time makes the answer `invalid_grant`.
  */
 import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider';
 
 interface Entry {
   payload: AdapterPayload;
   expiresAt: number; // epoch ms; Infinity when the model gave no expiry
+  keepUntil: number; // epoch ms; expiresAt, or later for tombstoned models
 }
+
+// Models whose expired entries stay readable (oidc-provider checks their `exp` itself), and how long.
+const TOMBSTONED = new Set(['BackchannelAuthenticationRequest']);
+export const TOMBSTONE_MS = 10 * 60 * 1000;
 
 // Models that oidc-provider may revoke together through revokeByGrantId (e.g. redeeming an
 // auth_req_id twice revokes the tokens already issued from it).
@@ -35,7 +44,7 @@ export class MapStore {
   get(key: string): AdapterPayload | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.keepUntil <= Date.now()) {
       this.delete(key);
       return undefined;
     }
@@ -46,7 +55,8 @@ export class MapStore {
     this.delete(key);
     const expiresAt =
       typeof expiresIn === 'number' ? Date.now() + (expiresIn + this.clockToleranceSeconds) * 1000 : Infinity;
-    this.entries.set(key, { payload, expiresAt });
+    const keepUntil = TOMBSTONED.has(model) ? expiresAt + TOMBSTONE_MS : expiresAt;
+    this.entries.set(key, { payload, expiresAt, keepUntil });
     if (GRANTABLE.has(model) && typeof payload.grantId === 'string') {
       let members = this.grants.get(payload.grantId);
       if (!members) {
@@ -82,7 +92,7 @@ export class MapStore {
   sweep(now = Date.now()): number {
     let removed = 0;
     for (const [key, entry] of this.entries) {
-      if (entry.expiresAt <= now) {
+      if (entry.keepUntil <= now) {
         this.delete(key);
         removed++;
       }
@@ -90,10 +100,12 @@ export class MapStore {
     return removed;
   }
 
-  count(model?: string): number {
-    if (!model) return this.entries.size;
+  /** Live (unexpired) entries, of one model or all; tombstones are not counted. */
+  count(model?: string, now = Date.now()): number {
     let n = 0;
-    for (const key of this.entries.keys()) if (key.startsWith(`${model}:`)) n++;
+    for (const [key, entry] of this.entries) {
+      if (entry.expiresAt > now && (!model || key.startsWith(`${model}:`))) n++;
+    }
     return n;
   }
 }

@@ -11,7 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { renderBankAppPage } from './bank-app-page.ts';
-import { customers, findCustomer } from './customers.ts';
+import type { CustomerDirectory } from './customers.ts';
 import type { Decider } from './decisions.ts';
 import { HttpError, pathSegments, readJson, sendError, sendJson } from './http.ts';
 import { describeRequest, type RequestRegistry } from './requests.ts';
@@ -20,6 +20,7 @@ export interface BankAppSetup {
   bankName: string;
   requests: RequestRegistry;
   decider: Decider;
+  customers: CustomerDirectory;
   /** The control API handler, or null outside test mode. */
   control:
     | ((
@@ -38,11 +39,13 @@ async function loginFromBody(req: IncomingMessage): Promise<string | undefined> 
 }
 
 export function createBankApp(setup: BankAppSetup) {
-  const { requests, decider } = setup;
-  const page = renderBankAppPage({
-    bankName: setup.bankName,
-    customers: customers.map(({ login, name }) => ({ login, name })),
-  });
+  const { requests, decider, customers } = setup;
+  // Rendered per request: tests create customers while the bank runs.
+  const page = () =>
+    renderBankAppPage({
+      bankName: setup.bankName,
+      customers: customers.list().map(({ login, name }) => ({ login, name })),
+    });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://bank-app.invalid');
@@ -60,7 +63,7 @@ export function createBankApp(setup: BankAppSetup) {
         'content-security-policy':
           "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
       });
-      res.end(page);
+      res.end(page());
       return;
     }
     if (segments[0] !== 'app' || segments[1] !== 'api') throw new HttpError(404, 'not_found', 'not found');
@@ -70,11 +73,11 @@ export function createBankApp(setup: BankAppSetup) {
       return sendJson(
         res,
         200,
-        customers.map(({ login, name }) => ({ login, name })),
+        customers.list().map(({ login, name }) => ({ login, name })),
       );
     }
     if (method === 'GET' && kind === 'customers' && id !== undefined && action === 'requests') {
-      const customer = findCustomer(id);
+      const customer = customers.find(id);
       if (!customer) throw new HttpError(404, 'not_found', `no customer ${id}`);
       return sendJson(res, 200, {
         customer: { login: customer.login, name: customer.name },

@@ -23,9 +23,11 @@ import { MapStore } from './adapter.ts';
 import { createBankApp } from './bank-app.ts';
 import { buildClients, CLIENT_IDS } from './clients.ts';
 import { createControlApi } from './control.ts';
+import { CustomerDirectory } from './customers.ts';
 import { createDecider } from './decisions.ts';
 import { FaultBook } from './faults.ts';
 import { sendError, sendJson } from './http.ts';
+import { IdTokenMinter } from './id-token.ts';
 import { ensureEs256Key, generateOpKeys, publicJwkFromPem } from './keys.ts';
 import { createOpFront, mtlsEndpointAliases } from './op-front.ts';
 import { createPaymentsApi, PaymentLedger } from './payments.ts';
@@ -42,6 +44,12 @@ export interface SandboxBankOptions {
   merchantName?: string; // optional, for display only
   /** Host name in the issuer and payment API URLs (default localhost; e.g. `sandbox` in Docker Compose). */
   publicHost?: string;
+  /**
+   * The `interval` (integer seconds ≥ 1, CIBA Core §7.3) every bc-authorize acknowledgement
+   * carries unless the customer's fault script sets one; default none (the client's 5 s default
+   * applies, CIBA Core §7.3). Tests set 1 so polling clients do not wait 5 s per poll.
+   */
+  defaultInterval?: number;
 }
 
 export interface SandboxBank {
@@ -88,6 +96,14 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
   const host = o.host ?? '127.0.0.1';
   const realm = o.realm ?? 'master';
   if (!/^[A-Za-z0-9._~-]+$/.test(realm)) throw new Error(`invalid realm ${JSON.stringify(realm)}`);
+  if (
+    o.defaultInterval !== undefined &&
+    (!Number.isInteger(o.defaultInterval) || o.defaultInterval < 1 || o.defaultInterval > 3600)
+  ) {
+    throw new Error(
+      `defaultInterval must be an integer number of seconds (1-3600), got ${o.defaultInterval}`,
+    );
+  }
   const certs = ensureDevCertificates(o.certsDir);
   const es256 = ensureEs256Key(o.certsDir);
 
@@ -128,6 +144,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
   const controlUrl = o.testMode ? `http://${host}:${appPort}/control` : null;
 
   const store = new MapStore();
+  const customers = new CustomerDirectory();
   const requests = new RequestRegistry();
   const faults = new FaultBook();
   const ledger = new PaymentLedger();
@@ -152,6 +169,9 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     requests,
     faults,
     arrivals,
+    customers,
+    idTokens: new IdTokenMinter(opKeys),
+    defaultInterval: o.defaultInterval,
   });
   const providerCallback = provider.callback();
   const handleOp = createOpFront({
@@ -187,15 +207,19 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     appUrl,
     controlUrl,
     clients: CLIENT_IDS,
+    defaultInterval: o.defaultInterval ?? null,
     counts: {
+      customers: customers.list().length,
       requests: requests.size,
       payments: ledger.list().length,
       storedEntries: store.count(),
       pendingBackchannelRequests: store.count('BackchannelAuthenticationRequest'),
     },
   });
-  const control = o.testMode ? createControlApi({ info, requests, faults, ledger, decider }) : null;
-  appHandle = createBankApp({ bankName: 'Sandbox Bank', requests, decider, control });
+  const control = o.testMode
+    ? createControlApi({ info, requests, faults, ledger, decider, customers })
+    : null;
+  appHandle = createBankApp({ bankName: 'Sandbox Bank', requests, decider, customers, control });
 
   const sweeper = setInterval(() => {
     store.sweep();

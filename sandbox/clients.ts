@@ -24,6 +24,9 @@ export function buildClients(
     redirect_uris: [],
     backchannel_token_delivery_mode: 'poll',
     id_token_signed_response_alg: 'PS256',
+    // OIDC Core §2 / Registration §2: auth_time in every ID Token, so a client can see when the
+    // customer approved (after its bc-authorize, never before).
+    require_auth_time: true,
     tls_client_certificate_bound_access_tokens: true,
     authorization_details_types: [PAYMENT_INITIATION],
     // Only the provider's static (OpenID) scopes can be listed here; `payments` belongs to the

@@ -5,16 +5,34 @@
  *
  * Fault script (JSON body of PUT /control/customers/{login}/faults; every member optional):
  *   {
- *     "interval": 2,                                   // seconds, added to the bc-authorize ack
+ *     "interval": 2,                                   // seconds, in the bc-authorize ack (wins over
+ *                                                      // the bank's defaultInterval)
  *     "slowDown": 3,                                   // next 3 token polls answer slow_down
  *     "unavailable": { "token": { "times": 2, "retryAfter": 1 } },   // 503 + Retry-After
  *     "delayMs": { "bc-authorize": 300 },              // answer late (every request while set)
  *     "drop": { "payments": { "times": 1, "afterCommit": true } },  // destroy the socket, no answer
  *     "paymentError": { "times": 1 },                  // payment API answers 500
- *     "rejectPayment": { "reason": "insufficient_funds", "times": 1 }  // 201 status 'rejected'
+ *     "rejectPayment": { "reason": "insufficient_funds", "times": 1 }, // 201 status 'rejected'
+ *     "idToken": {                                     // rewrite the ID Token of token responses
+ *       "claims": { "iss": "https://evil.test", "azp": null },  // set claims; null deletes one
+ *       "shift": { "iat": -3600 },                     // seconds added to a numeric claim as issued
+ *       "sign": "op",                                  // "op" | "foreign-key" | "none" | "hs256"
+ *       "alg": "RS256",                                // with "op"/"foreign-key": RS256 | PS256 | ES256
+ *       "times": 1                                     // omitted: every token response while set
+ *     }
  *   }
  * Endpoints: "bc-authorize", "token", "payments". Counters (`times`) go down as faults fire;
- * `rejectPayment` without `times` rejects every payment while set.
+ * `rejectPayment` and `idToken` without `times` apply to every payment / token response while set.
+ *
+ * `idToken` (see id-token.ts) only touches the `id_token` member of a successful CIBA token
+ * response; the access token stays a valid certificate-bound token, so a client that ignored the
+ * ID Token could still pay. Signing: "op" signs with the OP's own key for `alg` (default: the
+ * client's registered PS256), so e.g. RS256 gives a genuine OP signature with an unexpected alg;
+ * "foreign-key" signs with a key outside the JWKS under the OP key's `kid`; "none" is an unsigned
+ * JWT (`alg: none`, empty signature); "hs256" is HMAC-SHA256 keyed with the OP RSA public key's
+ * PEM (the RS/HS key-confusion attack), under that key's `kid`. Order: the OP's claims, plus
+ * `at_hash` and the auth_req_id claim, then `shift`, then `claims` (so every claim, these two
+ * included, can be overridden or deleted), then the signature.
  */
 
 export const faultEndpoints = ['bc-authorize', 'token', 'payments'] as const;
@@ -28,6 +46,23 @@ export interface FaultScript {
   drop?: Partial<Record<FaultEndpoint, { times: number; afterCommit: boolean }>>;
   paymentError?: { times: number };
   rejectPayment?: { reason: string; times?: number };
+  idToken?: IdTokenFault;
+}
+
+export const idTokenSigners = ['op', 'foreign-key', 'none', 'hs256'] as const;
+export type IdTokenSigner = (typeof idTokenSigners)[number];
+export const idTokenAlgs = ['RS256', 'PS256', 'ES256'] as const;
+export type IdTokenAlg = (typeof idTokenAlgs)[number];
+
+export interface IdTokenFault {
+  /** Claims to set; `null` deletes the claim. */
+  claims?: Record<string, unknown>;
+  /** Seconds added to numeric claims (iat, exp, auth_time, ...) as the OP issued them. */
+  shift?: Record<string, number>;
+  sign: IdTokenSigner;
+  /** For "op" and "foreign-key"; default: the alg the OP used (the client's registered one). */
+  alg?: IdTokenAlg;
+  times?: number;
 }
 
 export class FaultScriptError extends Error {}
@@ -75,7 +110,7 @@ export function parseFaultScript(body: unknown): FaultScript {
   if (!isRecord(body)) throw new FaultScriptError('fault script must be a JSON object');
   onlyKeys(
     body,
-    ['interval', 'slowDown', 'unavailable', 'delayMs', 'drop', 'paymentError', 'rejectPayment'],
+    ['interval', 'slowDown', 'unavailable', 'delayMs', 'drop', 'paymentError', 'rejectPayment', 'idToken'],
     '',
   );
   const script: FaultScript = {};
@@ -115,7 +150,52 @@ export function parseFaultScript(body: unknown): FaultScript {
     script.rejectPayment = { reason: r.reason };
     if (r.times !== undefined) script.rejectPayment.times = count(r.times, 'rejectPayment.times', { min: 1 });
   }
+  if (body.idToken !== undefined) script.idToken = parseIdTokenFault(body.idToken);
   return script;
+}
+
+// Claim values are not checked: a wrong type (`aud: 42`) is as much a fault to script as a wrong value.
+function parseIdTokenFault(value: unknown): IdTokenFault {
+  if (!isRecord(value))
+    throw new FaultScriptError('idToken must be { claims?, shift?, sign?, alg?, times? }');
+  onlyKeys(value, ['claims', 'shift', 'sign', 'alg', 'times'], 'idToken.');
+  const fault: IdTokenFault = { sign: 'op' };
+  if (value.sign !== undefined) {
+    if (!idTokenSigners.includes(value.sign as IdTokenSigner)) {
+      throw new FaultScriptError(`idToken.sign must be one of ${idTokenSigners.join(', ')}`);
+    }
+    fault.sign = value.sign as IdTokenSigner;
+  }
+  if (value.alg !== undefined) {
+    if (!idTokenAlgs.includes(value.alg as IdTokenAlg)) {
+      throw new FaultScriptError(`idToken.alg must be one of ${idTokenAlgs.join(', ')}`);
+    }
+    if (fault.sign !== 'op' && fault.sign !== 'foreign-key') {
+      throw new FaultScriptError('idToken.alg only applies to sign "op" or "foreign-key"');
+    }
+    fault.alg = value.alg as IdTokenAlg;
+  }
+  if (value.claims !== undefined) {
+    if (!isRecord(value.claims)) throw new FaultScriptError('idToken.claims must be an object');
+    fault.claims = value.claims;
+  }
+  if (value.shift !== undefined) {
+    if (!isRecord(value.shift)) throw new FaultScriptError('idToken.shift must be an object');
+    const shift: Record<string, number> = {};
+    for (const [claim, seconds] of Object.entries(value.shift)) {
+      if (
+        typeof seconds !== 'number' ||
+        !Number.isInteger(seconds) ||
+        Math.abs(seconds) > 10 * 365 * 86_400
+      ) {
+        throw new FaultScriptError(`idToken.shift.${claim} must be an integer number of seconds`);
+      }
+      shift[claim] = seconds;
+    }
+    fault.shift = shift;
+  }
+  if (value.times !== undefined) fault.times = count(value.times, 'idToken.times', { min: 1 });
+  return fault;
 }
 
 /** The per-customer fault scripts; `take*` methods consume one occurrence of a counted fault. */
@@ -171,6 +251,18 @@ export class FaultBook {
     if (!fault || fault.times <= 0) return false;
     fault.times--;
     return true;
+  }
+
+  /** The ID Token rewrite for this token response, if the customer's script has one left. */
+  takeIdTokenFault(login: string | undefined): Omit<IdTokenFault, 'times'> | undefined {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.idToken;
+    if (!fault) return undefined;
+    if (fault.times !== undefined) {
+      if (fault.times <= 0) return undefined;
+      fault.times--;
+    }
+    const { times: _times, ...rest } = structuredClone(fault);
+    return rest;
   }
 
   /** The rejection reason for this payment, if the customer's script rejects it. */

@@ -9,6 +9,7 @@
  *   --test-mode        enable the control API (env SANDBOX_TEST_MODE=1)
  *   --merchant NAME    merchant name shown in the bank app (env MERCHANT_NAME)
  *   --public-host H    host name in the issuer URL (env SANDBOX_PUBLIC_HOST, default localhost)
+ *   --interval N       default `interval` of CIBA acknowledgements, seconds (env SANDBOX_INTERVAL)
  */
 import { parseArgs } from 'node:util';
 import { startSandboxBank } from './bank.ts';
@@ -31,13 +32,14 @@ const { values } = parseArgs({
     'test-mode': { type: 'boolean' },
     merchant: { type: 'string' },
     'public-host': { type: 'string' },
+    interval: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 
 if (values.help) {
   console.log(
-    'usage: npm run sandbox -- [--port 5001] [--app-port 5002] [--certs certs] [--realm master] [--test-mode]',
+    'usage: npm run sandbox -- [--port 5001] [--app-port 5002] [--certs certs] [--realm master] [--test-mode] [--interval 1]',
   );
   process.exit(0);
 }
@@ -45,6 +47,7 @@ if (values.help) {
 const env = process.env;
 const testModeEnv = env.SANDBOX_TEST_MODE;
 const merchantName = values.merchant ?? env.MERCHANT_NAME;
+const interval = values.interval ?? env.SANDBOX_INTERVAL;
 const bank = await startSandboxBank({
   host: values.host ?? env.SANDBOX_HOST ?? '127.0.0.1',
   port: port(values.port ?? env.SANDBOX_PORT, 5001, 'port'),
@@ -54,6 +57,7 @@ const bank = await startSandboxBank({
   testMode: values['test-mode'] ?? (testModeEnv === '1' || testModeEnv === 'true'),
   ...(merchantName ? { merchantName } : {}),
   publicHost: values['public-host'] ?? env.SANDBOX_PUBLIC_HOST ?? 'localhost',
+  ...(interval ? { defaultInterval: Number(interval) } : {}),
 });
 
 console.log(`sandbox bank issuer:  ${bank.issuer}`);

@@ -8,14 +8,16 @@
  *   request was created) and applies that customer's fault script before the provider sees the
  *   request: delay, dropped connection, 503 + Retry-After, and `slow_down` (CIBA Core §11), which
  *   oidc-provider itself never sends.
- * - Records when each bc-authorize and token request arrived, for tests that measure polling.
+ * - Records when each bc-authorize and token request arrived and what it was answered
+ *   ('acknowledged', 'tokens', the OAuth error code, 'dropped'), for tests that measure polling
+ *   and for timelines that must show why a client stopped.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { FaultBook, FaultEndpoint } from './faults.ts';
 import { dropConnection, readBody, replayRequest, sendJson, sleep } from './http.ts';
 import { type Arrival, CIBA_GRANT_TYPE } from './provider.ts';
-import type { RequestRegistry } from './requests.ts';
+import type { PollRecord, RequestRegistry } from './requests.ts';
 
 /** oidc-provider route paths (its defaults) that get an mTLS alias. */
 export const OP_ROUTES = { backchannel: '/backchannel', token: '/token', userinfo: '/me' } as const;
@@ -54,6 +56,78 @@ function loginHintOf(params: URLSearchParams): string | undefined {
   return params.get('login_hint') ?? undefined;
 }
 
+/** The record an answer is written into (a poll, or a bc-authorize attempt). */
+type Answer = Pick<PollRecord, 'outcome' | 'result' | 'unsent'> & { authReqId?: string };
+
+/** What an answer body means for a timeline: see AnswerResult in requests.ts. */
+function resultOf(
+  endpoint: FaultEndpoint,
+  status: number,
+  body: Buffer,
+): { result: string; authReqId?: string } {
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  if (status === 200) {
+    if (endpoint === 'token') return { result: 'tokens' };
+    const authReqId = typeof json?.auth_req_id === 'string' ? json.auth_req_id : undefined;
+    return { result: 'acknowledged', ...(authReqId ? { authReqId } : {}) };
+  }
+  return { result: typeof json?.error === 'string' ? json.error : `http_${status}` };
+}
+
+/**
+ * Fills `answer` with what the bank answered, whoever answers (the scripted faults here or the
+ * provider). Returns a function that turns the answer into a dropped connection once the provider
+ * has produced it (the answer is recorded as `unsent`).
+ */
+function observeAnswer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  endpoint: FaultEndpoint,
+  answer: Answer | undefined,
+): () => void {
+  let drop = false;
+  const chunks: Buffer[] = [];
+  const toBuffer = (chunk: unknown) =>
+    Buffer.isBuffer(chunk) ? chunk : typeof chunk === 'string' ? Buffer.from(chunk) : undefined;
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    const buf = toBuffer(chunk);
+    if (buf) chunks.push(buf);
+    return write(chunk, ...rest);
+  }) as typeof res.write;
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    const buf = typeof chunk === 'function' ? undefined : toBuffer(chunk);
+    if (buf) chunks.push(buf);
+    if (drop) {
+      if (answer) {
+        const { result, authReqId } = resultOf(endpoint, res.statusCode, Buffer.concat(chunks));
+        Object.assign(answer, { unsent: result, ...(authReqId ? { authReqId } : {}) });
+      }
+      dropConnection(req, res);
+      return res;
+    }
+    return end(chunk, ...rest);
+  }) as typeof res.end;
+  if (answer) {
+    res.once('finish', () => {
+      const { result, authReqId } = resultOf(endpoint, res.statusCode, Buffer.concat(chunks));
+      Object.assign(answer, { outcome: res.statusCode, result, ...(authReqId ? { authReqId } : {}) });
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) Object.assign(answer, { outcome: 'dropped', result: 'dropped' });
+    });
+  }
+  return () => {
+    drop = true;
+  };
+}
+
 export function createOpFront(setup: OpFrontSetup) {
   const { realmPath, faults, requests, arrivals } = setup;
   const mtlsPath = `${realmPath}/mtls`;
@@ -84,21 +158,21 @@ export function createOpFront(setup: OpFrontSetup) {
       const body = await readBody(req);
       const params = new URLSearchParams(body.toString('utf8'));
       let login: string | undefined;
+      let answer: Answer | undefined;
+      const arrival: Arrival = { receivedAt, path: mounted.path };
       if (endpoint === 'bc-authorize') {
         login = loginHintOf(params);
+        const attempt = requests.recordBcAuthorize(login, { at: receivedAt, path: mounted.path });
+        arrival.attempt = attempt;
+        answer = attempt;
       } else if (params.get('grant_type') === CIBA_GRANT_TYPE) {
         const authReqId = params.get('auth_req_id') ?? '';
         login = requests.loginOf(authReqId);
         const poll = requests.recordPoll(authReqId, receivedAt);
-        if (poll) {
-          res.once('finish', () => {
-            poll.outcome = res.statusCode;
-          });
-          res.once('close', () => {
-            if (!res.writableFinished) poll.outcome = 'dropped';
-          });
-        }
+        if (poll) arrival.poll = poll;
+        answer = poll;
       }
+      const dropAfterCommit = observeAnswer(req, res, endpoint, answer);
 
       const delay = faults.delayMs(login, endpoint);
       if (delay > 0) await sleep(delay);
@@ -123,14 +197,9 @@ export function createOpFront(setup: OpFrontSetup) {
       }
       // The provider processes the request (a CIBA request is created, or tokens are issued and
       // the auth_req_id consumed) but the answer never leaves: the lost-response case.
-      if (faults.takeDrop(login, endpoint, true)) {
-        res.end = (() => {
-          dropConnection(req, res);
-          return res;
-        }) as typeof res.end;
-      }
+      if (faults.takeDrop(login, endpoint, true)) dropAfterCommit();
       forward = replayRequest(req, body);
-      arrivals.set(forward, { receivedAt, path: mounted.path });
+      arrivals.set(forward, arrival);
     }
 
     // oidc-provider derives its mount path (and so every endpoint URL it publishes or checks as

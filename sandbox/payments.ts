@@ -41,8 +41,30 @@ export function paymentView(p: Payment): { paymentId: string; status: PaymentSta
   return { paymentId: p.paymentId, status: p.status, ...(p.reason ? { reason: p.reason } : {}) };
 }
 
+/**
+ * One POST /payments that reached the bank, whatever became of it, so a test can prove that no
+ * payment call was made (or how many). `login` and `clientId` come from the access token when its
+ * signature, issuer and audience verified (even if it was then refused, e.g. bound to another
+ * certificate: `error` says why); without such a token they are null.
+ */
+export interface PaymentAttempt {
+  at: string;
+  login: string | null;
+  clientId: string | null;
+  idempotencyKey: string | null;
+  /** HTTP status answered, or 'dropped' when the connection was abandoned. */
+  status: number | 'dropped';
+  /** The error code of an error answer (`invalid_token`, `payment_mismatch`, ...). */
+  error: string | null;
+  paymentId: string | null;
+}
+
+// The most recent attempts kept (a benchmark pays far more often than a test reads them).
+const MAX_ATTEMPTS_KEPT = 50_000;
+
 export class PaymentLedger {
   private readonly payments = new Map<string, Payment>();
+  private attemptLog: PaymentAttempt[] = [];
   private readonly byIdempotencyKey = new Map<string, Payment>();
   private readonly byToken = new Map<string, Payment>();
 
@@ -76,7 +98,23 @@ export class PaymentLedger {
     );
   }
 
+  recordAttempt(attempt: PaymentAttempt): void {
+    this.attemptLog.push(attempt);
+    if (this.attemptLog.length > MAX_ATTEMPTS_KEPT * 1.1)
+      this.attemptLog = this.attemptLog.slice(-MAX_ATTEMPTS_KEPT);
+  }
+
+  /** Attempts in arrival order; `login: null` selects those without a verified token. */
+  attempts(filter: { login?: string | null; clientId?: string } = {}): PaymentAttempt[] {
+    return this.attemptLog.filter(
+      (a) =>
+        (filter.login === undefined || a.login === filter.login) &&
+        (filter.clientId === undefined || a.clientId === filter.clientId),
+    );
+  }
+
   clear(): void {
+    this.attemptLog = [];
     this.payments.clear();
     this.byIdempotencyKey.clear();
     this.byToken.clear();
@@ -109,6 +147,11 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
   const keys = createLocalJWKSet(setup.jwks);
   const apiPath = new URL(paymentsApiUrl).pathname; // '/api'
 
+  /** The token's subject and client, once its signature, issuer and audience verified. */
+  const verifiedTokenOf = new WeakMap<IncomingMessage, { login: string | null; clientId: string | null }>();
+  /** The payment a request created, also when its answer is then dropped. */
+  const createdBy = new WeakMap<IncomingMessage, string>();
+
   async function authenticate(req: IncomingMessage): Promise<Caller> {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
@@ -129,6 +172,10 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
     } catch {
       throw invalidToken('the access token is invalid or expired');
     }
+    verifiedTokenOf.set(req, {
+      login: typeof claims.sub === 'string' ? claims.sub : null,
+      clientId: typeof claims.client_id === 'string' ? claims.client_id : null,
+    });
     // RFC 8705 §3: the token is only good with the certificate it is bound to.
     const cnf = claims.cnf as Record<string, unknown> | undefined;
     const bound = cnf?.['x5t#S256'];
@@ -155,6 +202,41 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
       throw invalidToken('the access token lacks client_id, sub or jti');
     }
     return { clientId: claims.client_id, login: claims.sub, tokenId: claims.jti, claims };
+  }
+
+  /** Records the attempt when its answer has left (or the connection was dropped). */
+  function observeAttempt(req: IncomingMessage, res: ServerResponse): void {
+    const at = new Date().toISOString();
+    const header = req.headers['idempotency-key'];
+    const chunks: Buffer[] = [];
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+      if (Buffer.isBuffer(chunk)) chunks.push(chunk);
+      else if (typeof chunk === 'string') chunks.push(Buffer.from(chunk));
+      return end(chunk, ...rest);
+    }) as typeof res.end;
+    const record = (status: number | 'dropped') => {
+      let body: Record<string, unknown> | undefined;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      } catch {
+        body = undefined;
+      }
+      const token = verifiedTokenOf.get(req);
+      ledger.recordAttempt({
+        at,
+        login: token?.login ?? null,
+        clientId: token?.clientId ?? null,
+        idempotencyKey: typeof header === 'string' ? header : null,
+        status,
+        error: typeof body?.error === 'string' ? body.error : null,
+        paymentId: typeof body?.paymentId === 'string' ? body.paymentId : (createdBy.get(req) ?? null),
+      });
+    };
+    res.once('finish', () => record(res.statusCode));
+    res.once('close', () => {
+      if (!res.writableFinished) record('dropped');
+    });
   }
 
   async function createPayment(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -230,6 +312,7 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
       createdAt: new Date().toISOString(),
     };
     ledger.add(payment);
+    createdBy.set(req, payment.paymentId);
     // The payment exists, the answer is lost: what a crash between commit and reply looks like.
     if (faults.takeDrop(caller.login, 'payments', true)) return dropConnection(req, res);
     sendJson(res, 201, paymentView(payment), { location: `${apiPath}/payments/${payment.paymentId}` });
@@ -252,6 +335,7 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
     try {
       if (segments.length === 1 && segments[0] === 'payments') {
         if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'use POST');
+        observeAttempt(req, res);
         await createPayment(req, res);
       } else if (segments.length === 2 && segments[0] === 'payments' && segments[1]) {
         if (req.method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'use GET');

@@ -18,10 +18,11 @@ import type {
 } from 'oidc-provider';
 import type { MapStore } from './adapter.ts';
 import { createMapAdapter } from './adapter.ts';
-import { findCustomer } from './customers.ts';
+import type { CustomerDirectory } from './customers.ts';
 import type { FaultBook } from './faults.ts';
+import type { IdTokenMinter } from './id-token.ts';
 import { findPaymentInitiation, PAYMENT_INITIATION, parsePaymentInitiation } from './payment-details.ts';
-import type { RequestRegistry } from './requests.ts';
+import type { BcAuthorizeAttempt, PollRecord, RequestRegistry } from './requests.ts';
 
 export type OidcModule = typeof import('oidc-provider');
 export type Provider = OidcProvider;
@@ -57,6 +58,9 @@ export function loadOidcProvider(): Promise<OidcModule> {
 export interface Arrival {
   receivedAt: number;
   path: string;
+  /** The timeline entry of this bc-authorize request or token poll, when there is one. */
+  attempt?: BcAuthorizeAttempt;
+  poll?: PollRecord;
 }
 
 export interface ProviderSetup {
@@ -72,6 +76,11 @@ export interface ProviderSetup {
   requests: RequestRegistry;
   faults: FaultBook;
   arrivals: WeakMap<IncomingMessage, Arrival>;
+  customers: CustomerDirectory;
+  /** Finishes (and, when scripted, falsifies) the ID Token of CIBA token responses. */
+  idTokens: IdTokenMinter;
+  /** Seconds; the acknowledgement's `interval` when no fault script sets one. */
+  defaultInterval: number | undefined;
 }
 
 function peerCertificate(ctx: KoaContextWithOIDC): X509Certificate | undefined {
@@ -109,7 +118,7 @@ function splitScopes(scope: string | undefined): { oidc: string[]; resource: str
 
 export async function createBankProvider(setup: ProviderSetup): Promise<Provider> {
   const { default: Provider, errors } = await loadOidcProvider();
-  const { issuer, paymentsApiUrl, requests, faults, arrivals } = setup;
+  const { issuer, paymentsApiUrl, requests, faults, arrivals, customers } = setup;
 
   // Request object jti values seen, per client, until the object's exp: a signed authentication
   // request must not be replayable (CIBA Core §7.1.1 requires jti for that purpose).
@@ -129,7 +138,7 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
       clientAuthSigningAlgValues: ['PS256', 'ES256'],
     },
     async findAccount(_ctx, sub) {
-      const customer = findCustomer(sub);
+      const customer = customers.find(sub);
       if (!customer) return undefined;
       return {
         accountId: customer.login,
@@ -146,7 +155,9 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
       Grant: 60 * 60,
       Interaction: 10 * 60,
       Session: 60 * 60,
-      // CIBA Core §7.1: requested_expiry is honoured up to the bank's own ceiling of 10 minutes.
+      // CIBA Core §7.1: requested_expiry is honoured up to the bank's own ceiling of 10 minutes,
+      // down to 1 second (tests of expiry). oidc-provider refuses values that are not positive
+      // integers with invalid_request before asking.
       BackchannelAuthenticationRequest: (ctx) => {
         const requested = Number(ctx?.oidc?.params?.requested_expiry);
         return Number.isSafeInteger(requested) && requested > 0 ? Math.min(requested, 600) : 600;
@@ -163,7 +174,7 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
         deliveryModes: ['poll', 'ping'],
         // CIBA Core §7.1: login_hint identifies the end-user; unknown → unknown_user_id (§13).
         processLoginHint(_ctx, loginHint) {
-          return findCustomer(loginHint)?.login;
+          return customers.find(loginHint)?.login;
         },
         processLoginHintToken() {
           throw new errors.InvalidRequest('login_hint_token is not supported by this bank; use login_hint');
@@ -201,6 +212,7 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
             status: 'pending',
             decidedAt: undefined,
             polls: [],
+            ...(arrival?.attempt ? { bcAuthorize: arrival.attempt } : {}),
           });
         },
       },
@@ -306,22 +318,42 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
 
   const provider = new Provider(issuer, configuration);
 
-  // CIBA Core §7.3: `interval` in the acknowledgement is the bank's to set; oidc-provider never
-  // sends one, a fault script may add it.
   provider.use(async (ctx, next) => {
     await next();
+    const oidc = (ctx as KoaContextWithOIDC).oidc;
     const body = ctx.body as Record<string, unknown> | undefined;
-    if (
-      (ctx as KoaContextWithOIDC).oidc?.route === 'backchannel_authentication' &&
-      ctx.status === 200 &&
-      typeof body?.auth_req_id === 'string'
-    ) {
+    if (ctx.status !== 200 || !oidc || !body) return;
+
+    // CIBA Core §7.3: `interval` in the acknowledgement is the bank's to set; oidc-provider never
+    // sends one. A fault script's wins over the bank's default.
+    if (oidc.route === 'backchannel_authentication' && typeof body.auth_req_id === 'string') {
       const record = requests.get(body.auth_req_id);
-      const interval = faults.interval(record?.login);
+      const interval = faults.interval(record?.login) ?? setup.defaultInterval;
       if (record && interval !== undefined) {
         body.interval = interval;
         record.interval = interval;
       }
+    }
+
+    // CIBA Core §10.1.1: the successful token response; its ID Token gets at_hash and the
+    // auth_req_id claim, and the customer's idToken fault if one is scripted (id-token.ts).
+    if (
+      oidc.route === 'token' &&
+      oidc.params?.grant_type === CIBA_GRANT_TYPE &&
+      typeof body.id_token === 'string' &&
+      typeof body.access_token === 'string'
+    ) {
+      const authReqId = String(oidc.params.auth_req_id ?? '');
+      const login = oidc.entities.Account?.accountId ?? requests.loginOf(authReqId);
+      const { idToken, rewrite } = await setup.idTokens.mint({
+        issued: body.id_token,
+        accessToken: body.access_token,
+        authReqId,
+        fault: faults.takeIdTokenFault(login),
+      });
+      body.id_token = idToken;
+      const poll = arrivals.get(ctx.req)?.poll;
+      if (poll && rewrite) poll.idTokenFault = rewrite;
     }
   });
 

@@ -6,16 +6,41 @@
  * oidc-provider's BackchannelAuthenticationRequest stays the source of truth for the protocol
  * state; this registry is a projection of it, filled in triggerAuthenticationDevice.
  */
+import type { IdTokenRewrite } from './id-token.ts';
 import type { PaymentInitiation } from './payment-details.ts';
 
 export const requestStatuses = ['pending', 'approved', 'denied'] as const;
 export type RequestStatus = (typeof requestStatuses)[number];
+
+/**
+ * What an answer meant: 'tokens' (token endpoint, 200), 'acknowledged' (bc-authorize, 200), the
+ * OAuth error code of an error answer ('authorization_pending', 'slow_down', 'access_denied',
+ * 'expired_token', 'invalid_grant', 'temporarily_unavailable' for a scripted 503, ...), 'dropped'
+ * when the connection was abandoned, or `http_<status>` for an answer without an error code.
+ */
+export type AnswerResult = string;
 
 export interface PollRecord {
   /** Epoch ms at which the bank received the token request. */
   at: number;
   /** HTTP status the bank answered with, or 'dropped' when the connection was abandoned. */
   outcome?: number | 'dropped';
+  result?: AnswerResult;
+  /** For a dropped answer: what the bank had processed and would have answered. */
+  unsent?: AnswerResult;
+  /** When the ID Token of a 'tokens' answer was rewritten by a fault script (faults.ts). */
+  idTokenFault?: IdTokenRewrite;
+}
+
+/** One bc-authorize request, kept by its login_hint whether or not it created a request. */
+export interface BcAuthorizeAttempt {
+  at: number;
+  path: string;
+  outcome?: number | 'dropped';
+  result?: AnswerResult;
+  unsent?: AnswerResult;
+  /** The auth_req_id of an acknowledged request. */
+  authReqId?: string;
 }
 
 export interface BackchannelRecord {
@@ -36,6 +61,8 @@ export interface BackchannelRecord {
   status: RequestStatus;
   decidedAt: number | undefined;
   polls: PollRecord[];
+  /** The bc-authorize answer, filled when it leaves (normally 200 'acknowledged'). */
+  bcAuthorize?: BcAuthorizeAttempt;
 }
 
 // A request polled every second for its 10 minutes is 600 entries; this cap only protects the
@@ -43,12 +70,39 @@ export interface BackchannelRecord {
 const MAX_POLLS_KEPT = 5_000;
 // Decided or expired requests stay visible (for timelines) this long after their expiry.
 const RETENTION_MS = 10 * 60 * 1000;
+// bc-authorize attempts kept per login hint (the most recent ones), and for how many hints.
+const MAX_ATTEMPTS_PER_LOGIN = 1_000;
+const MAX_ATTEMPT_LOGINS = 10_000;
 
 export class RequestRegistry {
   private readonly records = new Map<string, BackchannelRecord>();
+  private readonly attempts = new Map<string, BcAuthorizeAttempt[]>();
 
   add(record: BackchannelRecord): void {
     this.records.set(record.authReqId, record);
+  }
+
+  /** Records a bc-authorize request under its (unverified) login hint, known customer or not. */
+  recordBcAuthorize(login: string | undefined, attempt: BcAuthorizeAttempt): BcAuthorizeAttempt {
+    if (login === undefined) return attempt;
+    let list = this.attempts.get(login);
+    if (!list) {
+      if (this.attempts.size >= MAX_ATTEMPT_LOGINS) return attempt;
+      list = [];
+      this.attempts.set(login, list);
+    }
+    list.push(attempt);
+    if (list.length > MAX_ATTEMPTS_PER_LOGIN) list.splice(0, list.length - MAX_ATTEMPTS_PER_LOGIN);
+    return attempt;
+  }
+
+  bcAuthorizeAttempts(login: string): BcAuthorizeAttempt[] {
+    return this.attempts.get(login) ?? [];
+  }
+
+  /** Every request of a customer (pending, decided, expired; until swept), oldest first. */
+  allFor(login: string): BackchannelRecord[] {
+    return [...this.records.values()].filter((r) => r.login === login);
   }
 
   get(authReqId: string): BackchannelRecord | undefined {
@@ -83,11 +137,19 @@ export class RequestRegistry {
 
   clear(): void {
     this.records.clear();
+    this.attempts.clear();
   }
 
   sweep(now = Date.now()): void {
     for (const [id, record] of this.records) {
       if (record.expiresAt + RETENTION_MS <= now) this.records.delete(id);
+    }
+    // A bc-authorize attempt lives at most as long as the longest request it could have created.
+    const horizon = now - 10 * 60 * 1000 - RETENTION_MS;
+    for (const [login, list] of this.attempts) {
+      const keep = list.filter((a) => a.at > horizon);
+      if (keep.length === 0) this.attempts.delete(login);
+      else if (keep.length !== list.length) this.attempts.set(login, keep);
     }
   }
 
@@ -121,14 +183,37 @@ export function describeRequest(record: BackchannelRecord, now = Date.now()) {
   };
 }
 
-export function describeTimeline(record: BackchannelRecord) {
+function describeAnswer(a: { outcome?: number | 'dropped'; result?: AnswerResult; unsent?: AnswerResult }) {
+  return {
+    outcome: a.outcome ?? null,
+    result: a.result ?? null,
+    ...(a.unsent ? { unsent: a.unsent } : {}),
+  };
+}
+
+export function describeBcAuthorizeAttempt(a: BcAuthorizeAttempt) {
+  return { at: a.at, path: a.path, ...describeAnswer(a), authReqId: a.authReqId ?? null };
+}
+
+export function describeTimeline(record: BackchannelRecord, now = Date.now()) {
   return {
     authReqId: record.authReqId,
     login: record.login,
     clientId: record.clientId,
     status: record.status,
-    bcAuthorize: { at: record.receivedAt, path: record.path, interval: record.interval ?? null },
+    expiresAt: record.expiresAt,
+    expired: record.expiresAt <= now,
+    bcAuthorize: {
+      at: record.receivedAt,
+      path: record.path,
+      interval: record.interval ?? null,
+      ...describeAnswer(record.bcAuthorize ?? {}),
+    },
     decidedAt: record.decidedAt ?? null,
-    polls: record.polls.map((p) => ({ at: p.at, outcome: p.outcome ?? null })),
+    polls: record.polls.map((p) => ({
+      at: p.at,
+      ...describeAnswer(p),
+      idTokenFault: p.idTokenFault ?? null,
+    })),
   };
 }

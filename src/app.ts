@@ -5,8 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import type { Config } from './config.ts';
 import { registerProblemHandlers } from './http/problem.ts';
+import { registerValidators } from './http/validation.ts';
+import { createKeyRing } from './infra/crypto.ts';
 import { type Database, isDatabaseReachable } from './infra/database.ts';
 import { healthRoutes } from './infra/health.ts';
 import { loggerOptions } from './infra/logging.ts';
@@ -27,8 +31,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     bodyLimit: BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    // Unknown fields are rejected, not silently dropped (house convention 1).
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     return503OnClosing: true,
     // Probes hit health endpoints every few seconds: keep them out of the request log.
     logController: new LogController({
@@ -40,8 +42,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     reply.header('x-request-id', request.id);
   });
 
+  registerValidators(app);
   await registerSwagger(app);
   registerProblemHandlers(app);
+
+  await app.register(checkoutRoutes, {
+    db: deps.db,
+    queue: deps.queue.queue,
+    keys: createKeyRing(deps.config.tokenEncryptionKeys),
+    config: deps.config,
+    log: app.log as unknown as Logger,
+  });
 
   await app.register(healthRoutes, {
     isDatabaseReachable: () => isDatabaseReachable(deps.db),

@@ -35,9 +35,18 @@ const BankSchema = Type.Object(
     ]),
     scope: Type.String({ pattern: '(^|\\s)openid(\\s|$)', description: 'must include openid' }),
     deliveryMode: Type.Literal('poll'),
-    requestedExpiry: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
+    requestedExpiry: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds (CIBA Core §7.1); default 300' }),
+    ),
     authorizationDetails: Type.Optional(Type.Boolean()),
     paymentsApiUrl: Type.String({ pattern: '^https://' }),
+    loginHintIsSubject: Type.Optional(
+      Type.Boolean({
+        description:
+          'true when the bank uses the login we send as login_hint as the ID Token sub (the sandbox does): ' +
+          'the ID Token is then refused unless sub equals the checkout login hint. Default false.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -50,9 +59,12 @@ const BanksFileSchema = Type.Object(
 export type BankFileEntry = Static<typeof BankSchema>;
 
 /** A configured bank, with its files already read (so an unreadable file fails at start). */
-export interface BankConfig extends Omit<BankFileEntry, 'requestedExpiry' | 'authorizationDetails'> {
+export interface BankConfig
+  extends Omit<BankFileEntry, 'requestedExpiry' | 'authorizationDetails' | 'loginHintIsSubject'> {
   requestedExpiry: number;
   authorizationDetails: boolean;
+  /** The ID Token's sub must equal the login hint (banks whose subjects are their logins). */
+  loginHintIsSubject: boolean;
   tls: { cert: string; key: string; ca?: string };
   requestObjectKey?: string;
   clientAssertionKey?: string;
@@ -198,6 +210,7 @@ export function loadBanks(banksFile: string): BankConfig[] {
       ...b,
       requestedExpiry: b.requestedExpiry ?? 300,
       authorizationDetails: b.authorizationDetails ?? false,
+      loginHintIsSubject: b.loginHintIsSubject ?? false,
       tls,
       ...(requestObjectKey ? { requestObjectKey } : {}),
       ...(clientAssertionKey && b.tokenEndpointAuthMethod === 'private_key_jwt'

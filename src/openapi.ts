@@ -23,7 +23,7 @@ const documentConfig: Config = {
   port: 0,
   logLevel: 'silent',
   merchant: { name: 'Example Shop', iban: 'DE89370400440532013000' },
-  tokenEncryptionKeys: [],
+  tokenEncryptionKeys: [Buffer.alloc(32)],
   banks: [],
   banksFile: 'unused',
 };
@@ -32,7 +32,7 @@ export async function renderOpenApiYaml(): Promise<string> {
   const app = await buildApp({
     config: documentConfig,
     db: unused as Database,
-    queue: unused as QueueInfra,
+    queue: { queue: unused } as unknown as QueueInfra,
   });
   await app.ready();
   const yaml = app.swagger({ yaml: true });

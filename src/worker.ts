@@ -5,9 +5,11 @@
  */
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
+import { createKeyRing } from './infra/crypto.ts';
 import { createDatabase } from './infra/database.ts';
 import { loggerOptions } from './infra/logging.ts';
 import { createQueueInfra } from './infra/queue.ts';
+import { createBankClients } from './integrations/bank.client.ts';
 import { createJobProcessor } from './jobs/index.ts';
 
 let config: ReturnType<typeof loadConfig>;
@@ -24,7 +26,9 @@ try {
 const log = pino(loggerOptions(config.logLevel, 'bankpay-worker'));
 const db = createDatabase(config.databaseUrl);
 const queue = createQueueInfra(config.queue, config.databaseUrl);
-const worker = queue.createWorker(createJobProcessor({ config, db, queue: queue.queue, log }), {
+const banks = createBankClients(config.banks);
+const keys = createKeyRing(config.tokenEncryptionKeys);
+const worker = queue.createWorker(createJobProcessor({ config, db, queue: queue.queue, keys, banks, log }), {
   concurrency: 50,
   autorun: true,
 });
@@ -45,6 +49,7 @@ async function shutdown(signal: string): Promise<void> {
   }, 20_000);
   force.unref();
   await queue.close();
+  await Promise.all([...banks.values()].map((b) => b.close()));
   await db.$disconnect();
   log.info('stopped');
   process.exit(0);

@@ -26,7 +26,13 @@ export interface QueueInfra {
   close(): Promise<void>;
 }
 
-export function createQueueInfra(config: Config['queue'], databaseUrl: string): QueueInfra {
+export function createQueueInfra(
+  config: Config['queue'],
+  databaseUrl: string,
+  options: { prefix?: string } = {},
+): QueueInfra {
+  // BullMQ's key prefix (Redis) or schema (PostgreSQL): separate namespaces on one server.
+  const prefix = options.prefix;
   if (config.backend === 'redis') {
     // Producer side (the API): no offline queue, so a Redis outage fails fast instead of piling up.
     const producer = new Redis(config.redisUrl, {
@@ -35,7 +41,7 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
       lazyConnect: false,
     });
     producer.on('error', () => {}); // reported through readiness and failed commands, not crashes
-    const queue = new Queue(QUEUE_NAME, { connection: producer });
+    const queue = new Queue(QUEUE_NAME, { connection: producer, ...(prefix ? { prefix } : {}) });
     queue.on('error', () => {}); // an outage shows in readiness and in failed enqueues
     const workers: Worker[] = [];
     const workerConnections: Redis[] = [];
@@ -47,7 +53,11 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
         const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
         connection.on('error', () => {});
         workerConnections.push(connection);
-        const worker = new Worker(QUEUE_NAME, processor, { connection, ...options });
+        const worker = new Worker(QUEUE_NAME, processor, {
+          connection,
+          ...(prefix ? { prefix } : {}),
+          ...options,
+        });
         workers.push(worker);
         return worker;
       },
@@ -74,7 +84,11 @@ export function createQueueInfra(config: Config['queue'], databaseUrl: string): 
     };
   }
   const pg = withBackend(createPostgresBackend);
-  const connection = { connectionString: databaseUrl, schema: 'bullmq', migrate: true };
+  const connection = {
+    connectionString: databaseUrl,
+    schema: prefix ? `bullmq_${prefix}` : 'bullmq',
+    migrate: true,
+  };
   const queue = new pg.Queue(QUEUE_NAME, { connection }) as unknown as Queue;
   queue.on('error', () => {}); // an outage shows in readiness and in failed enqueues
   const workers: Worker[] = [];

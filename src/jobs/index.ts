@@ -1,31 +1,32 @@
 /**
- * Job dispatch: one processor per job name. Jobs are thin glue between the checkout domain and the
+ * Job dispatch: one handler per job name. Jobs are thin glue between the checkout domain and the
  * outbound integrations; each run makes at most one bank request.
  */
-import type { Job, Processor, Queue } from 'bullmq';
+import type { Job, Processor } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
-import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
-import type { Database } from '../infra/database.ts';
+import { type CheckoutJobData, JOB_NAMES } from '../checkout/checkout.jobs.ts';
+import { executePayment } from './bank-pay.job.ts';
+import { pollBackchannelToken } from './ciba-poll.job.ts';
+import { startBackchannelAuthentication } from './ciba-start.job.ts';
+import type { JobContext } from './job.context.ts';
 
-export interface JobContext {
-  config: Config;
-  db: Database;
-  queue: Queue;
-  log: Logger;
-}
+export type { JobContext } from './job.context.ts';
 
-export type JobHandler = (job: Job, ctx: JobContext, token?: string) => Promise<unknown>;
+type Handler = (job: Job<CheckoutJobData>, ctx: JobContext, token?: string) => Promise<unknown>;
 
-export const JOB_HANDLERS: Record<string, JobHandler> = {};
+export const JOB_HANDLERS: Record<string, Handler> = {
+  [JOB_NAMES.cibaStart]: startBackchannelAuthentication,
+  [JOB_NAMES.cibaPoll]: pollBackchannelToken,
+  [JOB_NAMES.bankPay]: executePayment,
+};
 
 export function createJobProcessor(ctx: JobContext): Processor {
   return async (job, token) => {
     const handler = JOB_HANDLERS[job.name];
     if (!handler) throw new UnrecoverableError(`no handler for job "${job.name}"`);
     return handler(
-      job,
-      ctx.log.child ? { ...ctx, log: ctx.log.child({ jobId: job.id, job: job.name }) } : ctx,
+      job as Job<CheckoutJobData>,
+      { ...ctx, log: ctx.log.child({ jobId: job.id, job: job.name }) },
       token,
     );
   };

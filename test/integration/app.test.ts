@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/services/ports.ts';
@@ -68,6 +69,29 @@ describe('the HTTP app', () => {
   it('openapi.yaml at the root is the document generated from the routes (npm run openapi)', async () => {
     const committed = readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8');
     expect(committed, 'openapi.yaml is stale: run npm run openapi').toBe(await renderOpenApiYaml());
+  });
+
+  it('openapi.yaml is a valid OpenAPI 3.1 document, every operation named, tagged and summarised', async () => {
+    const validator = new Validator();
+    const result = await validator.validate(new URL('../../openapi.yaml', import.meta.url).pathname);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+    const doc = validator.resolveRefs() as {
+      paths: Record<
+        string,
+        Record<
+          string,
+          { operationId?: string; tags?: string[]; summary?: string; responses: Record<string, unknown> }
+        >
+      >;
+    };
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        expect(op.operationId, `${method} ${path}`).toBeTruthy();
+        expect(op.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
+        expect(op.summary, `${method} ${path}`).toBeTruthy();
+      }
+    }
   });
 });
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { importPKCS8, type JWTPayload, SignJWT } from 'jose';
+import { importPKCS8, type JWK, type JWTPayload, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { type SandboxBank, startSandboxBank } from '../../sandbox/bank.ts';
@@ -62,7 +62,9 @@ export interface TestBank {
   close(): Promise<void>;
 }
 
-export async function startTestBank(options: { testMode?: boolean } = {}): Promise<TestBank> {
+export async function startTestBank(
+  options: { testMode?: boolean; defaultInterval?: number } = {},
+): Promise<TestBank> {
   const dir = mkdtempSync(join(tmpdir(), 'sandbox-bank-test-'));
   const certs = ensureDevCertificates(dir);
   const bank = await startSandboxBank({
@@ -71,6 +73,7 @@ export async function startTestBank(options: { testMode?: boolean } = {}): Promi
     appPort: 0,
     testMode: options.testMode ?? true,
     merchantName: 'Acme Shop',
+    ...(options.defaultInterval ? { defaultInterval: options.defaultInterval } : {}),
   });
   const mtls = transport(certs, 'client');
   const other = transport(certs, 'other-client');
@@ -251,3 +254,31 @@ export function pay(
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A fresh customer of its own (POST /control/customers), so a test's fault script is its alone. */
+export async function newCustomer(tb: TestBank, prefix = 't'): Promise<string> {
+  const login = `${prefix}-${randomUUID().slice(0, 8)}`;
+  const created = await control(tb, 'POST', '/customers', { login });
+  if (created.status !== 201) throw new Error(`create customer failed: ${JSON.stringify(created.body)}`);
+  return login;
+}
+
+/** The bank's published JWKS (what a client verifies ID Tokens with). */
+export async function bankJwks(tb: TestBank): Promise<{ keys: JWK[] }> {
+  const res = await tb.mtls.fetch(tb.as.jwks_uri!, {
+    method: 'GET',
+    headers: {},
+    body: undefined,
+    redirect: 'manual',
+  });
+  return (await res.json()) as { keys: JWK[] };
+}
+
+/** bc-authorize, approve, one raw token request: the token response as JSON, unvalidated. */
+export async function approvedTokenResponse(tb: TestBank, params: CibaParams) {
+  const ack = await startCibaOk(tb, params);
+  const approved = await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+  if (approved.status !== 200) throw new Error(`approve failed: ${JSON.stringify(approved.body)}`);
+  const res = await poll(tb, ack.auth_req_id);
+  return { ack, res, body: (await res.clone().json()) as { access_token: string; id_token: string } & Json };
+}

@@ -12,28 +12,32 @@ export function sandboxBanksFile(): string {
   const certs = inject('certsDir');
   const bank = inject('bank');
   banksFile = join(mkdtempSync(join(tmpdir(), 'bankpay-banks-')), 'banks.json');
+  const sandbox = {
+    id: 'sandbox',
+    name: 'Sandbox Bank',
+    issuer: bank.issuer,
+    clientId: bank.clientId,
+    tlsClientCertFile: join(certs, 'client.pem'),
+    tlsClientKeyFile: join(certs, 'client-key.pem'),
+    caFile: join(certs, 'ca.pem'),
+    tokenEndpointAuthMethod: 'tls_client_auth',
+    requestObjectSigningAlg: 'PS256',
+    requestObjectKeyFile: join(certs, 'signing-key.pem'),
+    idTokenSignedResponseAlg: 'PS256',
+    scope: 'openid payments',
+    deliveryMode: 'poll',
+    requestedExpiry: 300,
+    authorizationDetails: true,
+    loginHintIsSubject: true,
+    paymentsApiUrl: bank.paymentsApiUrl,
+  };
   writeFileSync(
     banksFile,
     JSON.stringify({
       banks: [
-        {
-          id: 'sandbox',
-          name: 'Sandbox Bank',
-          issuer: bank.issuer,
-          clientId: bank.clientId,
-          tlsClientCertFile: join(certs, 'client.pem'),
-          tlsClientKeyFile: join(certs, 'client-key.pem'),
-          caFile: join(certs, 'ca.pem'),
-          tokenEndpointAuthMethod: 'tls_client_auth',
-          requestObjectSigningAlg: 'PS256',
-          requestObjectKeyFile: join(certs, 'signing-key.pem'),
-          idTokenSignedResponseAlg: 'PS256',
-          scope: 'openid payments',
-          deliveryMode: 'poll',
-          requestedExpiry: 300,
-          authorizationDetails: true,
-          paymentsApiUrl: bank.paymentsApiUrl,
-        },
+        sandbox,
+        // The same bank with a 3-second approval window, for expiry tests.
+        { ...sandbox, id: 'sandbox-short', name: 'Sandbox Bank (3 s expiry)', requestedExpiry: 3 },
       ],
     }),
   );

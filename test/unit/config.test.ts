@@ -148,7 +148,7 @@ describe('loadConfig', () => {
     ],
     [
       'a requestedExpiry out of range',
-      { banks: [bank({ requestedExpiry: 5 })] },
+      { banks: [bank({ requestedExpiry: 0 })] },
       /BANKS_FILE banks\[0\]\.requestedExpiry/,
     ],
   ])('rejects a banks file with %s, naming the field', (_label, content, message) => {

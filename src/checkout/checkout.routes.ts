@@ -1,0 +1,151 @@
+/**
+ * /v1/checkouts and /v1/banks (DESIGN.md §2). Thin: authenticate, validate, call the service,
+ * shape the HTTP answer.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
+import { validateIdempotencyKey } from '../http/idempotency.ts';
+import { ProblemSchema } from '../http/problem.ts';
+import { authenticateApiKey } from '../infra/api-keys.ts';
+import {
+  BankListSchema,
+  CheckoutIdParams,
+  CheckoutListSchema,
+  CheckoutSchema,
+  CreateCheckoutBody,
+  IdempotencyKeyHeader,
+  ListCheckoutsQuery,
+} from './checkout.schemas.ts';
+import {
+  type CheckoutDeps,
+  cancelCheckout,
+  checkoutNotFound,
+  createCheckout,
+  getCheckout,
+  listCheckouts,
+} from './checkout.service.ts';
+import { looksLikeClientSecret, verifyClientSecret } from './client-secret.ts';
+
+const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ProblemSchema]));
+const security = [{ merchantKey: [] }];
+
+function withUnauthorizedHeader(reply: FastifyReply) {
+  reply.header('WWW-Authenticate', 'Bearer realm="bankpay"');
+}
+
+export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutDeps): Promise<void> {
+  app.addHook('onSend', async (_request, reply) => {
+    if (reply.statusCode === 401) withUnauthorizedHeader(reply);
+  });
+
+  app.post(
+    '/v1/checkouts',
+    {
+      schema: {
+        operationId: 'createCheckout',
+        tags: ['checkouts'],
+        summary: 'Create a checkout: the customer is asked to approve the payment in their bank app',
+        description:
+          'Answers 202: the bank is contacted in the background. Follow the checkout with GET /v1/checkouts/{id} ' +
+          '(Location header) until its status is terminal. Requires an Idempotency-Key: the same key and body ' +
+          'replays the first response for 24 h.',
+        security,
+        headers: IdempotencyKeyHeader,
+        body: CreateCheckoutBody,
+        response: { 202: CheckoutSchema, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      const apiKeyId = await requireMerchant(deps.db, request);
+      const key = validateIdempotencyKey(request.headers['idempotency-key']);
+      const result = await createCheckout(deps, apiKeyId, key, request.body as never);
+      if (result.replayed) reply.header('Idempotent-Replayed', 'true');
+      reply.header('Location', `/v1/checkouts/${result.body.id}`);
+      reply.header('Retry-After', '1');
+      return reply.code(result.status as 202).send(result.body);
+    },
+  );
+
+  app.get(
+    '/v1/checkouts/:id',
+    {
+      schema: {
+        operationId: 'getCheckout',
+        tags: ['checkouts'],
+        summary: "Read a checkout (merchant key, or the checkout's clientSecret from a browser)",
+        description: 'While the checkout is not terminal, Retry-After says when asking again is useful.',
+        security,
+        params: CheckoutIdParams,
+        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const token = bearerToken(request);
+      if (!token)
+        throw unauthorized("Send a merchant API key or the checkout's clientSecret as a Bearer token");
+      if (looksLikeClientSecret(token)) {
+        // A clientSecret opens its own checkout only; for any other it is "not found", not "forbidden".
+        if (!verifyClientSecret(deps.keys, id, token)) throw checkoutNotFound(id);
+      } else if (!(await authenticateApiKey(deps.db, token))) {
+        throw unauthorized('The API key is not valid');
+      }
+      const { view, retryAfter } = await getCheckout(deps, id);
+      if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
+      return view;
+    },
+  );
+
+  app.get(
+    '/v1/checkouts',
+    {
+      schema: {
+        operationId: 'listCheckouts',
+        tags: ['checkouts'],
+        summary: 'List checkouts, newest first',
+        description:
+          'Cursor pagination: pass the last id of a page as starting_after to get the next; has_more says whether there is one.',
+        security,
+        querystring: ListCheckoutsQuery,
+        response: { 200: CheckoutListSchema, ...problems(400, 401, 429, 503) },
+      },
+    },
+    async (request) => {
+      await requireMerchant(deps.db, request);
+      return listCheckouts(deps, request.query as never);
+    },
+  );
+
+  app.post(
+    '/v1/checkouts/:id/cancel',
+    {
+      schema: {
+        operationId: 'cancelCheckout',
+        tags: ['checkouts'],
+        summary: 'Cancel a checkout before the customer has authorized it',
+        description:
+          'Allowed while pending or awaiting_approval; afterwards 409 checkout_not_cancelable. A later approval in the bank app pays nothing.',
+        security,
+        params: CheckoutIdParams,
+        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 409, 429, 503) },
+      },
+    },
+    async (request) => {
+      await requireMerchant(deps.db, request);
+      return cancelCheckout(deps, (request.params as { id: string }).id);
+    },
+  );
+
+  app.get(
+    '/v1/banks',
+    {
+      schema: {
+        operationId: 'listBanks',
+        tags: ['banks'],
+        summary: 'The banks customers can pay with (for a bank picker)',
+        response: { 200: BankListSchema },
+      },
+    },
+    async () => ({ data: deps.config.banks.map((b) => ({ id: b.id, name: b.name })) }),
+  );
+}

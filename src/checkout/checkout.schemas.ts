@@ -1,0 +1,150 @@
+/**
+ * The public API's shapes, one source: TypeBox gives validation, TypeScript types and the
+ * OpenAPI document (openapi.yaml). Unknown fields are rejected, not stripped.
+ */
+import { type Static, Type } from 'typebox';
+import type { CHECKOUT_STATUSES } from './checkout.states.ts';
+
+/** Printable text: no control characters (C0, DEL, C1), which break logs, banks and terminals. */
+const PRINTABLE = '^[^\\u0000-\\u001F\\u007F-\\u009F]*$';
+
+export const CheckoutStatusSchema = Type.Union(
+  [
+    Type.Literal('pending'),
+    Type.Literal('awaiting_approval'),
+    Type.Literal('authorized'),
+    Type.Literal('succeeded'),
+    Type.Literal('declined'),
+    Type.Literal('expired'),
+    Type.Literal('failed'),
+    Type.Literal('canceled'),
+  ],
+  {
+    description:
+      'pending → awaiting_approval → authorized → succeeded; or declined, expired, failed, canceled',
+  },
+);
+// The schema and the state machine must list the same statuses.
+const _sameStatuses: (typeof CHECKOUT_STATUSES)[number] extends Static<typeof CheckoutStatusSchema>
+  ? true
+  : never = true;
+void _sameStatuses;
+
+export const CreateCheckoutBody = Type.Object(
+  {
+    amount: Type.Integer({
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: "In the currency's minor unit (ISO 4217 exponent): 4990 EUR is 49.90 €, 500 JPY is ¥500",
+      examples: [4990],
+    }),
+    currency: Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code', examples: ['EUR'] }),
+    bankId: Type.String({
+      minLength: 1,
+      maxLength: 40,
+      description: 'A bank from GET /v1/banks',
+      examples: ['sandbox'],
+    }),
+    loginHint: Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: PRINTABLE,
+      description: 'How the bank knows the customer (CIBA login_hint)',
+      examples: ['alice'],
+    }),
+    reference: Type.String({
+      minLength: 1,
+      maxLength: 140,
+      pattern: PRINTABLE,
+      description: 'Your order reference; the bank shows it as the remittance information',
+      examples: ['order-1234'],
+    }),
+    description: Type.Optional(Type.String({ maxLength: 500, pattern: PRINTABLE, examples: ['2 T-shirts'] })),
+  },
+  { additionalProperties: false },
+);
+export type CreateCheckoutInput = Static<typeof CreateCheckoutBody>;
+
+const Timestamp = Type.String({ format: 'date-time' });
+
+export const CheckoutEventSchema = Type.Object(
+  {
+    at: Timestamp,
+    step: Type.String({
+      description: 'e.g. created, backchannel_authentication, token_poll, payment, status',
+    }),
+    outcome: Type.String(),
+    detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const CheckoutSchema = Type.Object(
+  {
+    id: Type.String(),
+    status: CheckoutStatusSchema,
+    amount: Type.Integer(),
+    currency: Type.String(),
+    bankId: Type.String(),
+    reference: Type.String(),
+    description: Type.Union([Type.String(), Type.Null()]),
+    bindingMessage: Type.String({ description: 'Show it to the customer: the bank app shows the same text' }),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    expiresAt: Timestamp,
+    payment: Type.Union([
+      Type.Object({ bankPaymentId: Type.String(), status: Type.String() }, { additionalProperties: false }),
+      Type.Null(),
+    ]),
+    failure: Type.Union([
+      Type.Object({ code: Type.String(), message: Type.String() }, { additionalProperties: false }),
+      Type.Null(),
+    ]),
+    clientSecret: Type.Optional(
+      Type.String({ description: 'Only in the create response: lets a browser read this checkout' }),
+    ),
+    timeline: Type.Optional(
+      Type.Array(CheckoutEventSchema, { description: 'Every step, oldest first (GET one checkout)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CheckoutView = Static<typeof CheckoutSchema>;
+
+export const CheckoutIdParams = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 64 }) },
+  { additionalProperties: false },
+);
+
+export const ListCheckoutsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    starting_after: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'A checkout id: the page after it' }),
+    ),
+    status: Type.Optional(CheckoutStatusSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const CheckoutListSchema = Type.Object(
+  { data: Type.Array(CheckoutSchema), has_more: Type.Boolean() },
+  { additionalProperties: false },
+);
+
+export const BankListSchema = Type.Object(
+  {
+    data: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String() }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const IdempotencyKeyHeader = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      description: 'Required. Same key and body replays the first response (24 h); ≤ 255 characters',
+    }),
+  ),
+});

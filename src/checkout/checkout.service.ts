@@ -1,0 +1,276 @@
+/**
+ * The checkout domain's operations for the API: create (idempotent), read, list, cancel.
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { BankConfig, Config } from '../config.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
+import {
+  claimIdempotencyKey,
+  releaseIdempotencyKey,
+  requestFingerprint,
+  storeIdempotentResponse,
+} from '../http/idempotency.ts';
+import { ProblemError } from '../http/problem.ts';
+import type { KeyRing } from '../infra/crypto.ts';
+import type { Database } from '../infra/database.ts';
+import { enqueueCheckoutJob, JOB_NAMES } from './checkout.jobs.ts';
+import { type CheckoutRow, findCheckout, listEvents, transition } from './checkout.repository.ts';
+import type { CheckoutView, CreateCheckoutInput } from './checkout.schemas.ts';
+import { CANCELABLE_STATUSES, type CheckoutStatus, isTerminal } from './checkout.states.ts';
+import { issueClientSecret } from './client-secret.ts';
+import { currencyExponent } from './money.ts';
+
+export interface CheckoutDeps {
+  db: Database;
+  queue: Queue;
+  keys: KeyRing;
+  config: Config;
+  log: Logger;
+}
+
+/** Time the worker gets to have the bank accept the request, on top of the bank's expiry. */
+const START_GRACE_SECONDS = 60;
+
+/** Unambiguous to read aloud and to compare on two screens (no 0/O, 1/I/L). */
+const BINDING_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
+
+/** CIBA Core §7.1 binding_message: short, human-matchable; `PAY-` + 6 characters fits every server's limit. */
+export function newBindingMessage(): string {
+  let code = '';
+  for (let i = 0; i < 6; i++) code += BINDING_ALPHABET[randomInt(BINDING_ALPHABET.length)];
+  return `PAY-${code}`;
+}
+
+export function newCheckoutId(): string {
+  return `chk_${randomBytes(15).toString('base64url')}`;
+}
+
+export function toView(row: CheckoutRow): CheckoutView {
+  return {
+    id: row.id,
+    status: row.status as CheckoutStatus,
+    amount: Number(row.amount),
+    currency: row.currency,
+    bankId: row.bankId,
+    reference: row.reference,
+    description: row.description,
+    bindingMessage: row.bindingMessage,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    expiresAt: row.expiresAt.toISOString(),
+    payment: row.bankPaymentId
+      ? { bankPaymentId: row.bankPaymentId, status: row.paymentStatus ?? 'unknown' }
+      : null,
+    failure: row.failureCode
+      ? { code: row.failureCode, message: row.failureMessage ?? row.failureCode }
+      : null,
+  };
+}
+
+/** Seconds until asking for the status again can show something new (the `Retry-After` header). */
+export function retryAfterSeconds(row: CheckoutRow, now = Date.now()): number | undefined {
+  if (isTerminal(row.status as CheckoutStatus)) return undefined;
+  if (row.status === 'awaiting_approval' && row.nextPollAt) {
+    return Math.min(30, Math.max(1, Math.ceil((row.nextPollAt.getTime() - now) / 1000)));
+  }
+  return 1;
+}
+
+function findBank(config: Config, bankId: string): BankConfig {
+  const bank = config.banks.find((b) => b.id === bankId);
+  if (!bank) {
+    throw new ProblemError(
+      422,
+      'unknown_bank',
+      'Unknown bank',
+      `No bank "${bankId}" is configured (GET /v1/banks lists them)`,
+    );
+  }
+  return bank;
+}
+
+export interface CreateResult {
+  status: number;
+  body: CheckoutView;
+  replayed: boolean;
+}
+
+export async function createCheckout(
+  deps: CheckoutDeps,
+  apiKeyId: string,
+  idempotencyKey: string,
+  input: CreateCheckoutInput,
+): Promise<CreateResult> {
+  if (currencyExponent(input.currency) === undefined) {
+    throw new ProblemError(
+      400,
+      'invalid_request',
+      'Invalid request',
+      'The request does not match the schema',
+      {
+        errors: [{ pointer: '/body/currency', detail: 'not a supported ISO 4217 currency' }],
+      },
+    );
+  }
+  const bank = findBank(deps.config, input.bankId);
+
+  const claim = await claimIdempotencyKey(
+    deps.db,
+    apiKeyId,
+    idempotencyKey,
+    requestFingerprint('POST', '/v1/checkouts', input),
+  );
+  if (claim.kind === 'replay') {
+    const body = claim.body as unknown as CheckoutView;
+    return {
+      status: claim.status,
+      body: { ...body, clientSecret: issueClientSecret(deps.keys, body.id) },
+      replayed: true,
+    };
+  }
+
+  let row: CheckoutRow;
+  try {
+    const id = newCheckoutId();
+    const now = new Date();
+    row = await deps.db.$transaction(async (tx) => {
+      const created = await tx.checkout.create({
+        data: {
+          id,
+          status: 'pending',
+          amount: BigInt(input.amount),
+          currency: input.currency,
+          bankId: bank.id,
+          loginHint: input.loginHint,
+          reference: input.reference,
+          description: input.description ?? null,
+          bindingMessage: newBindingMessage(),
+          apiKeyId,
+          createdAt: now,
+          updatedAt: now,
+          expiresAt: new Date(now.getTime() + (bank.requestedExpiry + START_GRACE_SECONDS) * 1000),
+          events: { create: { step: 'created', outcome: 'pending', detail: { bankId: bank.id } } },
+        },
+      });
+      await storeIdempotentResponse(
+        tx,
+        apiKeyId,
+        idempotencyKey,
+        202,
+        toView(created) as unknown as Prisma.InputJsonValue,
+        id,
+      );
+      return created;
+    });
+  } catch (error) {
+    await releaseIdempotencyKey(deps.db, apiKeyId, idempotencyKey);
+    throw error;
+  }
+
+  // After the commit: Postgres is the source of truth. If the queue is unreachable the checkout
+  // stays `pending` and the reconciler enqueues it once the queue is back.
+  try {
+    await enqueueCheckoutJob(deps.queue, JOB_NAMES.cibaStart, row.id);
+  } catch (error) {
+    deps.log.warn(
+      { checkoutId: row.id, err: (error as Error).message },
+      'could not enqueue ciba-start; the reconciler will',
+    );
+  }
+  return {
+    status: 202,
+    body: { ...toView(row), clientSecret: issueClientSecret(deps.keys, row.id) },
+    replayed: false,
+  };
+}
+
+export async function getCheckout(
+  deps: CheckoutDeps,
+  id: string,
+): Promise<{ view: CheckoutView; retryAfter: number | undefined }> {
+  const row = await findCheckout(deps.db, id);
+  if (!row) throw checkoutNotFound(id);
+  const events = await listEvents(deps.db, id);
+  return {
+    view: {
+      ...toView(row),
+      timeline: events.map((e) => ({
+        at: e.at.toISOString(),
+        step: e.step,
+        outcome: e.outcome,
+        detail: (e.detail as Record<string, unknown> | null) ?? null,
+      })),
+    },
+    retryAfter: retryAfterSeconds(row),
+  };
+}
+
+export function checkoutNotFound(id: string): ProblemError {
+  return new ProblemError(404, 'checkout_not_found', 'Checkout not found', `No checkout ${id}`);
+}
+
+export async function listCheckouts(
+  deps: CheckoutDeps,
+  query: { limit?: number; starting_after?: string; status?: CheckoutStatus },
+): Promise<{ data: CheckoutView[]; has_more: boolean }> {
+  const limit = query.limit ?? 20;
+  let cursor: { createdAt: Date; id: string } | undefined;
+  if (query.starting_after) {
+    const after = await deps.db.checkout.findUnique({
+      where: { id: query.starting_after },
+      select: { createdAt: true, id: true },
+    });
+    if (!after) {
+      throw new ProblemError(
+        400,
+        'invalid_request',
+        'Invalid request',
+        'starting_after is not a known checkout id',
+        {
+          errors: [{ pointer: '/querystring/starting_after', detail: 'unknown checkout id' }],
+        },
+      );
+    }
+    cursor = after;
+  }
+  // Newest first; (created_at, id) breaks ties so a page boundary never skips or repeats a row.
+  const rows = await deps.db.checkout.findMany({
+    where: {
+      ...(query.status ? { status: query.status } : {}),
+      ...(cursor
+        ? {
+            OR: [
+              { createdAt: { lt: cursor.createdAt } },
+              { createdAt: cursor.createdAt, id: { lt: cursor.id } },
+            ],
+          }
+        : {}),
+    },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    take: limit + 1,
+  });
+  return { data: rows.slice(0, limit).map(toView), has_more: rows.length > limit };
+}
+
+export async function cancelCheckout(deps: CheckoutDeps, id: string): Promise<CheckoutView> {
+  const updated = await transition(
+    deps.db,
+    id,
+    CANCELABLE_STATUSES,
+    'canceled',
+    { failureCode: null, tokensEncrypted: null },
+    { step: 'cancel', outcome: 'canceled' },
+  );
+  if (updated) return toView(updated);
+  const row = await findCheckout(deps.db, id);
+  if (!row) throw checkoutNotFound(id);
+  if (row.status === 'canceled') return toView(row); // canceling twice is harmless
+  throw new ProblemError(
+    409,
+    'checkout_not_cancelable',
+    'Checkout cannot be canceled',
+    `The checkout is ${row.status}; only pending or awaiting_approval checkouts can be canceled`,
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * Typed errors of the outbound bank layer: a stable `code` the jobs map to a checkout's
+ * `failure.code` (DESIGN.md §2), and whether trying again later can succeed.
+ *
+ * Messages name what went wrong and never carry tokens, keys, request objects or client
+ * assertions: they end up in logs and in `failure.message`.
+ */
+
+export const bankErrorCodes = {
+  /** Network error, timeout, reset, 5xx, 503/429: try again later (same Idempotency-Key). */
+  bankUnavailable: 'bank_unavailable',
+  /** The bank answered something we cannot use (unparseable, missing members, CIBA Core §7.3). */
+  invalidBankResponse: 'invalid_bank_response',
+  /** The ID Token failed validation (OIDC Core §3.1.3.7, CIBA Core §7.4 / FAPI-CIBA). */
+  invalidIdToken: 'invalid_id_token',
+  /** The bank's metadata or our configuration for it cannot work (missing endpoint, key, untrusted TLS). */
+  configurationError: 'configuration_error',
+  /** A 4xx from the bank's payment API (DESIGN.md §4): 401 invalid_token, 403 mismatch, 404 ... */
+  paymentApiError: 'payment_api_error',
+} as const;
+
+/** One of ours, or the bank's own OAuth/CIBA error code (`unknown_user_id`, `invalid_request`, ...). */
+export type BankErrorCode = (typeof bankErrorCodes)[keyof typeof bankErrorCodes] | (string & {});
+
+export interface BankErrorOptions {
+  retryable?: boolean;
+  retryAfterSeconds?: number | undefined;
+  status?: number | undefined;
+  cause?: unknown;
+}
+
+export class BankError extends Error {
+  override name = 'BankError';
+  readonly code: BankErrorCode;
+  readonly retryable: boolean;
+  readonly retryAfterSeconds?: number;
+  readonly status?: number;
+
+  constructor(code: BankErrorCode, message: string, options: BankErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? code === bankErrorCodes.bankUnavailable;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+    if (options.status !== undefined) this.status = options.status;
+  }
+}
+
+/** An OAuth error code as sent by the bank, kept only if it looks like one (RFC 6749 §5.2 charset). */
+export function safeOAuthCode(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(value) ? value : undefined;
+}
+
+/**
+ * RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date, as whole seconds from `now`
+ * (never negative); undefined when absent or unparseable.
+ */
+export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** TLS verification failures: the bank's certificate is not the one we trust (never retried blindly). */
+const TLS_VERIFICATION_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function errorChain(error: unknown): Array<{ name?: string; code?: unknown; message?: string }> {
+  const chain: Array<{ name?: string; code?: unknown; message?: string }> = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    chain.push(current as { name?: string; code?: unknown; message?: string });
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/**
+ * A failed request that never got an HTTP answer: a timeout, refused/reset/dropped connection,
+ * DNS failure → bank_unavailable (retryable); a TLS certificate we do not trust →
+ * configuration_error (retrying cannot help until the CA in the bank's configuration is fixed).
+ */
+export function transportError(error: unknown, what: string): BankError {
+  if (error instanceof BankError) return error;
+  const chain = errorChain(error);
+  const tls = chain.find((e) => typeof e.code === 'string' && TLS_VERIFICATION_CODES.has(e.code));
+  if (tls) {
+    return new BankError(
+      bankErrorCodes.configurationError,
+      `${what}: the bank's TLS certificate is not trusted (${String(tls.code)})`,
+      { retryable: false, cause: error },
+    );
+  }
+  const timeout = chain.some((e) => e.name === 'TimeoutError' || e.code === 'UND_ERR_CONNECT_TIMEOUT');
+  const code = chain.map((e) => e.code).find((c): c is string => typeof c === 'string');
+  return new BankError(
+    bankErrorCodes.bankUnavailable,
+    `${what}: ${timeout ? 'timed out' : `no answer from the bank${code ? ` (${code})` : ''}`}`,
+    { retryable: true, cause: error },
+  );
+}
+
+/** An HTTP answer that means "not now": 5xx, 429 (with its Retry-After when given). */
+export function unavailableStatus(response: Response, what: string, now: number): BankError {
+  const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'), now);
+  return new BankError(bankErrorCodes.bankUnavailable, `${what}: the bank answered ${response.status}`, {
+    retryable: true,
+    retryAfterSeconds,
+    status: response.status,
+  });
+}
+
+export function isUnavailableStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}

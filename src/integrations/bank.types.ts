@@ -1,0 +1,47 @@
+/**
+ * The shapes the outbound bank layer speaks in (re-exported by bank.client.ts, the entry point).
+ */
+
+/** RFC 9396 `payment_initiation` details and the payment API body (DESIGN.md §4). */
+export interface PaymentInitiation {
+  instructedAmount: { currency: string; amount: string };
+  creditorName: string;
+  creditorAccount: { iban: string };
+  remittanceInformationUnstructured: string;
+}
+
+/** CIBA Core §7.3: the bank accepted the authentication request. */
+export interface BackchannelAuthenticationAck {
+  authReqId: string;
+  /** Seconds the auth_req_id stays valid. */
+  expiresIn: number;
+  /** Minimum seconds between polls; undefined → the caller's default (5 s, CIBA Core §7.3). */
+  interval: number | undefined;
+}
+
+export interface BankTokens {
+  accessToken: string;
+  idToken: string;
+  refreshToken?: string;
+  expiresIn?: number;
+}
+
+/** One token request's outcome (CIBA Core §10.1.1, §11). */
+export type TokenPollOutcome =
+  | { kind: 'pending' } // authorization_pending
+  | { kind: 'slow_down' } // caller adds 5 s to its interval (CIBA §11 / RFC 8628 §3.5)
+  | { kind: 'unavailable'; retryAfterSeconds: number | undefined } // 503 (+Retry-After), or 429
+  | { kind: 'tokens'; tokens: BankTokens; subject: string }
+  | { kind: 'denied' } // access_denied
+  | { kind: 'expired' } // expired_token
+  | { kind: 'failed'; code: string; description?: string }; // invalid_grant, transaction_failed, ...
+
+export const paymentStatuses = ['accepted', 'rejected'] as const;
+export type PaymentStatus = (typeof paymentStatuses)[number];
+
+/** DESIGN.md §4: `201 { paymentId, status, reason? }`. */
+export interface PaymentResult {
+  paymentId: string;
+  status: PaymentStatus;
+  reason?: string;
+}

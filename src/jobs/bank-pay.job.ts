@@ -1,0 +1,98 @@
+/**
+ * bank-pay: executes the approved payment on the bank's payment API (DESIGN.md §4) over mTLS with
+ * the certificate-bound access token, Idempotency-Key = the checkout id. Re-running is safe: the
+ * bank answers the same key with its first answer, so a lost answer is recovered by asking again,
+ * and the bank is never asked to pay twice for one checkout.
+ */
+import type { Job } from 'bullmq';
+import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
+import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import { toDecimalString } from '../checkout/money.ts';
+import { BankError } from '../integrations/bank.errors.ts';
+import type { StoredTokens } from './ciba-poll.job.ts';
+import { backoffMs, type JobContext, runAgainAt } from './job.context.ts';
+
+export async function executePayment(
+  job: Job<CheckoutJobData>,
+  ctx: JobContext,
+  token?: string,
+): Promise<string> {
+  const now = ctx.now?.() ?? Date.now();
+  const checkout = await findCheckout(ctx.db, job.data.checkoutId);
+  if (!checkout || checkout.status !== 'authorized') return 'skipped';
+  const fail = async (code: string, message: string, patch: Record<string, unknown> = {}) => {
+    await transition(
+      ctx.db,
+      checkout.id,
+      'authorized',
+      'failed',
+      { failureCode: code, failureMessage: message, tokensEncrypted: null, ...patch },
+      {
+        step: 'payment',
+        outcome: code,
+      },
+    );
+    return 'failed';
+  };
+  const bank = ctx.banks.get(checkout.bankId);
+  if (!bank || !checkout.tokensEncrypted)
+    return fail('configuration_error', 'no bank client or no access token for this checkout');
+  const tokens = JSON.parse(ctx.keys.decrypt(checkout.tokensEncrypted)) as StoredTokens;
+
+  try {
+    const result = await bank.initiatePayment(tokens.accessToken, checkout.id, {
+      instructedAmount: {
+        currency: checkout.currency,
+        amount: toDecimalString(checkout.amount, checkout.currency),
+      },
+      creditorName: ctx.config.merchant.name,
+      creditorAccount: { iban: ctx.config.merchant.iban },
+      remittanceInformationUnstructured: checkout.reference,
+    });
+    if (result.status === 'accepted') {
+      await transition(
+        ctx.db,
+        checkout.id,
+        'authorized',
+        'succeeded',
+        { bankPaymentId: result.paymentId, paymentStatus: 'accepted', tokensEncrypted: null },
+        { step: 'payment', outcome: 'accepted', detail: { bankPaymentId: result.paymentId } },
+      );
+      return 'succeeded';
+    }
+    return fail(
+      'payment_rejected',
+      result.reason ? `the bank rejected the payment: ${result.reason}` : 'the bank rejected the payment',
+      {
+        bankPaymentId: result.paymentId,
+        paymentStatus: 'rejected',
+      },
+    );
+  } catch (error) {
+    if (!(error instanceof BankError)) throw error;
+    const tokenUsable = tokens.accessTokenExpiresAt === null || now < tokens.accessTokenExpiresAt;
+    if (error.retryable && tokenUsable) {
+      // The request may have reached the bank: only the same Idempotency-Key may ask again.
+      const errors = checkout.stepErrors + 1;
+      const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
+      await updateWhileInStatus(
+        ctx.db,
+        checkout.id,
+        'authorized',
+        { stepErrors: errors },
+        {
+          step: 'payment',
+          outcome: error.code,
+          detail: { status: error.status ?? null, retryInMs: wait },
+        },
+      );
+      ctx.log.warn(
+        { checkoutId: checkout.id, code: error.code, retryInMs: wait },
+        'payment answer not received; re-sending with the same Idempotency-Key',
+      );
+      return runAgainAt(job, token, (ctx.now?.() ?? Date.now()) + wait);
+    }
+    const code = error.code === 'payment_api_error' ? 'payment_rejected' : error.code;
+    return fail(code, error.message);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * ciba-start: sends the backchannel authentication request (CIBA Core §7.1) for a pending
+ * checkout, once per run, and on acknowledgement moves it to awaiting_approval and schedules the
+ * first token poll after the interval (CIBA Core §7.3: default 5 s).
+ *
+ * A crash after the request went out but before the answer was stored re-sends it on the next
+ * run: the bank then has two requests, we keep one, and the other expires unpolled. Nothing is paid
+ * without tokens from the one we keep.
+ */
+import type { Job } from 'bullmq';
+import { type CheckoutJobData, enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
+import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import { toDecimalString } from '../checkout/money.ts';
+import { BankError } from '../integrations/bank.errors.ts';
+import { backoffMs, type JobContext, runAgainAt } from './job.context.ts';
+
+export const DEFAULT_POLL_INTERVAL_S = 5;
+
+export async function startBackchannelAuthentication(
+  job: Job<CheckoutJobData>,
+  ctx: JobContext,
+  token?: string,
+): Promise<string> {
+  const now = ctx.now?.() ?? Date.now();
+  const checkout = await findCheckout(ctx.db, job.data.checkoutId);
+  if (!checkout || checkout.status !== 'pending') return 'skipped';
+
+  const bankConfig = ctx.config.banks.find((b) => b.id === checkout.bankId);
+  const bank = ctx.banks.get(checkout.bankId);
+  if (!bankConfig || !bank) {
+    await transition(ctx.db, checkout.id, 'pending', 'failed', {
+      failureCode: 'configuration_error',
+      failureMessage: `bank ${checkout.bankId} is no longer configured`,
+    });
+    return 'failed';
+  }
+  if (now >= checkout.expiresAt.getTime()) {
+    await transition(
+      ctx.db,
+      checkout.id,
+      'pending',
+      'failed',
+      {
+        failureCode: 'bank_unavailable',
+        failureMessage: 'the bank did not accept the authentication request in time',
+      },
+      { step: 'backchannel_authentication', outcome: 'gave_up' },
+    );
+    return 'failed';
+  }
+
+  const payment = {
+    instructedAmount: {
+      currency: checkout.currency,
+      amount: toDecimalString(checkout.amount, checkout.currency),
+    },
+    creditorName: ctx.config.merchant.name,
+    creditorAccount: { iban: ctx.config.merchant.iban },
+    remittanceInformationUnstructured: checkout.reference,
+  };
+  try {
+    const ack = await bank.startBackchannelAuthentication({
+      loginHint: checkout.loginHint,
+      bindingMessage: checkout.bindingMessage,
+      requestedExpiry: bankConfig.requestedExpiry,
+      ...(bankConfig.authorizationDetails ? { payment } : {}),
+    });
+    const acked = ctx.now?.() ?? Date.now();
+    const interval = ack.interval ?? DEFAULT_POLL_INTERVAL_S;
+    const moved = await transition(
+      ctx.db,
+      checkout.id,
+      'pending',
+      'awaiting_approval',
+      {
+        authReqId: ack.authReqId,
+        pollIntervalS: interval,
+        nextPollAt: new Date(acked + interval * 1000),
+        expiresAt: new Date(acked + ack.expiresIn * 1000),
+        stepErrors: 0,
+      },
+      {
+        step: 'backchannel_authentication',
+        outcome: 'accepted',
+        detail: { expiresIn: ack.expiresIn, interval: ack.interval ?? null },
+      },
+    );
+    // Canceled meanwhile: the bank's request expires unpolled; nothing else to do.
+    if (moved) await enqueueCheckoutJob(ctx.queue, JOB_NAMES.cibaPoll, checkout.id, interval * 1000);
+    return moved ? 'awaiting_approval' : 'skipped';
+  } catch (error) {
+    if (!(error instanceof BankError)) throw error;
+    if (error.retryable) {
+      const errors = checkout.stepErrors + 1;
+      const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
+      await updateWhileInStatus(
+        ctx.db,
+        checkout.id,
+        'pending',
+        { stepErrors: errors },
+        {
+          step: 'backchannel_authentication',
+          outcome: error.code,
+          detail: { status: error.status ?? null, retryInMs: wait },
+        },
+      );
+      ctx.log.warn(
+        { checkoutId: checkout.id, code: error.code, retryInMs: wait },
+        'bank unavailable for backchannel authentication; retrying',
+      );
+      // Retry-After counts from the answer (RFC 9110 §10.2.3), not from when we asked.
+      const answeredAt = ctx.now?.() ?? Date.now();
+      return runAgainAt(job, token, Math.min(answeredAt + wait, checkout.expiresAt.getTime()));
+    }
+    await transition(
+      ctx.db,
+      checkout.id,
+      'pending',
+      'failed',
+      { failureCode: error.code, failureMessage: error.message },
+      {
+        step: 'backchannel_authentication',
+        outcome: error.code,
+        detail: { status: error.status ?? null },
+      },
+    );
+    return 'failed';
+  }
+}

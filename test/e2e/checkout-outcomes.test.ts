@@ -1,0 +1,118 @@
+/** Every way a checkout ends, driven through the public API and the sandbox bank's app. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Api,
+  api,
+  checkoutBody,
+  control,
+  decideInBankApp,
+  newCustomer,
+  pendingInBankApp,
+  type System,
+  startSystem,
+} from '../support/system.ts';
+
+let system: System;
+let http: Api;
+
+beforeAll(async () => {
+  system = await startSystem();
+  http = api(system);
+});
+afterAll(async () => {
+  await system?.close();
+});
+
+async function create(login: string, overrides: Record<string, unknown> = {}) {
+  const res = await http.createCheckout(checkoutBody(login, overrides));
+  expect(res.status).toBe(202);
+  return (await res.json()) as { id: string; clientSecret: string; bindingMessage: string };
+}
+
+const paymentsOf = (login: string) =>
+  control<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
+
+describe.concurrent('checkout outcomes', () => {
+  it('the customer denies → declined, nothing paid', async () => {
+    const login = await newCustomer();
+    const checkout = await create(login);
+    const request = await pendingInBankApp(login);
+    await decideInBankApp(login, request.authReqId, 'deny');
+    const done = await http.waitForStatus(checkout.id, ['declined', 'failed', 'succeeded']);
+    expect(done).toMatchObject({ status: 'declined', failure: { code: 'access_denied' }, payment: null });
+    expect((await paymentsOf(login)).attemptCount).toBe(0);
+  });
+
+  it('the customer never answers → expired when the bank says so', async () => {
+    const login = await newCustomer();
+    const checkout = await create(login, { bankId: 'sandbox-short' });
+    await pendingInBankApp(login);
+    const done = await http.waitForStatus(checkout.id, ['expired', 'failed', 'succeeded'], 20_000);
+    expect(done).toMatchObject({ status: 'expired', failure: { code: 'expired_token' } });
+    expect((await paymentsOf(login)).attemptCount).toBe(0);
+  });
+
+  it("an unknown login hint → failed with the bank's unknown_user_id", async () => {
+    const checkout = await create(`nobody-${Date.now()}`);
+    const done = await http.waitForStatus(checkout.id, ['failed', 'awaiting_approval']);
+    expect(done).toMatchObject({ status: 'failed', failure: { code: 'unknown_user_id' } });
+  });
+
+  it('the bank rejects the payment → failed with payment_rejected', async () => {
+    const login = await newCustomer({ rejectPayment: { reason: 'insufficient_funds' } });
+    const checkout = await create(login);
+    const request = await pendingInBankApp(login);
+    await decideInBankApp(login, request.authReqId, 'approve');
+    const done = await http.waitForStatus(checkout.id, ['failed', 'succeeded']);
+    expect(done).toMatchObject({
+      status: 'failed',
+      failure: { code: 'payment_rejected' },
+      payment: { status: 'rejected' },
+    });
+    expect((done.failure as { message: string }).message).toContain('insufficient_funds');
+    expect((await paymentsOf(login)).attemptCount).toBe(1);
+  });
+
+  it('canceled before approval → canceled, and a later approval pays nothing', async () => {
+    const login = await newCustomer();
+    const checkout = await create(login);
+    const request = await pendingInBankApp(login);
+    await http.waitForStatus(checkout.id, ['awaiting_approval']);
+    const canceled = await http.post(`/v1/checkouts/${checkout.id}/cancel`);
+    expect(canceled.status).toBe(200);
+    expect(await canceled.json()).toMatchObject({ status: 'canceled' });
+
+    await decideInBankApp(login, request.authReqId, 'approve');
+    // Give the worker time for several polls at the 1 s interval: it must not pay.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const after = await http.waitForStatus(checkout.id, ['canceled']);
+    expect(after.status).toBe('canceled');
+    expect((await paymentsOf(login)).attemptCount).toBe(0);
+    // Canceling is idempotent; once terminal otherwise, it is refused.
+    expect((await http.post(`/v1/checkouts/${checkout.id}/cancel`)).status).toBe(200);
+  });
+
+  it('cancel after the payment → 409 checkout_not_cancelable', async () => {
+    const login = await newCustomer();
+    const checkout = await create(login);
+    const request = await pendingInBankApp(login);
+    await decideInBankApp(login, request.authReqId, 'approve');
+    await http.waitForStatus(checkout.id, ['succeeded']);
+    const res = await http.post(`/v1/checkouts/${checkout.id}/cancel`);
+    expect(res.status).toBe(409);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await res.json()).toMatchObject({ code: 'checkout_not_cancelable' });
+  });
+
+  it('a pending checkout can be canceled before the bank is even asked', async () => {
+    await system.stopWorker();
+    try {
+      const login = await newCustomer();
+      const checkout = await create(login);
+      const res = await http.post(`/v1/checkouts/${checkout.id}/cancel`);
+      expect(await res.json()).toMatchObject({ status: 'canceled' });
+    } finally {
+      system.startWorker();
+    }
+  });
+});

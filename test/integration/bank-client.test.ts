@@ -1,0 +1,370 @@
+/**
+ * The outbound bank layer against the real sandbox bank (started by the global setup, over mTLS):
+ * the CIBA flow end to end, every poll outcome the bank can produce, and the payment API's
+ * failures. Each test uses its own customer (created through the control API when the sandbox
+ * offers it, else a seeded one) and clears only that customer's faults.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, decodeJwt, exportJWK, importSPKI, jwtVerify } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type BankConfig, loadBanks } from '../../src/config.ts';
+import {
+  type BankClient,
+  BankError,
+  createBankClient,
+  type PaymentInitiation,
+  type TokenPollOutcome,
+} from '../../src/integrations/bank.client.ts';
+import { signBackchannelRequestObject } from '../../src/integrations/ciba.client.ts';
+import { importSigningKey } from '../../src/integrations/signing-key.loader.ts';
+import { sandboxBanksFile } from '../support/env.ts';
+
+const PAYMENT: PaymentInitiation = {
+  instructedAmount: { currency: 'EUR', amount: '49.90' },
+  creditorName: 'Acme Shop',
+  creditorAccount: { iban: 'DE89370400440532013000' },
+  remittanceInformationUnstructured: 'order-1234',
+};
+
+const sandbox = inject('bank');
+let bank: BankConfig;
+let client: BankClient;
+const created: string[] = [];
+const faulted = new Set<string>();
+
+// biome-ignore lint/suspicious/noExplicitAny: control API answers are asserted field by field
+type Json = any;
+
+async function control(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Json }> {
+  const res = await fetch(`${sandbox.controlUrl}${path}`, {
+    method,
+    ...(body === undefined
+      ? {}
+      : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** A customer of our own when the sandbox can create one; else the seeded fallback. */
+async function customer(fallback: 'alice' | 'bob' | 'carol'): Promise<string> {
+  const login = `bankpay-it-${randomBytes(4).toString('hex')}`;
+  const res = await control('POST', '/customers', { login });
+  if (res.status === 201) {
+    created.push(login);
+    return login;
+  }
+  return fallback;
+}
+
+async function setFaults(login: string, script: unknown): Promise<void> {
+  faulted.add(login);
+  const res = await control('PUT', `/customers/${login}/faults`, script);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+}
+
+async function approveInBankApp(authReqId: string, login: string): Promise<void> {
+  const res = await fetch(new URL(`app/api/requests/${authReqId}/approve`, sandbox.appUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ login }),
+  });
+  expect(res.status).toBe(200);
+}
+
+function start(
+  c: BankClient,
+  loginHint: string,
+  extra: { requestedExpiry?: number; bindingMessage?: string } = {},
+) {
+  return c.startBackchannelAuthentication({
+    loginHint,
+    bindingMessage: extra.bindingMessage ?? 'PAY-IT1',
+    requestedExpiry: extra.requestedExpiry ?? 120,
+    payment: PAYMENT,
+  });
+}
+
+async function tokensFor(c: BankClient, login: string) {
+  const ack = await start(c, login);
+  await control('POST', `/requests/${ack.authReqId}/approve`);
+  const outcome = await c.pollToken(ack.authReqId, { loginHint: login });
+  if (outcome.kind !== 'tokens') throw new Error(`expected tokens, got ${JSON.stringify(outcome)}`);
+  return { ack, ...outcome };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<BankError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(BankError);
+    return error as BankError;
+  }
+  throw new Error('expected a BankError');
+}
+
+beforeAll(() => {
+  const [fromFile] = loadBanks(sandboxBanksFile());
+  if (!fromFile) throw new Error('no sandbox bank in the banks file');
+  // The sandbox's subjects are its logins: pin sub to the login hint.
+  bank = { ...fromFile, loginHintIsSubject: true };
+  client = createBankClient(bank);
+});
+
+afterEach(async () => {
+  for (const login of faulted) await control('DELETE', `/customers/${login}/faults`);
+  faulted.clear();
+});
+
+afterAll(async () => {
+  await client?.close();
+  for (const login of created) await control('DELETE', `/customers/${login}`);
+});
+
+describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
+  it('runs the whole flow: start → pending → approve → validated tokens → pay once → read back', async () => {
+    const login = await customer('alice');
+    const ack = await start(client, login);
+    expect(ack.authReqId).toEqual(expect.any(String));
+    expect(ack.expiresIn).toBeGreaterThan(0);
+    expect(ack.expiresIn).toBeLessThanOrEqual(120); // requested_expiry honoured
+
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'pending' });
+    await approveInBankApp(ack.authReqId, login);
+
+    const outcome = await client.pollToken(ack.authReqId, { loginHint: login });
+    expect(outcome.kind).toBe('tokens');
+    const { tokens, subject } = outcome as Extract<TokenPollOutcome, { kind: 'tokens' }>;
+    expect(subject).toBe(login);
+    expect(tokens.accessToken).toEqual(expect.any(String));
+    expect(tokens.expiresIn).toBeGreaterThan(0);
+    const idToken = decodeJwt(tokens.idToken);
+    expect(idToken.sub).toBe(login);
+    expect(idToken.aud).toBe(bank.clientId);
+    // the approval covered exactly our payment (RFC 9396, from the signed request object)
+    expect(decodeJwt(tokens.accessToken).authorization_details).toEqual([
+      { type: 'payment_initiation', ...PAYMENT },
+    ]);
+
+    const key = `checkout-${randomBytes(6).toString('hex')}`;
+    const first = await client.initiatePayment(tokens.accessToken, key, PAYMENT);
+    expect(first).toEqual({ paymentId: expect.any(String), status: 'accepted' });
+    const again = await client.initiatePayment(tokens.accessToken, key, PAYMENT);
+    expect(again).toEqual(first);
+    expect(await client.getPayment(tokens.accessToken, first.paymentId)).toEqual(first);
+
+    const ledger = await control('GET', `/payments?login=${login}`);
+    expect(ledger.body.payments.filter((p: Json) => p.idempotencyKey === key)).toHaveLength(1);
+  });
+
+  it('signs the request object as CIBA §7.1.1 / FAPI-CIBA ask, with the kid the bank registered', async () => {
+    const key = await importSigningKey(bank.requestObjectKey ?? '', 'PS256', 'requestObjectKeyFile');
+    const registered = await importSPKI(
+      readFileSync(join(inject('certsDir'), 'signing-key.pub.pem'), 'utf8'),
+      'PS256',
+      { extractable: true },
+    );
+    expect(key.kid).toBe(await calculateJwkThumbprint(await exportJWK(registered)));
+    const now = Date.now();
+    const jwt = await signBackchannelRequestObject(
+      {
+        scope: bank.scope,
+        loginHint: 'alice',
+        bindingMessage: 'PAY-SIGNED',
+        requestedExpiry: 120,
+        payment: PAYMENT,
+      },
+      { clientId: bank.clientId, audience: bank.issuer, key, now },
+    );
+    const { payload, protectedHeader } = await jwtVerify(jwt, registered, {
+      issuer: bank.clientId,
+      audience: bank.issuer,
+      algorithms: ['PS256'],
+    });
+    expect(protectedHeader.kid).toBe(key.kid);
+    const iat = Math.floor(now / 1000);
+    expect(payload).toEqual({
+      iss: bank.clientId,
+      aud: bank.issuer,
+      iat,
+      nbf: iat,
+      exp: iat + 300,
+      jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      scope: 'openid payments',
+      login_hint: 'alice',
+      binding_message: 'PAY-SIGNED',
+      requested_expiry: 120,
+      authorization_details: [{ type: 'payment_initiation', ...PAYMENT }],
+    });
+  });
+
+  it('passes the acknowledgement interval through', async () => {
+    const login = await customer('bob');
+    await setFaults(login, { interval: 7 });
+    const ack = await start(client, login);
+    expect(ack.interval).toBe(7);
+  });
+
+  it('maps slow_down, then authorization_pending', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    await setFaults(login, { slowDown: 1 });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'slow_down' });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'pending' });
+  });
+
+  it('maps a 503 with Retry-After on the token endpoint to unavailable', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    await setFaults(login, { unavailable: { token: { times: 1, retryAfter: 3 } } });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({
+      kind: 'unavailable',
+      retryAfterSeconds: 3,
+    });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'pending' });
+  });
+
+  it('throws bank_unavailable (retryable, Retry-After kept) for a 503 on bc-authorize', async () => {
+    const login = await customer('bob');
+    await setFaults(login, { unavailable: { 'bc-authorize': { times: 1, retryAfter: 4 } } });
+    const e = await rejection(start(client, login));
+    expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true, retryAfterSeconds: 4, status: 503 });
+  });
+
+  it('maps a denial in the bank app to denied', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    expect((await control('POST', `/requests/${ack.authReqId}/deny`)).status).toBe(200);
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'denied' });
+  });
+
+  it('maps an expired request to expired', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login, { requestedExpiry: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'expired' });
+  });
+
+  it('maps a second redemption of the auth_req_id to failed invalid_grant', async () => {
+    const login = await customer('bob');
+    const { ack } = await tokensFor(client, login);
+    const again = await client.pollToken(ack.authReqId, { loginHint: login });
+    expect(again).toMatchObject({ kind: 'failed', code: 'invalid_grant' });
+  });
+
+  it('throws the bank error code, not retryable, for an unknown customer and a bad binding message', async () => {
+    const unknown = await rejection(start(client, `nobody-${randomBytes(4).toString('hex')}`));
+    expect(unknown).toMatchObject({ code: 'unknown_user_id', retryable: false, status: 400 });
+    const login = await customer('bob');
+    const binding = await rejection(start(client, login, { bindingMessage: 'not allowed: spaces' }));
+    expect(binding).toMatchObject({ code: 'invalid_binding_message', retryable: false });
+  });
+
+  it('refuses the tokens when the subject is not the login hint (loginHintIsSubject)', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    await control('POST', `/requests/${ack.authReqId}/approve`);
+    const e = await rejection(client.pollToken(ack.authReqId, { loginHint: 'somebody-else' }));
+    expect(e).toMatchObject({ code: 'invalid_id_token', retryable: false });
+    expect(e.message).toMatch(/sub/);
+  });
+
+  it('refuses an ID Token the bank falsified and never returns its access token', async (ctx) => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    faulted.add(login);
+    const scripted = await control('PUT', `/customers/${login}/faults`, {
+      idToken: { claims: { iss: 'https://evil.example' }, times: 1 },
+    });
+    if (scripted.status !== 200) ctx.skip(); // sandbox without ID Token faults yet
+    await control('POST', `/requests/${ack.authReqId}/approve`);
+    const e = await rejection(client.pollToken(ack.authReqId, { loginHint: login }));
+    expect(e.code).toBe('invalid_id_token');
+    expect(e.message).not.toMatch(/eyJ/); // no JWT in the message
+  });
+
+  it('throws bank_unavailable (retryable) when the payment API drops the connection; the retry pays once', async () => {
+    const login = await customer('carol');
+    const { tokens } = await tokensFor(client, login);
+    const key = `checkout-${randomBytes(6).toString('hex')}`;
+    await setFaults(login, { drop: { payments: { times: 1, afterCommit: true } } });
+    const e = await rejection(client.initiatePayment(tokens.accessToken, key, PAYMENT));
+    expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true });
+    expect(e.message).not.toContain(tokens.accessToken);
+
+    const retried = await client.initiatePayment(tokens.accessToken, key, PAYMENT);
+    expect(retried.status).toBe('accepted');
+    const ledger = await control('GET', `/payments?login=${login}`);
+    expect(ledger.body.payments.filter((p: Json) => p.idempotencyKey === key)).toHaveLength(1);
+  });
+
+  it('throws bank_unavailable (retryable, status 500) for a 500 from the payment API', async () => {
+    const login = await customer('carol');
+    const { tokens } = await tokensFor(client, login);
+    await setFaults(login, { paymentError: { times: 1 } });
+    const key = `checkout-${randomBytes(6).toString('hex')}`;
+    const e = await rejection(client.initiatePayment(tokens.accessToken, key, PAYMENT));
+    expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true, status: 500 });
+    expect((await client.initiatePayment(tokens.accessToken, key, PAYMENT)).status).toBe('accepted');
+  });
+
+  it('throws payment_api_error with the status for a bad token (401) and a body unlike the approval (403)', async () => {
+    const bad = await rejection(client.initiatePayment('not-a-token', 'k-401', PAYMENT));
+    expect(bad).toMatchObject({ code: 'payment_api_error', retryable: false, status: 401 });
+
+    const login = await customer('carol');
+    const { tokens } = await tokensFor(client, login);
+    const other = { ...PAYMENT, instructedAmount: { currency: 'EUR', amount: '1000.00' } };
+    const mismatch = await rejection(client.initiatePayment(tokens.accessToken, 'k-403', other));
+    expect(mismatch).toMatchObject({ code: 'payment_api_error', retryable: false, status: 403 });
+    expect(mismatch.message).not.toContain(tokens.accessToken);
+  });
+
+  it('gives up after the timeout with bank_unavailable', async () => {
+    const login = await customer('carol');
+    const quick = createBankClient(bank, { timeoutMs: 400 });
+    try {
+      const ack = await start(quick, login);
+      await setFaults(login, { delayMs: { token: 1_500 } });
+      const started = Date.now();
+      const e = await rejection(quick.pollToken(ack.authReqId, { loginHint: login }));
+      expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true });
+      expect(e.message).toMatch(/timed out/);
+      expect(Date.now() - started).toBeLessThan(1_400);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  it('works with private_key_jwt and plain (unsigned) parameters, and with an ES256 request object', async () => {
+    const login = await customer('carol');
+    const jwtBank: BankConfig = {
+      ...bank,
+      clientId: 'shop-jwt',
+      tokenEndpointAuthMethod: 'private_key_jwt',
+      clientAssertionSigningAlg: 'PS256',
+      clientAssertionKey: bank.requestObjectKey,
+      requestObjectSigningAlg: undefined,
+    };
+    const es256Bank: BankConfig = {
+      ...jwtBank,
+      requestObjectSigningAlg: 'ES256',
+      requestObjectKey: readFileSync(join(inject('certsDir'), 'es256-signing-key.pem'), 'utf8'),
+    };
+    for (const config of [jwtBank, es256Bank]) {
+      const other = createBankClient(config);
+      try {
+        const { subject } = await tokensFor(other, login);
+        expect(subject).toBe(login);
+      } finally {
+        await other.close();
+      }
+    }
+  });
+});

@@ -1,0 +1,213 @@
+/**
+ * Bankpay as a test sees it from outside: the real API listening on a port and a real worker
+ * consuming the real queue, against the run's PostgreSQL, Redis and sandbox bank. Tests talk to
+ * the API over HTTP and to the bank through its bank-app and control endpoints, nothing else.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { inject } from 'vitest';
+import { buildApp } from '../../src/app.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { createApiKey } from '../../src/infra/api-keys.ts';
+import { createKeyRing } from '../../src/infra/crypto.ts';
+import { createDatabase, type Database } from '../../src/infra/database.ts';
+import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
+import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
+import { createJobProcessor } from '../../src/jobs/index.ts';
+import { testEnv } from './env.ts';
+
+export interface System {
+  url: string;
+  apiKey: string;
+  config: Config;
+  db: Database;
+  app: FastifyInstance;
+  queue: QueueInfra;
+  banks: Map<string, BankClient>;
+  /** Starts (or restarts) the worker. */
+  startWorker(): void;
+  stopWorker(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startSystem(
+  overrides: Record<string, string> = {},
+  options: { worker?: boolean } = {},
+): Promise<System> {
+  // A queue name per system keeps parallel test files from taking each other's jobs.
+  const env = testEnv(overrides);
+  const config = loadConfig(env);
+  const db = createDatabase(config.databaseUrl);
+  const queue = createQueueInfra(config.queue, config.databaseUrl, {
+    prefix: `t${randomBytes(4).toString('hex')}`,
+  });
+  const app = await buildApp({ config, db, queue });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address() as { port: number };
+  const { key } = await createApiKey(db, `test-${randomUUID()}`);
+  const banks = createBankClients(config.banks);
+  const keys = createKeyRing(config.tokenEncryptionKeys);
+  const log = pino({ level: env.LOG_LEVEL ?? 'silent' });
+  let worker: ReturnType<QueueInfra['createWorker']> | undefined;
+  const system: System = {
+    url: `http://127.0.0.1:${address.port}`,
+    apiKey: key,
+    config,
+    db,
+    app,
+    queue,
+    banks,
+    startWorker() {
+      worker = queue.createWorker(createJobProcessor({ config, db, queue: queue.queue, keys, banks, log }), {
+        concurrency: 20,
+      });
+    },
+    async stopWorker() {
+      await worker?.close();
+      worker = undefined;
+    },
+    async close() {
+      await system.stopWorker();
+      await app.close();
+      await queue.close();
+      await Promise.all([...banks.values()].map((b) => b.close()));
+      await db.$disconnect();
+    },
+  };
+  if (options.worker !== false) system.startWorker();
+  return system;
+}
+
+/** A fresh customer at the sandbox bank, so that fault scripts never leak between tests. */
+export async function newCustomer(faults?: Record<string, unknown>): Promise<string> {
+  const control = inject('bank').controlUrl;
+  const login = `t-${randomBytes(6).toString('hex')}`;
+  const res = await fetch(`${control}/customers`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ login }),
+  });
+  if (res.status !== 201) throw new Error(`could not create customer: ${res.status} ${await res.text()}`);
+  if (faults) await setFaults(login, faults);
+  return login;
+}
+
+export async function setFaults(login: string, faults: Record<string, unknown>): Promise<void> {
+  const res = await fetch(`${inject('bank').controlUrl}/customers/${login}/faults`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
+  });
+  if (!res.ok) throw new Error(`could not set faults: ${res.status} ${await res.text()}`);
+}
+
+export async function control<T = unknown>(path: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(`${inject('bank').controlUrl}${path}`, init);
+  if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+export interface BankAppRequest {
+  authReqId: string;
+  bindingMessage: string;
+  merchantName?: string;
+  payment?: {
+    amount: string;
+    currency: string;
+    creditorName: string;
+    creditorIban: string;
+    remittanceInformation: string;
+  };
+}
+
+/** The customer's phone: waits until the request shows up in the bank app, as the page would. */
+export async function pendingInBankApp(login: string, timeoutMs = 15_000): Promise<BankAppRequest> {
+  const appUrl = inject('bank').appUrl;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${appUrl}app/api/customers/${login}/requests`);
+    const body = (await res.json()) as { requests: BankAppRequest[] };
+    const first = body.requests[0];
+    if (first) return first;
+    if (Date.now() > deadline) throw new Error(`no pending request for ${login} in the bank app`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Taps Approve or Deny in the bank app (its own HTTP endpoint, as the page does). */
+export async function decideInBankApp(
+  login: string,
+  authReqId: string,
+  decision: 'approve' | 'deny',
+): Promise<void> {
+  const res = await fetch(`${inject('bank').appUrl}app/api/requests/${authReqId}/${decision}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ login }),
+  });
+  if (!res.ok) throw new Error(`${decision} failed: ${res.status} ${await res.text()}`);
+}
+
+export interface Api {
+  createCheckout(
+    body: Record<string, unknown>,
+    options?: { key?: string; idempotencyKey?: string | null },
+  ): Promise<Response>;
+  get(path: string, token?: string): Promise<Response>;
+  post(path: string, body?: unknown, token?: string): Promise<Response>;
+  waitForStatus(id: string, statuses: string[], timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+export function api(system: System): Api {
+  const self: Api = {
+    createCheckout(body, options = {}) {
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        authorization: `Bearer ${options.key ?? system.apiKey}`,
+      };
+      if (options.idempotencyKey !== null)
+        headers['idempotency-key'] = options.idempotencyKey ?? randomUUID();
+      return fetch(`${system.url}/v1/checkouts`, { method: 'POST', headers, body: JSON.stringify(body) });
+    },
+    get(path, token = system.apiKey) {
+      return fetch(`${system.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    },
+    post(path, body, token = system.apiKey) {
+      return fetch(`${system.url}${path}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    },
+    async waitForStatus(id, statuses, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: Record<string, unknown> = {};
+      while (Date.now() < deadline) {
+        const res = await self.get(`/v1/checkouts/${id}`);
+        last = (await res.json()) as Record<string, unknown>;
+        if (statuses.includes(last.status as string)) return last;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`checkout ${id} did not reach ${statuses.join('/')}; last: ${JSON.stringify(last)}`);
+    },
+  };
+  return self;
+}
+
+export function checkoutBody(
+  loginHint: string,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    amount: 4990,
+    currency: 'EUR',
+    bankId: 'sandbox',
+    loginHint,
+    reference: `order-${randomBytes(3).toString('hex')}`,
+    ...overrides,
+  };
+}
