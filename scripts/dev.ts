@@ -214,6 +214,8 @@ writeFileSync(
           deliveryMode: 'poll',
           requestedExpiry: 300,
           authorizationDetails: true,
+          // The sandbox's subjects are its logins: the ID Token's sub must be the login hint.
+          loginHintIsSubject: true,
           paymentsApiUrl: bank.paymentsApiUrl,
         },
       ],
