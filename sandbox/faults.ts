@@ -10,6 +10,8 @@
  *     "slowDown": 3,                                   // next 3 token polls answer slow_down
  *     "unavailable": { "token": { "times": 2, "retryAfter": 1 } },   // 503 + Retry-After
  *     "delayMs": { "bc-authorize": 300 },              // answer late (every request while set)
+ *     "holdMs": { "payments": 3000 },                  // do the work, then hold the answer: the
+ *                                                      // window where a client crash loses it
  *     "drop": { "payments": { "times": 1, "afterCommit": true } },  // destroy the socket, no answer
  *     "paymentError": { "times": 1 },                  // payment API answers 500
  *     "rejectPayment": { "reason": "insufficient_funds", "times": 1 }, // 201 status 'rejected'
@@ -43,6 +45,7 @@ export interface FaultScript {
   slowDown?: number;
   unavailable?: Partial<Record<FaultEndpoint, { times: number; retryAfter: number }>>;
   delayMs?: Partial<Record<FaultEndpoint, number>>;
+  holdMs?: Partial<Record<FaultEndpoint, number>>;
   drop?: Partial<Record<FaultEndpoint, { times: number; afterCommit: boolean }>>;
   paymentError?: { times: number };
   rejectPayment?: { reason: string; times?: number };
@@ -110,7 +113,17 @@ export function parseFaultScript(body: unknown): FaultScript {
   if (!isRecord(body)) throw new FaultScriptError('fault script must be a JSON object');
   onlyKeys(
     body,
-    ['interval', 'slowDown', 'unavailable', 'delayMs', 'drop', 'paymentError', 'rejectPayment', 'idToken'],
+    [
+      'interval',
+      'slowDown',
+      'unavailable',
+      'delayMs',
+      'holdMs',
+      'drop',
+      'paymentError',
+      'rejectPayment',
+      'idToken',
+    ],
     '',
   );
   const script: FaultScript = {};
@@ -127,6 +140,8 @@ export function parseFaultScript(body: unknown): FaultScript {
   if (unavailable) script.unavailable = unavailable;
   const delayMs = perEndpoint(body.delayMs, 'delayMs', (v, label) => count(v, label));
   if (delayMs) script.delayMs = delayMs;
+  const holdMs = perEndpoint(body.holdMs, 'holdMs', (v, label) => count(v, label));
+  if (holdMs) script.holdMs = holdMs;
   const drop = perEndpoint(body.drop, 'drop', (v, label) => {
     if (!isRecord(v)) throw new FaultScriptError(`${label} must be { times, afterCommit? }`);
     onlyKeys(v, ['times', 'afterCommit'], `${label}.`);
@@ -221,6 +236,11 @@ export class FaultBook {
 
   delayMs(login: string | undefined, endpoint: FaultEndpoint): number {
     return login === undefined ? 0 : (this.scripts.get(login)?.delayMs?.[endpoint] ?? 0);
+  }
+
+  /** Milliseconds to hold an answer after the work is done (the request was processed). */
+  holdMs(login: string | undefined, endpoint: FaultEndpoint): number {
+    return login === undefined ? 0 : (this.scripts.get(login)?.holdMs?.[endpoint] ?? 0);
   }
 
   takeSlowDown(login: string | undefined): boolean {

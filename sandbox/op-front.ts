@@ -89,6 +89,7 @@ function observeAnswer(
   res: ServerResponse,
   endpoint: FaultEndpoint,
   answer: Answer | undefined,
+  holdMs = 0,
 ): () => void {
   let drop = false;
   const chunks: Buffer[] = [];
@@ -110,6 +111,13 @@ function observeAnswer(
         Object.assign(answer, { unsent: result, ...(authReqId ? { authReqId } : {}) });
       }
       dropConnection(req, res);
+      return res;
+    }
+    if (holdMs > 0) {
+      // The work is done (request created, tokens issued); the answer waits.
+      setTimeout(() => {
+        if (!res.destroyed) end(chunk, ...rest);
+      }, holdMs);
       return res;
     }
     return end(chunk, ...rest);
@@ -172,7 +180,7 @@ export function createOpFront(setup: OpFrontSetup) {
         if (poll) arrival.poll = poll;
         answer = poll;
       }
-      const dropAfterCommit = observeAnswer(req, res, endpoint, answer);
+      const dropAfterCommit = observeAnswer(req, res, endpoint, answer, faults.holdMs(login, endpoint));
 
       const delay = faults.delayMs(login, endpoint);
       if (delay > 0) await sleep(delay);

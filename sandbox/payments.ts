@@ -315,6 +315,10 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
     createdBy.set(req, payment.paymentId);
     // The payment exists, the answer is lost: what a crash between commit and reply looks like.
     if (faults.takeDrop(caller.login, 'payments', true)) return dropConnection(req, res);
+    // The payment exists, the answer is slow: a client that dies meanwhile never hears it.
+    const hold = faults.holdMs(caller.login, 'payments');
+    if (hold > 0) await sleep(hold);
+    if (res.destroyed) return;
     sendJson(res, 201, paymentView(payment), { location: `${apiPath}/payments/${payment.paymentId}` });
   }
 

@@ -5,33 +5,48 @@
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import type { Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import type { Config } from './config.ts';
-import { registerProblemHandlers } from './http/problem.ts';
+import { registerProblemHandlers, sendError } from './http/problem.ts';
 import { registerValidators } from './http/validation.ts';
 import { createKeyRing } from './infra/crypto.ts';
 import { type Database, isDatabaseReachable } from './infra/database.ts';
 import { healthRoutes } from './infra/health.ts';
 import { loggerOptions } from './infra/logging.ts';
 import type { QueueInfra } from './infra/queue.ts';
+import { type RateLimitSettings, security, setApiSecurityHeaders } from './infra/security.ts';
 import { registerSwagger } from './infra/swagger.ts';
 
 export interface AppDependencies {
   config: Config;
   db: Database;
   queue: QueueInfra;
+  /** Requests per credential per window (default in infra/security.ts). */
+  rateLimit?: RateLimitSettings;
+  /** Where the logs go (default stdout); tests capture them here. */
+  logStream?: DestinationStream;
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: loggerOptions(deps.config.logLevel, 'bankpay-api'),
+    logger: {
+      ...loggerOptions(deps.config.logLevel, 'bankpay-api'),
+      ...(deps.logStream ? { stream: deps.logStream } : {}),
+    },
     bodyLimit: BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     return503OnClosing: true,
+    trustProxy: deps.config.http.trustProxy,
+    // Errors of the router itself (malformed percent-encoding, an overlong path segment) as
+    // problem+json too; without this Fastify answers them in its own JSON shape. No hook runs there.
+    frameworkErrors: (error, request, reply) => {
+      setApiSecurityHeaders(request, reply);
+      sendError(error, request, reply);
+    },
     // Probes hit health endpoints every few seconds: keep them out of the request log.
     logController: new LogController({
       disableRequestLogging: (req: { url?: string }) => req.url?.startsWith('/health/') ?? false,
@@ -43,6 +58,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   registerValidators(app);
+  await app.register(security, { rateLimit: deps.rateLimit ?? deps.config.http.rateLimit });
   await registerSwagger(app);
   registerProblemHandlers(app);
 

@@ -74,7 +74,8 @@ export type QueueBackend = 'redis' | 'postgres';
 
 export interface Config {
   databaseUrl: string;
-  queue: { backend: 'redis'; redisUrl: string } | { backend: 'postgres' };
+  /** `prefix` namespaces the queue (Redis key prefix / PostgreSQL schema suffix). */
+  queue: ({ backend: 'redis'; redisUrl: string } | { backend: 'postgres' }) & { prefix?: string };
   host: string;
   port: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -83,6 +84,28 @@ export interface Config {
   tokenEncryptionKeys: Buffer[];
   banks: BankConfig[];
   banksFile: string;
+  worker: WorkerSettings;
+  http: HttpSettings;
+}
+
+export interface HttpSettings {
+  /** Requests per credential (API key, clientSecret, else client IP) per window, per API process. */
+  rateLimit: { max: number; timeWindowMs: number };
+  /** Behind a reverse proxy: take the client IP from X-Forwarded-For (Fastify trustProxy). */
+  trustProxy: boolean;
+}
+
+export interface WorkerSettings {
+  /** Jobs run at once per worker process (each is one bank request or a short DB step). */
+  concurrency: number;
+  /** BullMQ job lock: a worker that dies loses its jobs to another after about this long. */
+  lockDurationMs: number;
+  /** Deadline of every request to a bank. */
+  bankTimeoutMs: number;
+  /** How often the reconciler looks for checkouts without a live job. */
+  reconcileEveryMs: number;
+  /** How long a checkout may go without progress before the reconciler steps in. */
+  reconcileGraceMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -232,6 +255,24 @@ function parseKeys(value: string): Buffer[] {
   });
 }
 
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const text = env[name]?.trim();
+  if (!text) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max} (got "${text}")`);
+  }
+  return value;
+}
+
+function booleanEnv(env: Env, name: string, fallback: boolean): boolean {
+  const text = env[name]?.trim().toLowerCase();
+  if (!text) return fallback;
+  if (['1', 'true', 'yes'].includes(text)) return true;
+  if (['0', 'false', 'no'].includes(text)) return false;
+  throw new ConfigError(`${name} must be true or false (got "${text}")`);
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -259,6 +300,12 @@ export function loadConfig(env: Env = process.env): Config {
           ),
         }
       : { backend };
+  const prefix = env.QUEUE_PREFIX?.trim();
+  if (prefix) {
+    if (!/^[a-z][a-z0-9_]{0,30}$/.test(prefix))
+      throw new ConfigError('QUEUE_PREFIX must be 1-31 of a-z, 0-9, _ starting with a letter');
+    queue.prefix = prefix;
+  }
   const portText = env.PORT?.trim() || '3000';
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -291,5 +338,19 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     banks: loadBanks(banksFile),
     banksFile,
+    http: {
+      rateLimit: {
+        max: integer(env, 'RATE_LIMIT_MAX', 1_000, 1, 10_000_000),
+        timeWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 10_000, 100, 3_600_000),
+      },
+      trustProxy: booleanEnv(env, 'TRUST_PROXY', false),
+    },
+    worker: {
+      concurrency: integer(env, 'WORKER_CONCURRENCY', 50, 1, 1000),
+      lockDurationMs: integer(env, 'WORKER_LOCK_MS', 15_000, 1_000, 600_000),
+      bankTimeoutMs: integer(env, 'BANK_TIMEOUT_MS', 10_000, 100, 120_000),
+      reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 10_000, 100, 3_600_000),
+      reconcileGraceMs: integer(env, 'RECONCILE_GRACE_MS', 30_000, 100, 3_600_000),
+    },
   };
 }

@@ -26,6 +26,14 @@ const documentConfig: Config = {
   tokenEncryptionKeys: [Buffer.alloc(32)],
   banks: [],
   banksFile: 'unused',
+  http: { rateLimit: { max: 1_000, timeWindowMs: 10_000 }, trustProxy: false },
+  worker: {
+    concurrency: 1,
+    lockDurationMs: 15_000,
+    bankTimeoutMs: 10_000,
+    reconcileEveryMs: 10_000,
+    reconcileGraceMs: 30_000,
+  },
 };
 
 export async function renderOpenApiYaml(): Promise<string> {

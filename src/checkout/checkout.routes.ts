@@ -76,7 +76,7 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutDeps): 
         description: 'While the checkout is not terminal, Retry-After says when asking again is useful.',
         security,
         params: CheckoutIdParams,
-        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 429, 503) },
+        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 414, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -127,7 +127,7 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutDeps): 
           'Allowed while pending or awaiting_approval; afterwards 409 checkout_not_cancelable. A later approval in the bank app pays nothing.',
         security,
         params: CheckoutIdParams,
-        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 409, 429, 503) },
+        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 409, 414, 429, 503) },
       },
     },
     async (request) => {
@@ -143,7 +143,7 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutDeps): 
         operationId: 'listBanks',
         tags: ['banks'],
         summary: 'The banks customers can pay with (for a bank picker)',
-        response: { 200: BankListSchema },
+        response: { 200: BankListSchema, ...problems(429) },
       },
     },
     async () => ({ data: deps.config.banks.map((b) => ({ id: b.id, name: b.name })) }),

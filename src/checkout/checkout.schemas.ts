@@ -5,8 +5,12 @@
 import { type Static, Type } from 'typebox';
 import type { CHECKOUT_STATUSES } from './checkout.states.ts';
 
-/** Printable text: no control characters (C0, DEL, C1), which break logs, banks and terminals. */
-const PRINTABLE = '^[^\\u0000-\\u001F\\u007F-\\u009F]*$';
+/**
+ * Printable text: no control characters (C0, DEL, C1), which break logs, banks and terminals, and
+ * no lone surrogate (not Unicode text: it would be stored as U+FFFD, not as sent). A `u` regular
+ * expression (JSON Schema's dialect, Ajv's default) sees a surrogate pair as one character.
+ */
+const PRINTABLE = '^[^\\u0000-\\u001F\\u007F-\\u009F\\uD800-\\uDFFF]*$';
 
 export const CheckoutStatusSchema = Type.Union(
   [
@@ -112,7 +116,8 @@ export const CheckoutSchema = Type.Object(
 export type CheckoutView = Static<typeof CheckoutSchema>;
 
 export const CheckoutIdParams = Type.Object(
-  { id: Type.String({ minLength: 1, maxLength: 64 }) },
+  // No control characters: PostgreSQL text cannot hold U+0000, so such an id must not reach a query.
+  { id: Type.String({ minLength: 1, maxLength: 64, pattern: PRINTABLE }) },
   { additionalProperties: false },
 );
 
@@ -120,7 +125,12 @@ export const ListCheckoutsQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
     starting_after: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 64, description: 'A checkout id: the page after it' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: PRINTABLE,
+        description: 'A checkout id: the page after it',
+      }),
     ),
     status: Type.Optional(CheckoutStatusSchema),
   },
@@ -142,9 +152,11 @@ export const BankListSchema = Type.Object(
 );
 
 export const IdempotencyKeyHeader = Type.Object({
-  'idempotency-key': Type.Optional(
-    Type.String({
-      description: 'Required. Same key and body replays the first response (24 h); ≤ 255 characters',
-    }),
-  ),
+  'idempotency-key': Type.String({
+    minLength: 1,
+    maxLength: 255,
+    pattern: '^[\\x21-\\x7E]+$',
+    description:
+      'Same key and body replays the first response (24 h); 1-255 visible ASCII characters, e.g. a UUID',
+  }),
 });

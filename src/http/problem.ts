@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { isDatabaseUnavailable } from '../infra/database.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 const TYPE_BASE = 'https://bankpay.dev/problems/';
@@ -60,6 +61,8 @@ export function sendProblem(
   problem: ProblemError,
 ): FastifyReply {
   if (problem.retryAfterSeconds !== undefined) reply.header('Retry-After', String(problem.retryAfterSeconds));
+  // Also set by an onSend hook, which answers to requests the router refused never reach.
+  reply.header('x-request-id', request.id);
   return reply
     .code(problem.status)
     .type(PROBLEM_CONTENT_TYPE)
@@ -127,6 +130,111 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; titl
   },
 };
 
+/**
+ * Errors the router raises before any route or hook runs (a malformed percent-encoding, a path
+ * segment over the router's limit): Fastify's `frameworkErrors` option, else it answers plain JSON.
+ */
+const FASTIFY_ROUTING_ERRORS: Record<string, ProblemError> = {
+  FST_ERR_BAD_URL: new ProblemError(
+    400,
+    'invalid_request',
+    'Invalid URL',
+    'The URL is not valid (malformed percent-encoding)',
+  ),
+  FST_ERR_MAX_PARAM_LENGTH: new ProblemError(
+    414,
+    'uri_too_long',
+    'URI too long',
+    'A path segment of the URL is longer than the API accepts',
+  ),
+};
+
+/** The error handler: every error becomes problem+json; 5xx details stay in the logs. */
+export function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error instanceof ProblemError) {
+    if (error.status === 503) request.log.warn({ code: error.code }, error.message);
+    else if (error.status >= 500)
+      request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
+    return sendProblem(request, reply, error);
+  }
+  if (error.validation) {
+    const errors = toFieldErrors(error);
+    // The Idempotency-Key header has codes of its own (DESIGN.md §2), whatever else is wrong.
+    const keyError = errors.find((e) => e.pointer === '/headers/idempotency-key');
+    if (keyError) {
+      return sendProblem(
+        request,
+        reply,
+        keyError.detail === 'is required'
+          ? new ProblemError(
+              400,
+              'idempotency_key_missing',
+              'Idempotency-Key required',
+              'Send an Idempotency-Key header (a unique value per operation, e.g. a UUID)',
+            )
+          : new ProblemError(
+              400,
+              'invalid_idempotency_key',
+              'Invalid Idempotency-Key',
+              'Idempotency-Key must be 1-255 visible ASCII characters',
+            ),
+      );
+    }
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(400, 'invalid_request', 'Invalid request', 'The request does not match the schema', {
+        errors,
+      }),
+    );
+  }
+  const routing = error.code ? FASTIFY_ROUTING_ERRORS[error.code] : undefined;
+  if (routing) return sendProblem(request, reply, routing);
+  const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
+  if (known)
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(known.status, known.code, known.title, error.message),
+    );
+  if (isDatabaseUnavailable(error)) {
+    request.log.warn({ err: error.message }, 'database unavailable');
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(
+        503,
+        'dependency_unavailable',
+        'Service unavailable',
+        'The database is unreachable; retry later',
+        {
+          retryAfterSeconds: 5,
+        },
+      ),
+    );
+  }
+  if (error.statusCode === 429) {
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(429, 'rate_limited', 'Too many requests', error.message),
+    );
+  }
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(error.statusCode, 'invalid_request', 'Invalid request', error.message),
+    );
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return sendProblem(
+    request,
+    reply,
+    new ProblemError(500, 'internal_error', 'Internal error', 'An unexpected error occurred'),
+  );
+}
+
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
@@ -140,48 +248,5 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       ),
     ),
   );
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof ProblemError) {
-      if (error.status === 503) request.log.warn({ code: error.code }, error.message);
-      else if (error.status >= 500)
-        request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
-      return sendProblem(request, reply, error);
-    }
-    if (error.validation) {
-      return sendProblem(
-        request,
-        reply,
-        new ProblemError(400, 'invalid_request', 'Invalid request', 'The request does not match the schema', {
-          errors: toFieldErrors(error),
-        }),
-      );
-    }
-    const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
-    if (known)
-      return sendProblem(
-        request,
-        reply,
-        new ProblemError(known.status, known.code, known.title, error.message),
-      );
-    if (error.statusCode === 429) {
-      return sendProblem(
-        request,
-        reply,
-        new ProblemError(429, 'rate_limited', 'Too many requests', error.message),
-      );
-    }
-    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendProblem(
-        request,
-        reply,
-        new ProblemError(error.statusCode, 'invalid_request', 'Invalid request', error.message),
-      );
-    }
-    request.log.error({ err: error }, 'unhandled error');
-    return sendProblem(
-      request,
-      reply,
-      new ProblemError(500, 'internal_error', 'Internal error', 'An unexpected error occurred'),
-    );
-  });
+  app.setErrorHandler(sendError);
 }

@@ -22,3 +22,54 @@ export async function isDatabaseReachable(db: Database): Promise<boolean> {
     return false;
   }
 }
+
+const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+const UNAVAILABLE_ADAPTER_KINDS = new Set([
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout',
+  'TooManyConnections',
+  'TransactionAlreadyClosed',
+]);
+/** SQLSTATE class 08 (connection exception) and 57P0x (shutdown, crash recovery). */
+const UNAVAILABLE_SQLSTATE = /^(08|57P0)/;
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'ENOTFOUND',
+]);
+
+/**
+ * True when `error` means "PostgreSQL cannot be reached right now" (refused, dropped, shutting
+ * down, pool exhausted) rather than a bug or a bad query: such requests answer 503 + Retry-After,
+ * and the pool reconnects on its own once the database is back.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e = error as Record<string, unknown> | undefined, depth = 0; e && depth < 6; depth++) {
+    const code = typeof e.code === 'string' ? e.code : undefined;
+    if (
+      code &&
+      (UNAVAILABLE_PRISMA_CODES.has(code) ||
+        UNAVAILABLE_NODE_CODES.has(code) ||
+        UNAVAILABLE_SQLSTATE.test(code))
+    ) {
+      return true;
+    }
+    const adapter = (
+      e.meta as { driverAdapterError?: { cause?: { kind?: string; originalCode?: string } } } | undefined
+    )?.driverAdapterError?.cause;
+    if (adapter?.kind && UNAVAILABLE_ADAPTER_KINDS.has(adapter.kind)) return true;
+    if (adapter?.originalCode && UNAVAILABLE_SQLSTATE.test(adapter.originalCode)) return true;
+    if (
+      typeof e.message === 'string' &&
+      /Connection terminated|Can't reach database server|connection timeout/i.test(e.message)
+    ) {
+      return true;
+    }
+    e = e.cause as Record<string, unknown> | undefined;
+  }
+  return false;
+}

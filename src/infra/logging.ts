@@ -31,6 +31,12 @@ export const REDACTED_PATHS = [
   '*.tokensEncrypted',
   '*.request',
   '*.client_assertion',
+  // CIBA's auth_req_id is a bearer handle: whoever holds it (and the client's key) can poll for tokens.
+  'auth_req_id',
+  '*.auth_req_id',
+  'authReqId',
+  '*.authReqId',
+  'client_secret',
 ];
 
 export function loggerOptions(level: string, name: string): LoggerOptions {

@@ -26,13 +26,9 @@ export interface QueueInfra {
   close(): Promise<void>;
 }
 
-export function createQueueInfra(
-  config: Config['queue'],
-  databaseUrl: string,
-  options: { prefix?: string } = {},
-): QueueInfra {
+export function createQueueInfra(config: Config['queue'], databaseUrl: string): QueueInfra {
   // BullMQ's key prefix (Redis) or schema (PostgreSQL): separate namespaces on one server.
-  const prefix = options.prefix;
+  const prefix = config.prefix;
   if (config.backend === 'redis') {
     // Producer side (the API): no offline queue, so a Redis outage fails fast instead of piling up.
     const producer = new Redis(config.redisUrl, {

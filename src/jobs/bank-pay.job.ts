@@ -10,7 +10,7 @@ import { findCheckout, transition, updateWhileInStatus } from '../checkout/check
 import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
 import type { StoredTokens } from './ciba-poll.job.ts';
-import { backoffMs, type JobContext, runAgainAt } from './job.context.ts';
+import { backoffMs, type JobContext, persistBankAnswer, runAgainAt } from './job.context.ts';
 
 export async function executePayment(
   job: Job<CheckoutJobData>,
@@ -50,13 +50,15 @@ export async function executePayment(
       remittanceInformationUnstructured: checkout.reference,
     });
     if (result.status === 'accepted') {
-      await transition(
-        ctx.db,
-        checkout.id,
-        'authorized',
-        'succeeded',
-        { bankPaymentId: result.paymentId, paymentStatus: 'accepted', tokensEncrypted: null },
-        { step: 'payment', outcome: 'accepted', detail: { bankPaymentId: result.paymentId } },
+      await persistBankAnswer(ctx, 'payment answer', () =>
+        transition(
+          ctx.db,
+          checkout.id,
+          'authorized',
+          'succeeded',
+          { bankPaymentId: result.paymentId, paymentStatus: 'accepted', tokensEncrypted: null },
+          { step: 'payment', outcome: 'accepted', detail: { bankPaymentId: result.paymentId } },
+        ),
       );
       return 'succeeded';
     }

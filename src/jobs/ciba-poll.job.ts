@@ -23,7 +23,7 @@ import {
 } from '../checkout/checkout.repository.ts';
 import { BankError } from '../integrations/bank.errors.ts';
 import { DEFAULT_POLL_INTERVAL_S } from './ciba-start.job.ts';
-import { backoffMs, type JobContext, runAgainAt } from './job.context.ts';
+import { backoffMs, type JobContext, persistBankAnswer, runAgainAt } from './job.context.ts';
 
 /** CIBA Core §11 (via RFC 8628 §3.5): slow_down adds 5 seconds to the interval. */
 export const SLOW_DOWN_INCREMENT_S = 5;
@@ -73,6 +73,16 @@ export async function pollBackchannelToken(
   if (checkout.nextPollAt && checkout.nextPollAt.getTime() > now + 50) {
     return runAgainAt(job, token, checkout.nextPollAt.getTime());
   }
+  // Claim this poll in Postgres before asking the bank: a second run of the same job (a worker
+  // that stalled and came back, a re-enqueue racing the original) finds the claim taken and
+  // stops. Two token requests racing for one auth_req_id would make the bank redeem it once and
+  // answer the other invalid_grant, revoking the tokens (CIBA Core §11; RFC 6749 §4.1.2).
+  const lease = new Date(now + ctx.config.worker.bankTimeoutMs + 5_000);
+  const { count: claimed } = await ctx.db.checkout.updateMany({
+    where: { id: checkout.id, status: 'awaiting_approval', nextPollAt: checkout.nextPollAt },
+    data: { nextPollAt: lease },
+  });
+  if (claimed === 0) return 'skipped';
   const bank = ctx.banks.get(checkout.bankId);
   if (!bank)
     return settle(
@@ -168,18 +178,21 @@ export async function pollBackchannelToken(
         accessToken: outcome.tokens.accessToken,
         accessTokenExpiresAt: outcome.tokens.expiresIn ? now + outcome.tokens.expiresIn * 1000 : null,
       };
-      const authorized = await transition(
-        ctx.db,
-        checkout.id,
-        'awaiting_approval',
-        'authorized',
-        {
-          tokensEncrypted: ctx.keys.encrypt(JSON.stringify(stored)),
-          subject: outcome.subject,
-          nextPollAt: null,
-          stepErrors: 0,
-        },
-        { step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
+      // The bank will not give these tokens twice: keep trying to store them through a short outage.
+      const authorized = await persistBankAnswer(ctx, 'tokens', () =>
+        transition(
+          ctx.db,
+          checkout.id,
+          'awaiting_approval',
+          'authorized',
+          {
+            tokensEncrypted: ctx.keys.encrypt(JSON.stringify(stored)),
+            subject: outcome.subject,
+            nextPollAt: null,
+            stepErrors: 0,
+          },
+          { step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
+        ),
       );
       // Canceled in the meantime: the tokens are dropped unused and nothing is paid.
       if (!authorized) return 'skipped';

@@ -12,7 +12,7 @@ import { type CheckoutJobData, enqueueCheckoutJob, JOB_NAMES } from '../checkout
 import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
 import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
-import { backoffMs, type JobContext, runAgainAt } from './job.context.ts';
+import { backoffMs, type JobContext, persistBankAnswer, runAgainAt } from './job.context.ts';
 
 export const DEFAULT_POLL_INTERVAL_S = 5;
 
@@ -67,23 +67,25 @@ export async function startBackchannelAuthentication(
     });
     const acked = ctx.now?.() ?? Date.now();
     const interval = ack.interval ?? DEFAULT_POLL_INTERVAL_S;
-    const moved = await transition(
-      ctx.db,
-      checkout.id,
-      'pending',
-      'awaiting_approval',
-      {
-        authReqId: ack.authReqId,
-        pollIntervalS: interval,
-        nextPollAt: new Date(acked + interval * 1000),
-        expiresAt: new Date(acked + ack.expiresIn * 1000),
-        stepErrors: 0,
-      },
-      {
-        step: 'backchannel_authentication',
-        outcome: 'accepted',
-        detail: { expiresIn: ack.expiresIn, interval: ack.interval ?? null },
-      },
+    const moved = await persistBankAnswer(ctx, 'backchannel acknowledgement', () =>
+      transition(
+        ctx.db,
+        checkout.id,
+        'pending',
+        'awaiting_approval',
+        {
+          authReqId: ack.authReqId,
+          pollIntervalS: interval,
+          nextPollAt: new Date(acked + interval * 1000),
+          expiresAt: new Date(acked + ack.expiresIn * 1000),
+          stepErrors: 0,
+        },
+        {
+          step: 'backchannel_authentication',
+          outcome: 'accepted',
+          detail: { expiresIn: ack.expiresIn, interval: ack.interval ?? null },
+        },
+      ),
     );
     // Canceled meanwhile: the bank's request expires unpolled; nothing else to do.
     if (moved) await enqueueCheckoutJob(ctx.queue, JOB_NAMES.cibaPoll, checkout.id, interval * 1000);

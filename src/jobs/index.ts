@@ -9,6 +9,7 @@ import { executePayment } from './bank-pay.job.ts';
 import { pollBackchannelToken } from './ciba-poll.job.ts';
 import { startBackchannelAuthentication } from './ciba-start.job.ts';
 import type { JobContext } from './job.context.ts';
+import { RECONCILE_JOB, reconcileCheckouts } from './reconcile.job.ts';
 
 export type { JobContext } from './job.context.ts';
 
@@ -18,6 +19,7 @@ export const JOB_HANDLERS: Record<string, Handler> = {
   [JOB_NAMES.cibaStart]: startBackchannelAuthentication,
   [JOB_NAMES.cibaPoll]: pollBackchannelToken,
   [JOB_NAMES.bankPay]: executePayment,
+  [RECONCILE_JOB]: reconcileCheckouts,
 };
 
 export function createJobProcessor(ctx: JobContext): Processor {

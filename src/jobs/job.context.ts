@@ -6,7 +6,7 @@ import { DelayedError, type Job, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
-import type { Database } from '../infra/database.ts';
+import { type Database, isDatabaseUnavailable } from '../infra/database.ts';
 import type { BankClient } from '../integrations/bank.client.ts';
 
 export interface JobContext {
@@ -32,4 +32,32 @@ export async function runAgainAt(job: Job, token: string | undefined, at: number
 export function backoffMs(consecutiveErrors: number): number {
   const base = Math.min(60_000, 1_000 * 2 ** Math.max(0, consecutiveErrors - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * Runs a database write that records what a bank just said, retrying while PostgreSQL is briefly
+ * unreachable. Losing such a write is costly: a lost acknowledgement leaves an orphan request at
+ * the bank, and lost tokens cannot be fetched again (the bank redeems an auth_req_id once). Other
+ * errors, and an outage longer than `maxWaitMs`, propagate (the job is then retried as a whole).
+ */
+export async function persistBankAnswer<T>(
+  ctx: JobContext,
+  what: string,
+  write: () => Promise<T>,
+  maxWaitMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + maxWaitMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() > deadline) throw error;
+      const wait = Math.min(2_000, 100 * 2 ** attempt);
+      ctx.log.warn(
+        { what, attempt, retryInMs: wait },
+        'database unavailable while recording a bank answer; retrying',
+      );
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
 }

@@ -107,12 +107,15 @@ describe('mTLS transport to the sandbox bank', () => {
       for (let i = 0; i < 20; i++) await c.pollToken(ack.authReqId, { loginHint: 'alice' });
       expect(connections).toBe(settled); // 20 more requests, no new connection
 
-      // 8 polls at once open at most 8 connections, and the next 8 reuse them
+      // 8 polls at once open at most 8 connections, and the next 8 reuse them (on a loaded
+      // machine one socket may not be back in the pool in time: allow one more, never 8)
       await Promise.all(Array.from({ length: 8 }, () => c.pollToken(ack.authReqId, { loginHint: 'alice' })));
       const afterBurst = connections;
       expect(afterBurst).toBeLessThanOrEqual(settled + 8);
       await Promise.all(Array.from({ length: 8 }, () => c.pollToken(ack.authReqId, { loginHint: 'alice' })));
-      expect(connections).toBe(afterBurst);
+      expect(connections).toBeLessThanOrEqual(afterBurst + 1);
+      // 59 requests in all, over a handful of connections
+      expect(connections).toBeLessThanOrEqual(12);
     } finally {
       await c.close();
       await agent.close();

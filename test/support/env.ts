@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { inject } from 'vitest';
 
 let banksFile: string | undefined;
@@ -11,7 +10,8 @@ export function sandboxBanksFile(): string {
   if (banksFile) return banksFile;
   const certs = inject('certsDir');
   const bank = inject('bank');
-  banksFile = join(mkdtempSync(join(tmpdir(), 'bankpay-banks-')), 'banks.json');
+  // Beside the run's certificates: the global setup removes that folder at the end.
+  banksFile = join(dirname(certs), `banks-${process.pid}.json`);
   const sandbox = {
     id: 'sandbox',
     name: 'Sandbox Bank',

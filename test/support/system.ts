@@ -3,6 +3,7 @@
  * consuming the real queue, against the run's PostgreSQL, Redis and sandbox bank. Tests talk to
  * the API over HTTP and to the bank through its bank-app and control endpoints, nothing else.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
@@ -15,10 +16,13 @@ import { createDatabase, type Database } from '../../src/infra/database.ts';
 import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
 import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
 import { createJobProcessor } from '../../src/jobs/index.ts';
+import { scheduleReconciler } from '../../src/jobs/reconcile.job.ts';
 import { testEnv } from './env.ts';
 
 export interface System {
   url: string;
+  /** The environment the API and worker run with (for worker processes). */
+  env: Record<string, string>;
   apiKey: string;
   config: Config;
   db: Database;
@@ -35,23 +39,25 @@ export async function startSystem(
   overrides: Record<string, string> = {},
   options: { worker?: boolean } = {},
 ): Promise<System> {
-  // A queue name per system keeps parallel test files from taking each other's jobs.
-  const env = testEnv(overrides);
+  // A queue namespace per system keeps parallel test files from taking each other's jobs.
+  const env = testEnv({ QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, ...overrides });
   const config = loadConfig(env);
   const db = createDatabase(config.databaseUrl);
-  const queue = createQueueInfra(config.queue, config.databaseUrl, {
-    prefix: `t${randomBytes(4).toString('hex')}`,
-  });
-  const app = await buildApp({ config, db, queue });
+  const queue = createQueueInfra(config.queue, config.databaseUrl);
+  // The tests poll many checkouts at once with one merchant key: lift the per-key rate limit
+  // (security.test.ts tests it with its own app).
+  const app = await buildApp({ config, db, queue, rateLimit: { max: 1_000_000, timeWindowMs: 1_000 } });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address() as { port: number };
   const { key } = await createApiKey(db, `test-${randomUUID()}`);
-  const banks = createBankClients(config.banks);
+  const banks = createBankClients(config.banks, { timeoutMs: config.worker.bankTimeoutMs });
   const keys = createKeyRing(config.tokenEncryptionKeys);
   const log = pino({ level: env.LOG_LEVEL ?? 'silent' });
   let worker: ReturnType<QueueInfra['createWorker']> | undefined;
+  let scheduleTimer: NodeJS.Timeout | undefined;
   const system: System = {
     url: `http://127.0.0.1:${address.port}`,
+    env,
     apiKey: key,
     config,
     db,
@@ -59,11 +65,24 @@ export async function startSystem(
     queue,
     banks,
     startWorker() {
+      // As src/worker.ts runs it: same lock settings, and the reconciler's schedule, refreshed.
       worker = queue.createWorker(createJobProcessor({ config, db, queue: queue.queue, keys, banks, log }), {
         concurrency: 20,
+        lockDuration: config.worker.lockDurationMs,
+        stalledInterval: Math.min(config.worker.lockDurationMs, 5_000),
+        maxStalledCount: 1_000,
       });
+      worker.on('error', () => {}); // connection errors while a test stops Redis on purpose
+      const ctx = { queue: queue.queue, config };
+      const refresh = () => scheduleReconciler(ctx).catch(() => {});
+      void refresh();
+      scheduleTimer = setInterval(
+        refresh,
+        Math.max(1_000, Math.min(60_000, config.worker.reconcileEveryMs * 3)),
+      );
     },
     async stopWorker() {
+      clearInterval(scheduleTimer);
       await worker?.close();
       worker = undefined;
     },
@@ -210,4 +229,58 @@ export function checkoutBody(
     reference: `order-${randomBytes(3).toString('hex')}`,
     ...overrides,
   };
+}
+
+/** A real worker process (`npm run worker`), so that a test can SIGKILL it mid-step. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export function spawnWorker(system: System, extraEnv: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+    env: { ...process.env, ...system.env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    output: () => out,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Waits until `check` returns a value (polling), or fails after `timeoutMs`. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | null | false>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The customer approves every request their bank app shows (after a crash there may be two). */
+export async function approveAllInBankApp(login: string, timeoutMs = 30_000): Promise<number> {
+  await pendingInBankApp(login, timeoutMs);
+  const res = await fetch(`${inject('bank').appUrl}app/api/customers/${login}/requests`);
+  const { requests } = (await res.json()) as { requests: BankAppRequest[] };
+  for (const r of requests) await decideInBankApp(login, r.authReqId, 'approve');
+  return requests.length;
 }

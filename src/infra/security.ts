@@ -1,0 +1,143 @@
+/**
+ * What every API answer gets before any module sees the request: a rate limit per credential,
+ * security headers for a JSON API, and no caching (answers carry secrets such as `clientSecret`).
+ * Health endpoints and Swagger UI at /docs are exempt from the limit; /docs keeps a CSP that lets
+ * Swagger UI run.
+ *
+ * The limit counts per process, in memory: N API processes allow up to N times the limit, and a
+ * restart forgets the counts. When scaling out makes that matter, @fastify/rate-limit takes a
+ * Redis store (its `redis` option) shared by all processes.
+ */
+import fastifyHelmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import helmet from 'helmet';
+import { bearerToken } from '../http/auth.ts';
+import { ProblemError } from '../http/problem.ts';
+import { hashSecret } from './api-keys.ts';
+
+export interface RateLimitSettings {
+  /** Requests allowed per key in one window. */
+  max: number;
+  timeWindowMs: number;
+}
+
+export interface SecurityOptions {
+  /** Default: 100 requests per 10 s per key. */
+  rateLimit?: RateLimitSettings | undefined;
+}
+
+export const DEFAULT_RATE_LIMIT = { max: 100, timeWindowMs: 10_000 } as const satisfies RateLimitSettings;
+
+/** Distinct keys each process remembers (least recently used ones are forgotten first). */
+const RATE_LIMIT_KEYS_KEPT = 10_000;
+
+/** For JSON answers: nothing may load or frame them, no referrer leaves, never sniffed as HTML. */
+const API_HELMET = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+  },
+  frameguard: { action: 'deny' },
+  referrerPolicy: { policy: 'no-referrer' },
+} as const;
+const setApiHelmetHeaders = helmet(API_HELMET);
+
+/** helmet's defaults, which Swagger UI works with (scripts and styles from 'self'), never framed. */
+const DOCS_CSP = {
+  useDefaults: true,
+  directives: {
+    frameAncestors: ["'none'"],
+    imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
+    // /docs is also served over plain HTTP in development; upgrading would break it there.
+    upgradeInsecureRequests: null,
+  },
+} as const;
+
+function isDocs(url: string | undefined): boolean {
+  return url === '/docs' || (url?.startsWith('/docs/') ?? false);
+}
+
+function isExempt(request: FastifyRequest): boolean {
+  const url = request.routeOptions.url;
+  return isDocs(url) || (url?.startsWith('/health/') ?? false);
+}
+
+/**
+ * The presented Bearer credential (merchant key or clientSecret), hashed so that no secret is kept
+ * in memory as a map key; without one, the client address.
+ */
+function rateLimitKey(request: FastifyRequest): string {
+  const token = bearerToken(request);
+  return token ? `bearer:${hashSecret(token)}` : `ip:${request.ip}`;
+}
+
+function rateLimited(retryAfterSeconds: number, detail: string): ProblemError {
+  return new ProblemError(429, 'rate_limited', 'Too many requests', detail, {
+    retryAfterSeconds: Math.max(1, retryAfterSeconds),
+  });
+}
+
+async function securityPlugin(app: FastifyInstance, options: SecurityOptions): Promise<void> {
+  const limit = options.rateLimit ?? DEFAULT_RATE_LIMIT;
+
+  await app.register(fastifyHelmet, API_HELMET);
+  // Routes registered after this plugin (Swagger UI's) get the CSP that lets the UI run. Set in
+  // `config` as @fastify/helmet's own onRoute hook (which ran already) would have put it.
+  app.addHook('onRoute', (route) => {
+    if (!isDocs(route.url)) return;
+    const helmetConfig: Pick<RouteOptions, 'helmet'> = { helmet: { contentSecurityPolicy: DOCS_CSP } };
+    route.config = { ...route.config, ...helmetConfig };
+  });
+  app.addHook('onSend', async (request, reply) => {
+    if (!isDocs(request.routeOptions.url)) reply.header('cache-control', 'no-store');
+  });
+
+  await app.register(rateLimit, {
+    max: limit.max,
+    timeWindow: limit.timeWindowMs,
+    hook: 'onRequest',
+    cache: RATE_LIMIT_KEYS_KEPT,
+    keyGenerator: rateLimitKey,
+    allowList: (request) => isExempt(request),
+    errorResponseBuilder: (_request, context) =>
+      rateLimited(
+        Math.ceil(context.ttl / 1000),
+        `More than ${context.max} requests in ${limit.timeWindowMs / 1000} s with this credential; retry in ${context.after}`,
+      ),
+  });
+
+  // The key above is chosen by the client: one who sends a new made-up credential each time would
+  // never be limited (and would make us look each one up). So answers of 401 also count per client
+  // address, and an address over the limit is refused until its window ends.
+  const authFailures = app.createRateLimit({
+    max: limit.max,
+    timeWindow: limit.timeWindowMs,
+    keyGenerator: (request) => `ip:${request.ip}`,
+  });
+  app.addHook('onRequest', async (request) => {
+    if (isExempt(request)) return;
+    const failures = await authFailures(request, { increment: false });
+    if (!failures.isAllowed && failures.isExceeded) {
+      throw rateLimited(
+        failures.ttlInSeconds,
+        `Too many requests with a credential that is not valid from this address; retry in ${failures.ttlInSeconds} s`,
+      );
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 401 && !isExempt(request)) await authFailures(request);
+  });
+}
+
+/**
+ * The same headers for answers no hook sees: those to requests the router refuses before routing
+ * (Fastify's `frameworkErrors`).
+ */
+export function setApiSecurityHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  setApiHelmetHeaders(request.raw, reply.raw, () => {});
+  reply.header('cache-control', 'no-store');
+}
+
+export const security = fp(securityPlugin, { name: 'bankpay-security', fastify: '5.x' });

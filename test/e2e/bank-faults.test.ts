@@ -1,0 +1,127 @@
+/**
+ * Bank faults on every bank endpoint (bc-authorize, token, payments): timeouts, dropped
+ * connections, 5xx, slow answers. The checkout still ends right, and an ambiguous payment answer
+ * is resolved by re-sending with the same Idempotency-Key: one payment, never two.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type Api,
+  api,
+  checkoutBody,
+  control,
+  decideInBankApp,
+  eventually,
+  newCustomer,
+  pendingInBankApp,
+  type System,
+  setFaults,
+  startSystem,
+} from '../support/system.ts';
+
+let system: System;
+let http: Api;
+
+beforeAll(async () => {
+  system = await startSystem({ BANK_TIMEOUT_MS: '1500' });
+  http = api(system);
+});
+afterAll(async () => {
+  await system?.close();
+});
+
+interface Timeline {
+  bcAuthorize: Array<{ outcome: unknown }>;
+  requests: Array<{ polls: Array<{ outcome: unknown }> }>;
+}
+const timelineOf = (login: string) => control<Timeline>(`/customers/${login}/timeline`);
+const paymentsOf = (login: string) =>
+  control<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
+    `/payments?login=${login}`,
+  );
+
+async function payThrough(login: string, between?: () => Promise<void>) {
+  const res = await http.createCheckout(checkoutBody(login));
+  const { id } = (await res.json()) as { id: string };
+  const request = await pendingInBankApp(login, 20_000);
+  await between?.();
+  await decideInBankApp(login, request.authReqId, 'approve');
+  const done = await http.waitForStatus(id, ['succeeded', 'failed', 'declined', 'expired'], 30_000);
+  return { id, done };
+}
+
+describe.concurrent('bank faults', () => {
+  it('bc-authorize: a dropped connection is retried', async () => {
+    const login = await newCustomer({ drop: { 'bc-authorize': { times: 1, afterCommit: false } } });
+    const { done } = await payThrough(login);
+    expect(done.status).toBe('succeeded');
+    expect((await timelineOf(login)).bcAuthorize.map((a) => a.outcome)).toEqual(['dropped', 200]);
+  });
+
+  it('bc-authorize: a timeout (the bank answers too late) is retried', async () => {
+    const login = await newCustomer({ delayMs: { 'bc-authorize': 3_000 } });
+    const res = await http.createCheckout(checkoutBody(login));
+    const { id } = (await res.json()) as { id: string };
+    await eventually(
+      async () => (await timelineOf(login)).bcAuthorize.length >= 1,
+      10_000,
+      'the first bc-authorize',
+    );
+    await setFaults(login, {});
+    const request = await pendingInBankApp(login, 20_000);
+    await decideInBankApp(login, request.authReqId, 'approve');
+    expect((await http.waitForStatus(id, ['succeeded', 'failed'], 30_000)).status).toBe('succeeded');
+    const timeline = await http
+      .get(`/v1/checkouts/${id}`)
+      .then((r) => r.json() as Promise<{ timeline: Array<{ step: string; outcome: string }> }>);
+    expect(
+      timeline.timeline.some(
+        (e) => e.step === 'backchannel_authentication' && e.outcome === 'bank_unavailable',
+      ),
+    ).toBe(true);
+  });
+
+  it('token: dropped connections are retried, never sooner than the interval', async () => {
+    const login = await newCustomer({ drop: { token: { times: 2, afterCommit: false } } });
+    const { done } = await payThrough(login);
+    expect(done.status).toBe('succeeded');
+    const polls = (await timelineOf(login)).requests[0]?.polls ?? [];
+    expect(polls.filter((p) => p.outcome === 'dropped')).toHaveLength(2);
+  });
+
+  it('token: slow answers (under the timeout) are waited for', async () => {
+    const login = await newCustomer({ delayMs: { token: 800, 'bc-authorize': 800, payments: 800 } });
+    const { done } = await payThrough(login);
+    expect(done.status).toBe('succeeded');
+    expect((await paymentsOf(login)).count).toBe(1);
+  });
+
+  it('payments: a 500 is retried with the same Idempotency-Key', async () => {
+    const login = await newCustomer({ paymentError: { times: 2 } });
+    const { id, done } = await payThrough(login);
+    expect(done.status).toBe('succeeded');
+    const payments = await paymentsOf(login);
+    expect(payments.count).toBe(1);
+    expect(payments.attemptCount).toBe(3);
+    expect(payments.payments[0]?.idempotencyKey).toBe(id);
+  });
+
+  it('payments: the answer is lost after the bank paid (connection dropped) → re-sent, paid once', async () => {
+    const login = await newCustomer({ drop: { payments: { times: 1, afterCommit: true } } });
+    const { done } = await payThrough(login);
+    expect(done.status).toBe('succeeded');
+    const payments = await paymentsOf(login);
+    expect(payments.count).toBe(1);
+    expect(payments.attemptCount).toBe(2);
+  });
+
+  it('payments: the bank paid but answered after our timeout → re-sent, paid once', async () => {
+    const login = await newCustomer();
+    const { done } = await payThrough(login, () => setFaults(login, { holdMs: { payments: 3_000 } }));
+    // The first attempt timed out at 1.5 s while the bank had already paid; the retry with the
+    // same key gets the bank's first answer back.
+    expect(done.status).toBe('succeeded');
+    const payments = await paymentsOf(login);
+    expect(payments.count).toBe(1);
+    expect(payments.attemptCount).toBe(2);
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * A worker killed with SIGKILL in each gap between systems, then a new worker: every checkout
+ * still reaches the right terminal state, and the bank pays at most once. The sandbox bank holds
+ * its answer after doing the work ("holdMs"), which opens each gap wide enough to kill in.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  type Api,
+  api,
+  checkoutBody,
+  control,
+  decideInBankApp,
+  eventually,
+  newCustomer,
+  pendingInBankApp,
+  type System,
+  setFaults,
+  spawnWorker,
+  startSystem,
+  type WorkerProcess,
+} from '../support/system.ts';
+
+let system: System;
+let http: Api;
+const workers: WorkerProcess[] = [];
+
+beforeAll(async () => {
+  // Short locks: a dead worker's job goes to the next worker after ~2 s instead of 15 s.
+  system = await startSystem({ WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' }, { worker: false });
+  http = api(system);
+});
+// Each test owns its workers: one left alive would do the work the test means to interrupt.
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.kill()));
+});
+afterAll(async () => {
+  await system?.close();
+});
+
+function worker(): WorkerProcess {
+  const w = spawnWorker(system);
+  workers.push(w);
+  return w;
+}
+
+interface Timeline {
+  bcAuthorize: Array<{ at: number; outcome: unknown; authReqId: string | null }>;
+  requests: Array<{
+    authReqId: string;
+    decidedAt: number | null;
+    polls: Array<{ at: number; outcome: unknown; result: unknown }>;
+  }>;
+}
+const timelineOf = (login: string) => control<Timeline>(`/customers/${login}/timeline`);
+const paymentsOf = (login: string) =>
+  control<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
+    `/payments?login=${login}`,
+  );
+
+async function approveAll(login: string): Promise<number> {
+  const res = await fetch(`${inject('bank').appUrl}app/api/customers/${login}/requests`);
+  const { requests } = (await res.json()) as { requests: Array<{ authReqId: string }> };
+  for (const r of requests) await decideInBankApp(login, r.authReqId, 'approve');
+  return requests.length;
+}
+
+describe('a worker killed with SIGKILL', () => {
+  it('after the backchannel request was sent, before its answer was stored: a new request, one payment', async () => {
+    const login = await newCustomer({ holdMs: { 'bc-authorize': 5_000 } });
+    const w1 = worker();
+    const res = await http.createCheckout(checkoutBody(login));
+    const { id } = (await res.json()) as { id: string };
+    // The bank has the request (it exists there) but its answer is not out yet.
+    await eventually(
+      async () => (await timelineOf(login)).requests.length > 0,
+      20_000,
+      'the backchannel request at the bank',
+    );
+    expect(((await http.get(`/v1/checkouts/${id}`).then((r) => r.json())) as { status: string }).status).toBe(
+      'pending',
+    );
+    await w1.kill('SIGKILL');
+    await setFaults(login, {});
+
+    worker();
+    await http.waitForStatus(id, ['awaiting_approval'], 20_000);
+    // The customer may see both requests; whichever they approve, at most one payment happens.
+    expect(await approveAll(login)).toBeGreaterThanOrEqual(1);
+    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 20_000);
+    expect(done.status).toBe('succeeded');
+    expect((await paymentsOf(login)).count).toBe(1);
+  }, 60_000);
+
+  it('after the tokens were issued, before they were stored: failed, nothing paid, nothing stuck', async () => {
+    const login = await newCustomer();
+    const w1 = worker();
+    const res = await http.createCheckout(checkoutBody(login));
+    const { id } = (await res.json()) as { id: string };
+    const request = await pendingInBankApp(login);
+    await http.waitForStatus(id, ['awaiting_approval'], 20_000);
+    await setFaults(login, { holdMs: { token: 5_000 } });
+    await decideInBankApp(login, request.authReqId, 'approve');
+    // A poll after the approval reached the bank: the tokens are issued, the answer is held.
+    await eventually(
+      async () => {
+        const r = (await timelineOf(login)).requests[0];
+        return r?.decidedAt && r.polls.some((p) => p.at > (r.decidedAt ?? 0));
+      },
+      20_000,
+      'a token poll after the approval',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await w1.kill('SIGKILL');
+    await setFaults(login, {});
+
+    worker();
+    // The bank already redeemed this auth_req_id (CIBA Core §11: invalid_grant); tokens never
+    // reached us, so no payment can be made: the checkout fails instead of hanging.
+    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 30_000);
+    expect(done).toMatchObject({ status: 'failed', failure: { code: 'invalid_grant' } });
+    expect((await paymentsOf(login)).attemptCount).toBe(0);
+  }, 60_000);
+
+  it("after the payment was sent, before the bank's answer was stored: re-sent with the same key, paid once", async () => {
+    const login = await newCustomer();
+    const w1 = worker();
+    const res = await http.createCheckout(checkoutBody(login));
+    const { id } = (await res.json()) as { id: string };
+    const request = await pendingInBankApp(login);
+    await setFaults(login, { holdMs: { payments: 5_000 } });
+    await decideInBankApp(login, request.authReqId, 'approve');
+    // The bank has made the payment; its answer is held.
+    await eventually(async () => (await paymentsOf(login)).count === 1, 20_000, 'the payment at the bank');
+    expect(((await http.get(`/v1/checkouts/${id}`).then((r) => r.json())) as { status: string }).status).toBe(
+      'authorized',
+    );
+    await w1.kill('SIGKILL');
+    await setFaults(login, {});
+
+    worker();
+    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 30_000);
+    expect(done.status).toBe('succeeded');
+    const payments = await paymentsOf(login);
+    expect(payments.count).toBe(1);
+    expect(payments.attemptCount).toBe(2);
+    expect(payments.payments[0]?.idempotencyKey).toBe(id);
+    expect((done.payment as { bankPaymentId: string }).bankPaymentId).toBeTruthy();
+  }, 60_000);
+});
+
+describe('a worker stopped with SIGTERM', () => {
+  it('finishes the bank request it is in, records the answer, then exits 0', async () => {
+    const login = await newCustomer();
+    const w = worker();
+    const res = await http.createCheckout(checkoutBody(login));
+    const { id } = (await res.json()) as { id: string };
+    const request = await pendingInBankApp(login);
+    await setFaults(login, { holdMs: { payments: 2_000 } });
+    await decideInBankApp(login, request.authReqId, 'approve');
+    await eventually(async () => (await paymentsOf(login)).count === 1, 20_000, 'the payment at the bank');
+    expect(await w.kill('SIGTERM')).toBe(0);
+    // No other worker runs: the answer was stored by the one that was asked to stop.
+    const now = (await http.get(`/v1/checkouts/${id}`).then((r) => r.json())) as { status: string };
+    expect(now.status).toBe('succeeded');
+    expect((await paymentsOf(login)).attemptCount).toBe(1);
+  }, 60_000);
+});

@@ -1,0 +1,771 @@
+/**
+ * Property-based fuzzing of every route of the public API, in process (`app.inject`) against the
+ * real app, PostgreSQL and queue: mutated and arbitrary bodies, malformed JSON, odd paths, queries
+ * and headers. Whatever is sent: never a 5xx; every 4xx is problem+json whose `status` is the
+ * HTTP status; every 2xx has the documented shape; and nothing stored is harmed (the merchant's
+ * checkouts grow by exactly the checkouts answered 202, and one made before is unchanged).
+ */
+import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import fc from 'fast-check';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BankListSchema, CheckoutListSchema, CheckoutSchema } from '../../src/checkout/checkout.schemas.ts';
+import { ProblemSchema } from '../../src/http/problem.ts';
+import { type ApiApp, startApiApp } from '../support/api-app.ts';
+
+let api: ApiApp;
+let witness: { id: string; clientSecret: string; body: Record<string, unknown> };
+let witnessBefore: string;
+let checkoutsBefore: number;
+/** Checkouts the fuzzing created (answers 202 that were not replays), with the body sent. */
+const created = new Map<string, Record<string, unknown>>();
+/** The Idempotency-Key the witness was created with: fuzzed requests reuse it now and then. */
+const WITNESS_IDEMPOTENCY_KEY = `fuzz-witness-${randomUUID()}`;
+
+const ajv = new Ajv({ strict: false, allErrors: true });
+addFormats.default(ajv);
+const isCheckout = ajv.compile(CheckoutSchema);
+const isCheckoutList = ajv.compile(CheckoutListSchema);
+const isBankList = ajv.compile(BankListSchema);
+const isProblem = ajv.compile(ProblemSchema);
+
+async function storedWitness(): Promise<string> {
+  const [row, events, claim] = await Promise.all([
+    api.db.checkout.findUnique({ where: { id: witness.id } }),
+    api.db.checkoutEvent.findMany({ where: { checkoutId: witness.id }, orderBy: { at: 'asc' } }),
+    api.db.idempotencyRecord.findUnique({
+      where: { apiKeyId_key: { apiKeyId: api.apiKeyId, key: WITNESS_IDEMPOTENCY_KEY } },
+    }),
+  ]);
+  return JSON.stringify({ row, events, claim }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+beforeAll(async () => {
+  // A limit no fuzz run reaches: the limiter has its own tests (security.test.ts).
+  api = await startApiApp({ rateLimit: { max: 1_000_000, timeWindowMs: 60_000 } });
+  const body = validBody();
+  const res = await api.app.inject({
+    method: 'POST',
+    url: '/v1/checkouts',
+    headers: { authorization: `Bearer ${api.apiKey}`, 'idempotency-key': WITNESS_IDEMPOTENCY_KEY },
+    payload: body,
+  });
+  expect(res.statusCode).toBe(202);
+  witness = { ...(res.json() as { id: string; clientSecret: string }), body };
+  witnessBefore = await storedWitness();
+  checkoutsBefore = await api.db.checkout.count({ where: { apiKeyId: api.apiKeyId } });
+});
+afterAll(async () => {
+  await api?.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// The property every answer must have.
+
+type Kind = 'create' | 'get' | 'list' | 'cancel' | 'banks' | 'health' | 'none';
+
+interface FuzzRequest {
+  kind: Kind;
+  method: string;
+  url: string;
+  headers: Record<string, string | string[]>;
+  payload?: string | Buffer;
+}
+
+function describeRequest(req: FuzzRequest): string {
+  const payload = req.payload === undefined ? '' : String(req.payload).slice(0, 400);
+  return `${req.method} ${req.url.slice(0, 400)} ${JSON.stringify(req.headers).slice(0, 400)} ${JSON.stringify(payload)}`;
+}
+
+function fail(req: FuzzRequest, res: LightMyRequestResponse, why: string): never {
+  throw new Error(
+    `${why}\n  request: ${describeRequest(req)}\n  answer: ${res.statusCode} ${res.headers['content-type']} ${res.body.slice(0, 600)}`,
+  );
+}
+
+function parse(req: FuzzRequest, res: LightMyRequestResponse): Record<string, unknown> {
+  try {
+    return JSON.parse(res.body) as Record<string, unknown>;
+  } catch {
+    return fail(req, res, 'the body is not JSON');
+  }
+}
+
+function sentBody(req: FuzzRequest): Record<string, unknown> {
+  return JSON.parse(String(req.payload).replace(/^\uFEFF/, '')) as Record<string, unknown>;
+}
+
+const ECHOED = ['amount', 'currency', 'bankId', 'reference'] as const;
+
+function checkSuccess(req: FuzzRequest, res: LightMyRequestResponse): void {
+  if (!/^application\/json/.test(String(res.headers['content-type'])))
+    fail(req, res, 'a 2xx that is not JSON');
+  const body = parse(req, res);
+  const schemaError = (ok: boolean, validate: { errors?: unknown }) => {
+    if (!ok) fail(req, res, `a 2xx not of the documented shape: ${JSON.stringify(validate.errors)}`);
+  };
+  switch (req.kind) {
+    case 'create': {
+      if (res.statusCode !== 202) fail(req, res, 'create answered other than 202');
+      schemaError(isCheckout(body), isCheckout);
+      if (typeof body.clientSecret !== 'string') fail(req, res, 'no clientSecret in the create answer');
+      if (res.headers.location !== `/v1/checkouts/${body.id}`) fail(req, res, 'Location is not the checkout');
+      if (res.headers['idempotent-replayed'] === 'true') {
+        if (created.has(String(body.id)) || body.id === witness.id) return;
+        fail(req, res, 'a replay of a checkout nobody created');
+      }
+      // What was stored is what was sent.
+      const sent = sentBody(req);
+      for (const field of ECHOED) {
+        if (body[field] !== sent[field]) fail(req, res, `${field} stored differs from the one sent`);
+      }
+      if (body.description !== (sent.description ?? null)) fail(req, res, 'description differs');
+      if (body.status !== 'pending') fail(req, res, 'a new checkout that is not pending');
+      created.set(String(body.id), sent);
+      return;
+    }
+    case 'get':
+      schemaError(isCheckout(body), isCheckout);
+      if ('clientSecret' in body) fail(req, res, 'GET returned the clientSecret');
+      if (!Array.isArray(body.timeline)) fail(req, res, 'GET without timeline');
+      return;
+    case 'cancel':
+      schemaError(isCheckout(body), isCheckout);
+      if (body.status !== 'canceled') fail(req, res, 'cancel answered 200 without canceling');
+      if (body.id === witness.id) fail(req, res, 'the witness was canceled');
+      return;
+    case 'list':
+      schemaError(isCheckoutList(body), isCheckoutList);
+      for (const c of body.data as Array<Record<string, unknown>>) {
+        if ('clientSecret' in c) fail(req, res, 'a list item carries a clientSecret');
+      }
+      return;
+    case 'banks':
+      schemaError(isBankList(body), isBankList);
+      return;
+    case 'health':
+      if (body.status !== 'ok') fail(req, res, 'health not ok');
+      return;
+    case 'none':
+      fail(req, res, 'a 2xx from a route that does not exist');
+  }
+}
+
+function checkAnswer(req: FuzzRequest, res: LightMyRequestResponse): void {
+  if (res.statusCode >= 500) fail(req, res, 'a 5xx');
+  if (res.statusCode < 200 || (res.statusCode >= 300 && res.statusCode < 400)) fail(req, res, 'not 2xx/4xx');
+  if (req.method === 'HEAD') return; // no body to judge
+  if (res.statusCode < 300) {
+    checkSuccess(req, res);
+    return;
+  }
+  if (!/^application\/problem\+json/.test(String(res.headers['content-type']))) {
+    fail(req, res, 'a 4xx that is not application/problem+json');
+  }
+  const problem = parse(req, res);
+  if (!isProblem(problem)) fail(req, res, `not a problem document: ${JSON.stringify(isProblem.errors)}`);
+  if (problem.status !== res.statusCode) fail(req, res, 'problem status differs from the HTTP status');
+  if (problem.requestId !== res.headers['x-request-id']) fail(req, res, 'requestId is not the request id');
+  if (!problem.code) fail(req, res, 'empty code');
+  if (res.statusCode === 401 && !res.headers['www-authenticate'])
+    fail(req, res, '401 without WWW-Authenticate');
+}
+
+async function send(req: FuzzRequest): Promise<LightMyRequestResponse> {
+  const options: InjectOptions = { method: req.method as 'GET', url: req.url, headers: req.headers };
+  if (req.payload !== undefined) options.payload = req.payload;
+  const res = await api.app.inject(options);
+  checkAnswer(req, res);
+  return res;
+}
+
+const RUNS = { create: 1000, malformed: 500, arbitrary: 300, paths: 800, query: 600, misc: 400 } as const;
+
+function property<T>(arb: fc.Arbitrary<T>, toRequest: (value: T) => FuzzRequest) {
+  return fc.asyncProperty(arb, async (value) => {
+    await send(toRequest(value));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arbitraries.
+
+function validBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    amount: 4990,
+    currency: 'EUR',
+    bankId: 'sandbox',
+    loginHint: 'alice',
+    reference: `order-${randomUUID()}`,
+    description: 'two shirts',
+    ...overrides,
+  };
+}
+
+/** Characters that break things: C0/C1 controls, bidi and zero-width marks, surrogates, astral. */
+const NASTY_CHARS = [
+  ...Array.from({ length: 0x20 }, (_, i) => String.fromCharCode(i)),
+  ...Array.from({ length: 0x21 }, (_, i) => String.fromCharCode(0x7f + i)),
+  '\u200b', // zero-width space
+  '\u200c',
+  '\u200d', // zero-width joiner
+  '\u200e',
+  '\u200f', // right-to-left mark
+  '\u202a',
+  '\u202e', // right-to-left override
+  '\u2066',
+  '\u2069',
+  '\u2028', // line separator
+  '\u2029',
+  '\ufeff', // BOM
+  '\ufffd',
+  '\ufffe',
+  '\uffff',
+  '\ud800', // lone surrogates
+  '\udfff',
+  '\u0301', // combining acute
+  '\u00a0',
+  '😀',
+  '𝕏',
+  '👩‍👩‍👧',
+  'ا',
+  'ש',
+  '"',
+  '\\',
+  "'",
+  '/',
+  '<',
+  '%',
+  '&',
+  ' ',
+];
+const anyChar = fc.oneof(
+  { arbitrary: fc.constantFrom(...NASTY_CHARS), weight: 3 },
+  { arbitrary: fc.integer({ min: 0, max: 0x10ffff }).map((cp) => String.fromCodePoint(cp)), weight: 2 },
+  { arbitrary: fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }), weight: 4 },
+);
+const nastyString = fc.oneof(
+  { arbitrary: fc.string({ unit: anyChar, maxLength: 30 }), weight: 8 },
+  {
+    arbitrary: fc.constantFrom('', ' ', 'x'.repeat(141), 'x'.repeat(256), 'x'.repeat(501), 'é'.repeat(300)),
+    weight: 1,
+  },
+);
+/** Printable text (what the API accepts), with the odd but legal characters. */
+const printableString = fc.string({
+  unit: fc.oneof(
+    fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }).filter((c) => c >= ' ' && c !== '\x7f'),
+    fc.constantFrom(
+      '😀',
+      '𝕏',
+      '\u200b',
+      '\u200f',
+      '\u202e',
+      'ש',
+      'ا',
+      '\u0301',
+      '\u00a0',
+      '\ufeff',
+      'é',
+      '"',
+      '\\',
+    ),
+  ),
+  minLength: 1,
+  maxLength: 40,
+});
+
+/** JSON text of amounts, some of which JSON.stringify could not write (1e400, -0, NaN). */
+const RAW_AMOUNTS = [
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '-4990',
+  '1.5',
+  '4990.0',
+  '4990.0000001',
+  '4.99e3',
+  '4990e-0',
+  '1e400',
+  '-1e400',
+  '1e-400',
+  '1e21',
+  '9007199254740991',
+  '9007199254740992',
+  '9007199254740993',
+  '123456789012345678901234567890',
+  '0.1e1',
+  '1E3',
+  '0x10',
+  '01',
+  '+1',
+  '.5',
+  '5.',
+  'Infinity',
+  'NaN',
+  '"4990"',
+  '"4990.00"',
+  'null',
+  'true',
+  '[]',
+  '[4990]',
+  '{}',
+  '{"value":4990}',
+];
+
+const jsonText = (value: unknown) => JSON.stringify(value) ?? 'null';
+const anyJson = fc.jsonValue({ maxDepth: 4, stringUnit: anyChar });
+const anyValueText = fc.oneof(
+  anyJson.map(jsonText),
+  nastyString.map(jsonText),
+  fc.double().map((n) => (Number.isFinite(n) ? String(n) : 'null')),
+  fc.integer().map(String),
+  fc.constantFrom(...RAW_AMOUNTS),
+  fc.nat({ max: 3000 }).map((depth) => `${'['.repeat(depth)}${']'.repeat(depth)}`),
+);
+
+const FIELDS = ['amount', 'currency', 'bankId', 'loginHint', 'reference', 'description'] as const;
+type Pair = [key: string, valueText: string];
+
+const mutation: fc.Arbitrary<(pairs: Pair[]) => Pair[]> = fc.oneof(
+  fc.constantFrom(...FIELDS).map((field) => (pairs: Pair[]) => pairs.filter(([k]) => k !== field)),
+  fc.tuple(fc.constantFrom(...FIELDS), anyValueText).map(
+    ([field, text]) =>
+      (pairs: Pair[]) =>
+        pairs.map(([k, v]): Pair => [k, k === field ? text : v]),
+  ),
+  fc.tuple(fc.constantFrom(...FIELDS), nastyString).map(
+    ([field, s]) =>
+      (pairs: Pair[]) =>
+        pairs.map(([k, v]): Pair => [k, k === field ? jsonText(s) : v]),
+  ),
+  fc
+    .constantFrom(...RAW_AMOUNTS)
+    .map((text) => (pairs: Pair[]) => pairs.map(([k, v]): Pair => [k, k === 'amount' ? text : v])),
+  fc
+    .tuple(
+      fc.oneof(nastyString, fc.constantFrom('__proto__', 'constructor', 'prototype', 'Amount', 'amount ')),
+      anyValueText,
+    )
+    .map(([key, text]) => (pairs: Pair[]) => [...pairs, [key, text] as Pair]),
+  // A field sent twice.
+  fc.constantFrom(...FIELDS).map((field) => (pairs: Pair[]) => [...pairs, [field, '"again"'] as Pair]),
+);
+
+const printableBody = fc.record({
+  amount: fc.oneof(fc.integer({ min: 1, max: 1_000_000 }), fc.constant(Number.MAX_SAFE_INTEGER)),
+  currency: fc.oneof(
+    { arbitrary: fc.constantFrom('EUR', 'JPY', 'BHD', 'USD'), weight: 3 },
+    { arbitrary: fc.constantFrom('XXX', 'XTS', 'ABC', 'eur', 'EURO', 'XAU', 'CHW', 'E'), weight: 1 },
+  ),
+  bankId: fc.oneof(
+    { arbitrary: fc.constant('sandbox'), weight: 4 },
+    { arbitrary: fc.constantFrom('sandbox-short', 'nope', 'SANDBOX', 'sandbox ', ''), weight: 1 },
+  ),
+  loginHint: printableString,
+  reference: printableString,
+  description: fc.option(fc.string({ maxLength: 60 }), { nil: undefined }),
+});
+
+const bodyText = fc
+  .tuple(
+    printableBody,
+    fc.oneof(
+      { arbitrary: fc.constant([]), weight: 1 },
+      { arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }), weight: 3 },
+    ),
+  )
+  .map(([body, mutations]) => {
+    let pairs: Pair[] = Object.entries(body)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]): Pair => [k, jsonText(v)]);
+    for (const mutate of mutations) pairs = mutate(pairs);
+    return `{${pairs.map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
+  });
+
+/** Header values as they can arrive on the wire (visible ASCII, tab, obs-text). */
+const wireChar = fc.oneof(
+  fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }).filter((c) => c >= ' ' && c !== '\x7f'),
+  fc.integer({ min: 0x80, max: 0xff }).map((c) => String.fromCharCode(c)),
+  fc.constant('\t'),
+);
+const wireString = fc.oneof(
+  { arbitrary: fc.string({ unit: wireChar, maxLength: 40 }), weight: 6 },
+  { arbitrary: fc.constantFrom('x'.repeat(255), 'x'.repeat(256), 'x'.repeat(8000)), weight: 1 },
+);
+
+function authorization(): fc.Arbitrary<string | undefined> {
+  return fc.oneof(
+    { arbitrary: fc.constant(`Bearer ${api.apiKey}`), weight: 8 },
+    {
+      arbitrary: fc.oneof(
+        fc.constant(undefined),
+        wireString,
+        wireString.map((s) => `Bearer ${s}`),
+        wireString.map((s) => `Bearer bpk_${s}`),
+        fc.constantFrom(
+          '',
+          'Bearer',
+          'Bearer ',
+          `bearer ${api.apiKey}`,
+          `Bearer  ${api.apiKey}`,
+          `Bearer ${api.apiKey} `,
+          `Bearer ${api.apiKey}x`,
+          `Bearer ${api.apiKey.slice(0, -1)}`,
+          `Basic ${Buffer.from(`${api.apiKey}:`).toString('base64')}`,
+          `Bearer ${witness.clientSecret}`,
+          `Bearer ${witness.clientSecret.replace(/.$/, 'A')}`,
+          `Bearer ${'a'.repeat(513)}`,
+          `Bearer bpk_${'a'.repeat(300)}`,
+        ),
+      ),
+      weight: 3,
+    },
+  );
+}
+
+function idempotencyKey(): fc.Arbitrary<string | string[] | undefined> {
+  return fc.oneof(
+    { arbitrary: fc.uuid(), weight: 8 },
+    {
+      arbitrary: fc.oneof(
+        fc.constant(undefined),
+        fc.constant(WITNESS_IDEMPOTENCY_KEY),
+        wireString,
+        fc.constantFrom('', ' ', 'a b', 'clé', 'k'.repeat(255), 'k'.repeat(256)),
+        fc.tuple(fc.uuid(), fc.uuid()).map(([a, b]) => [a, b]),
+      ),
+      weight: 3,
+    },
+  );
+}
+
+function headers(values: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string | string[]
+  >;
+}
+
+/** In a `u` regular expression, surrogates that do not pair up. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Percent-encodes any string byte by byte (lone surrogates become U+FFFD, as a browser sends). */
+const percentEncode = (s: string) =>
+  [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
+
+/** A path segment for {id}: unicode, broken percent-encoding, long, traversal, real ids. */
+function idSegment(): fc.Arbitrary<string> {
+  return fc.oneof(
+    fc.constant(witness.id),
+    fc.constant(witness.id.toUpperCase()),
+    fc.constant(`${witness.id}%00`),
+    nastyString.map(percentEncode),
+    nastyString.filter((s) => !LONE_SURROGATE.test(s)).map(encodeURIComponent),
+    fc
+      .uint8Array({ minLength: 1, maxLength: 12 })
+      .map((bytes) => [...bytes].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')),
+    fc.string({ unit: 'grapheme-ascii', maxLength: 30 }).map((s) => s.replace(/[\s/?#%]/g, '_') || '_'),
+    fc.nat({ max: 6000 }).map((n) => `chk_${'a'.repeat(n)}`),
+    fc.constantFrom(
+      '%',
+      '%zz',
+      '%E0%A4%A',
+      '%C0%AF',
+      '%ED%A0%80',
+      '%00',
+      '%2F',
+      '..',
+      '%2e%2e',
+      '.',
+      'a'.repeat(64),
+      'a'.repeat(65),
+      'a'.repeat(100),
+      'a'.repeat(101),
+      '__proto__',
+      'constructor',
+      'null',
+      '-1',
+      '0',
+      "'; DROP TABLE checkouts; --",
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('fuzzing every route: never a 5xx, every 4xx problem+json, every 2xx as documented', () => {
+  it('POST /v1/checkouts with mutated bodies (types, missing, extra, unicode, odd amounts) and headers', async () => {
+    await fc.assert(
+      property(fc.tuple(bodyText, authorization(), idempotencyKey()), ([payload, auth, key]) => ({
+        kind: 'create',
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: headers({ authorization: auth, 'idempotency-key': key, 'content-type': 'application/json' }),
+        payload,
+      })),
+      { numRuns: RUNS.create },
+    );
+    // The fuzzing did reach the handler: valid bodies among the mutants created checkouts.
+    expect(created.size).toBeGreaterThan(10);
+  });
+
+  it('POST /v1/checkouts with arbitrary JSON values', async () => {
+    await fc.assert(
+      property(fc.tuple(anyJson, authorization()), ([value, auth]) => ({
+        kind: 'create',
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: headers({
+          authorization: auth,
+          'idempotency-key': randomUUID(),
+          'content-type': 'application/json',
+        }),
+        payload: jsonText(value),
+      })),
+      { numRuns: RUNS.arbitrary },
+    );
+  });
+
+  it('POST /v1/checkouts with malformed JSON, odd content types and sizes', async () => {
+    const valid = JSON.stringify(validBody());
+    const text = fc.oneof(
+      fc.nat({ max: valid.length - 1 }).map((n) => valid.slice(0, n)),
+      fc.constantFrom(
+        valid.replace(/}$/, ',}'),
+        valid.replace('{', '{,'),
+        `\uFEFF${valid}`,
+        `${valid}\uFEFF`,
+        `${valid}${valid}`,
+        `${valid} trailing`,
+        `[${valid}]`,
+        valid.replace(/"/g, "'"),
+        valid.replace('4990', 'NaN'),
+        valid.replace('4990', 'Infinity'),
+        valid.replace('4990', '4990 /* minor units */'),
+        valid.replace('{', '{"__proto__":{"admin":true},'),
+        valid.replace('{', '{"constructor":{"prototype":{"admin":true}},'),
+        '',
+        ' ',
+        'null',
+        'true',
+        '"text"',
+        '[]',
+        '{}',
+        '{"amount":',
+        '\u0000',
+        `${'['.repeat(5000)}${']'.repeat(5000)}`,
+        `${'{"a":'.repeat(2000)}1${'}'.repeat(2000)}`,
+      ),
+      fc.string({ unit: anyChar, maxLength: 80 }),
+      fc.nat({ max: 80 * 1024 }).map((n) => JSON.stringify(validBody({ description: 'x'.repeat(n) }))),
+    );
+    const contentType = fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'Application/JSON',
+      'application/json; charset=latin1',
+      'application/json;charset=utf-16',
+      'text/plain',
+      'text/json',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/problem+json',
+      'application/merge-patch+json',
+      '*/*',
+      'application/json, text/plain',
+      '',
+      undefined,
+    );
+    await fc.assert(
+      property(
+        fc.tuple(text, contentType, fc.boolean()),
+        ([payload, type, asBuffer]): FuzzRequest => ({
+          kind: 'create',
+          method: 'POST',
+          url: '/v1/checkouts',
+          headers: headers({
+            authorization: `Bearer ${api.apiKey}`,
+            'idempotency-key': randomUUID(),
+            'content-type': type,
+          }),
+          payload: asBuffer ? Buffer.from(payload, 'utf8') : payload,
+        }),
+      ),
+      { numRuns: RUNS.malformed },
+    );
+  });
+
+  it('control characters (U+0000-U+001F, U+007F-U+009F) and lone surrogates in every text field are refused', async () => {
+    const controls = [...NASTY_CHARS.slice(0, 0x20 + 0x21), '\ud800', '\udbff', '\udc00', '\udfff'];
+    for (const field of ['currency', 'bankId', 'loginHint', 'reference', 'description'] as const) {
+      for (const c of controls) {
+        const payload = JSON.stringify(validBody({ [field]: field === 'currency' ? `EU${c}` : `a${c}b` }));
+        const res = await send({
+          kind: 'create',
+          method: 'POST',
+          url: '/v1/checkouts',
+          headers: {
+            authorization: `Bearer ${api.apiKey}`,
+            'idempotency-key': randomUUID(),
+            'content-type': 'application/json',
+          },
+          payload,
+        });
+        expect([400, 422], `${field} with U+${c.charCodeAt(0).toString(16)}`).toContain(res.statusCode);
+      }
+    }
+  });
+
+  it('GET /v1/checkouts/{id} and POST /v1/checkouts/{id}/cancel with odd ids and credentials', async () => {
+    const createdIds = () => [...created.keys()];
+    const request = fc.oneof(
+      fc.tuple(idSegment(), authorization(), fc.constantFrom('', '/', '?x=1', '?id=other', '#frag')).map(
+        ([id, auth, suffix]): FuzzRequest => ({
+          kind: 'get',
+          method: 'GET',
+          url: `/v1/checkouts/${id}${suffix}`,
+          headers: headers({ authorization: auth }),
+        }),
+      ),
+      // Only credentials that must not work may aim at the witness.
+      fc.tuple(idSegment(), authorization()).map(
+        ([id, auth]): FuzzRequest => ({
+          kind: 'cancel',
+          method: 'POST',
+          url: `/v1/checkouts/${id}/cancel`,
+          headers: headers({
+            authorization: id === witness.id && auth?.includes(api.apiKey) ? undefined : auth,
+          }),
+        }),
+      ),
+      fc.tuple(fc.constantFrom(...createdIds()), authorization(), fc.option(anyJson)).map(
+        ([id, auth, body]): FuzzRequest => ({
+          kind: 'cancel',
+          method: 'POST',
+          url: `/v1/checkouts/${id}/cancel`,
+          headers: headers({
+            authorization: auth,
+            'content-type': body === null ? undefined : 'application/json',
+          }),
+          ...(body === null ? {} : { payload: jsonText(body) }),
+        }),
+      ),
+    );
+    await fc.assert(
+      property(request, (r) => r),
+      { numRuns: RUNS.paths },
+    );
+  });
+
+  it('GET /v1/checkouts with odd query strings', async () => {
+    const value = fc.oneof(
+      fc.constantFrom(
+        'abc',
+        '-1',
+        '0',
+        '1',
+        '100',
+        '101',
+        '1e3',
+        '1.5',
+        '',
+        '%00',
+        '9999999999999999999999',
+        'pending',
+        'succeeded',
+        'PENDING',
+        'toString',
+        '__proto__',
+        witness.id,
+        `${witness.id}%00`,
+        'a'.repeat(65),
+      ),
+      nastyString.map(percentEncode),
+    );
+    const key = fc.oneof(
+      { arbitrary: fc.constantFrom('limit', 'starting_after', 'status'), weight: 5 },
+      {
+        arbitrary: fc.constantFrom('limit[]', 'limit[0]', '__proto__', 'constructor', 'LIMIT', 'unknown', ''),
+        weight: 1,
+      },
+      { arbitrary: nastyString.map(percentEncode), weight: 1 },
+    );
+    const query = fc.oneof(
+      fc
+        .array(fc.tuple(key, value), { maxLength: 4 })
+        .map((pairs) => pairs.map(([k, v]) => `${k}=${v}`).join('&')),
+      fc.string({ unit: 'grapheme-ascii', maxLength: 40 }).map((s) => s.replace(/[\s#]/g, '')),
+      fc.constantFrom('limit', 'limit=', '&&&', '=', '%', 'limit=1&limit=2', 'status=pending&status=failed'),
+    );
+    await fc.assert(
+      property(fc.tuple(query, authorization()), ([q, auth]) => ({
+        kind: 'list',
+        method: 'GET',
+        url: `/v1/checkouts?${q}`,
+        headers: headers({ authorization: auth }),
+      })),
+      { numRuns: RUNS.query },
+    );
+  });
+
+  it('GET /v1/banks, health, other methods and odd headers', async () => {
+    const target = fc.constantFrom(
+      { kind: 'banks', path: '/v1/banks' },
+      { kind: 'health', path: '/health/live' },
+      { kind: 'health', path: '/health/ready' },
+      { kind: 'list', path: '/v1/checkouts' },
+      { kind: 'get', path: `/v1/checkouts/${witness.id}` },
+    ) as fc.Arbitrary<{ kind: Kind; path: string }>;
+    const method = fc.oneof(
+      { arbitrary: fc.constant('GET'), weight: 4 },
+      { arbitrary: fc.constantFrom('POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'), weight: 2 },
+    );
+    const extra = fc.record({
+      'x-request-id': fc.option(wireString, { nil: undefined }),
+      accept: fc.option(
+        fc.constantFrom('text/html', 'application/xml', '*/*', 'application/problem+json', ''),
+        {
+          nil: undefined,
+        },
+      ),
+      'accept-encoding': fc.option(fc.constantFrom('gzip', 'br', 'identity;q=0', 'x'), { nil: undefined }),
+      'x-forwarded-for': fc.option(wireString, { nil: undefined }),
+      'idempotency-key': fc.option(wireString, { nil: undefined }),
+    });
+    await fc.assert(
+      property(
+        fc.tuple(target, method, extra, authorization(), fc.constantFrom('', '?', '?x=1', '?limit=abc')),
+        ([t, m, more, auth, q]): FuzzRequest => ({
+          kind: m === 'GET' || m === 'HEAD' ? t.kind : m === 'POST' && t.kind === 'list' ? 'create' : 'none',
+          method: m,
+          url: `${t.path}${q}`,
+          headers: headers({ ...more, authorization: auth }),
+        }),
+      ),
+      { numRuns: RUNS.misc },
+    );
+  });
+
+  it('harmed nothing stored: only the 202 answers added checkouts, and the one made before is unchanged', async () => {
+    const after = await api.db.checkout.count({ where: { apiKeyId: api.apiKeyId } });
+    expect(after).toBe(checkoutsBefore + created.size);
+    expect(await storedWitness()).toBe(witnessBefore);
+    // Each checkout the fuzzing created holds what was sent.
+    const rows = await api.db.checkout.findMany({ where: { id: { in: [...created.keys()] } } });
+    for (const row of rows) {
+      const sent = created.get(row.id)!;
+      expect({ ...row, amount: Number(row.amount) }).toMatchObject({
+        amount: sent.amount,
+        currency: sent.currency,
+        bankId: sent.bankId,
+        loginHint: sent.loginHint,
+        reference: sent.reference,
+        description: sent.description ?? null,
+      });
+    }
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * What the API does for its own protection: a rate limit per credential (problem+json 429 with
+ * Retry-After), security headers and no caching on every API answer, a 16 KiB body limit, unknown
+ * fields refused. (A clientSecret opening only its own checkout is in checkout-api.test.ts.)
+ */
+import { randomUUID } from 'node:crypto';
+import type { LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BODY_LIMIT_BYTES } from '../../src/app.ts';
+import { createApiKey } from '../../src/infra/api-keys.ts';
+import { type ApiApp, startApiApp } from '../support/api-app.ts';
+
+const LIMIT = { max: 3, timeWindowMs: 60_000 } as const;
+
+let limited: ApiApp;
+let open: ApiApp;
+
+beforeAll(async () => {
+  // One app with a small limit for the rate-limit tests, one with a large one for the rest.
+  [limited, open] = await Promise.all([
+    startApiApp({ rateLimit: LIMIT }),
+    startApiApp({ rateLimit: { max: 10_000, timeWindowMs: 60_000 } }),
+  ]);
+});
+afterAll(async () => {
+  await Promise.all([limited?.close(), open?.close()]);
+});
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+function checkoutBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    amount: 4990,
+    currency: 'EUR',
+    bankId: 'sandbox',
+    loginHint: 'alice',
+    reference: `order-${randomUUID()}`,
+    ...overrides,
+  };
+}
+
+function expectProblem(res: LightMyRequestResponse, status: number, code: string): Record<string, unknown> {
+  expect(res.statusCode, res.body).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const body = res.json() as Record<string, unknown>;
+  expect(body).toMatchObject({ status, code, type: expect.stringMatching(/^https:\/\//) });
+  expect(typeof body.title).toBe('string');
+  expect(typeof body.detail).toBe('string');
+  expect(body.requestId).toBe(res.headers['x-request-id']);
+  return body;
+}
+
+function expectApiSecurityHeaders(res: LightMyRequestResponse): void {
+  expect(res.headers['x-content-type-options']).toBe('nosniff');
+  expect(res.headers['x-frame-options']).toBe('DENY');
+  expect(res.headers['referrer-policy']).toBe('no-referrer');
+  expect(res.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
+  expect(res.headers['strict-transport-security']).toMatch(/max-age=\d+/);
+  expect(res.headers['cache-control']).toBe('no-store');
+}
+
+describe('rate limit per credential', () => {
+  it('limits one merchant key without limiting another; 429 is problem+json with Retry-After', async () => {
+    const { app, db } = limited;
+    const { key: first } = await createApiKey(db, `first-${randomUUID()}`);
+    const { key: second } = await createApiKey(db, `second-${randomUUID()}`);
+    const list = (key: string) => app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer(key) });
+
+    for (let i = 0; i < LIMIT.max; i++) {
+      const ok = await list(first);
+      expect(ok.statusCode).toBe(200);
+      expect(ok.headers['x-ratelimit-limit']).toBe(String(LIMIT.max));
+      expect(ok.headers['x-ratelimit-remaining']).toBe(String(LIMIT.max - 1 - i));
+    }
+    const refused = await list(first);
+    const problem = expectProblem(refused, 429, 'rate_limited');
+    expect(problem.title).toBe('Too many requests');
+    const retryAfter = Number(refused.headers['retry-after']);
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(LIMIT.timeWindowMs / 1000);
+    expectApiSecurityHeaders(refused);
+    // Any route with that key is refused, a body not even read.
+    expectProblem(
+      await app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: { ...bearer(first), 'idempotency-key': randomUUID() },
+        payload: checkoutBody(),
+      }),
+      429,
+      'rate_limited',
+    );
+
+    // Another key of the same client address is not affected.
+    expect((await list(second)).statusCode).toBe(200);
+  });
+
+  it("counts a checkout's clientSecret apart from the merchant key that created it", async () => {
+    const { app, db } = limited;
+    const { key } = await createApiKey(db, `merchant-${randomUUID()}`);
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/checkouts',
+      headers: { ...bearer(key), 'idempotency-key': randomUUID() },
+      payload: checkoutBody(),
+    });
+    expect(created.statusCode).toBe(202);
+    const { id, clientSecret } = created.json() as { id: string; clientSecret: string };
+    const read = (token: string) =>
+      app.inject({ method: 'GET', url: `/v1/checkouts/${id}`, headers: bearer(token) });
+    for (let i = 1; i < LIMIT.max; i++) expect((await read(key)).statusCode).toBe(200);
+    expectProblem(await read(key), 429, 'rate_limited');
+    // The browser following the checkout has its own allowance.
+    for (let i = 0; i < LIMIT.max; i++) expect((await read(clientSecret)).statusCode).toBe(200);
+    expectProblem(await read(clientSecret), 429, 'rate_limited');
+  });
+
+  it('does not limit health checks or the API documentation', async () => {
+    const { app } = limited;
+    for (let i = 0; i < LIMIT.max * 3; i++) {
+      expect((await app.inject({ method: 'GET', url: '/health/live' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/docs/json' })).statusCode).toBe(200);
+    }
+    const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.headers['x-ratelimit-limit']).toBeUndefined();
+  });
+
+  it('counts answers of 401 per client address, so made-up keys do not each get a fresh allowance', async () => {
+    const { app, db } = limited;
+    const address = '198.51.100.7';
+    const from = (token: string, remoteAddress = address) =>
+      app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer(token), remoteAddress });
+    // Up to the limit of failures, and one more: each made-up key is a new rate-limit key.
+    for (let i = 0; i <= LIMIT.max; i++) expectProblem(await from(`bpk_madeup${i}`), 401, 'unauthorized');
+    expectProblem(await from('bpk_yet-another'), 429, 'rate_limited');
+    // That address is refused even with a good key until the window ends; other addresses are not.
+    const { key } = await createApiKey(db, `good-${randomUUID()}`);
+    expectProblem(await from(key), 429, 'rate_limited');
+    expect((await from(key, '198.51.100.8')).statusCode).toBe(200);
+  });
+});
+
+describe('security headers', () => {
+  it('are on API answers, problem answers and unknown routes, with Cache-Control: no-store', async () => {
+    const { app, apiKey } = open;
+    const banks = await app.inject({ method: 'GET', url: '/v1/banks' });
+    expect(banks.statusCode).toBe(200);
+    expectApiSecurityHeaders(banks);
+
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/checkouts',
+      headers: { ...bearer(apiKey), 'idempotency-key': randomUUID() },
+      payload: checkoutBody(),
+    });
+    expect(created.statusCode).toBe(202);
+    expect(created.json().clientSecret).toBeTruthy();
+    expectApiSecurityHeaders(created);
+
+    const unauthorized = await app.inject({ method: 'GET', url: '/v1/checkouts' });
+    expectProblem(unauthorized, 401, 'unauthorized');
+    expectApiSecurityHeaders(unauthorized);
+
+    const unknown = await app.inject({ method: 'GET', url: '/v1/nothing-here' });
+    expectProblem(unknown, 404, 'not_found');
+    expectApiSecurityHeaders(unknown);
+
+    expectApiSecurityHeaders(await app.inject({ method: 'GET', url: '/health/ready' }));
+  });
+
+  it('are on the answers to URLs the router refuses (malformed encoding, overlong id)', async () => {
+    const { app, apiKey } = open;
+    const malformed = await app.inject({
+      method: 'GET',
+      url: '/v1/checkouts/%E0%A4%A',
+      headers: bearer(apiKey),
+    });
+    expectProblem(malformed, 400, 'invalid_request');
+    expectApiSecurityHeaders(malformed);
+    const long = await app.inject({
+      method: 'POST',
+      url: `/v1/checkouts/chk_${'a'.repeat(200)}/cancel`,
+      headers: bearer(apiKey),
+    });
+    expectProblem(long, 414, 'uri_too_long');
+    expectApiSecurityHeaders(long);
+  });
+
+  it('leave Swagger UI working: /docs has a CSP that allows its own scripts and styles', async () => {
+    const { app } = open;
+    const ui = await app.inject({ method: 'GET', url: '/docs/' });
+    expect(ui.statusCode).toBe(200);
+    expect(ui.headers['content-type']).toMatch(/text\/html/);
+    const csp = String(ui.headers['content-security-policy']);
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("style-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain("default-src 'none'");
+    expect(ui.headers['x-content-type-options']).toBe('nosniff');
+    // The scripts the page loads are served.
+    for (const src of ui.body.matchAll(/<script src="\.\/([^"]+)"/g)) {
+      const asset = await app.inject({ method: 'GET', url: `/docs/${src[1]}` });
+      expect(asset.statusCode, src[1]).toBe(200);
+    }
+    const doc = await app.inject({ method: 'GET', url: '/docs/json' });
+    expect(doc.statusCode).toBe(200);
+    expect(doc.json()).toMatchObject({ openapi: '3.1.0' });
+  });
+});
+
+describe('request bodies', () => {
+  it('refuses a body over 16 KiB with 413 problem+json body_too_large, storing nothing', async () => {
+    const { app, apiKey, db } = open;
+    const idempotencyKey = randomUUID();
+    const reference = `order-${randomUUID()}`;
+    const payload = JSON.stringify(checkoutBody({ reference, description: 'x'.repeat(17 * 1024) }));
+    expect(Buffer.byteLength(payload)).toBeGreaterThan(BODY_LIMIT_BYTES);
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/checkouts',
+      headers: { ...bearer(apiKey), 'idempotency-key': idempotencyKey, 'content-type': 'application/json' },
+      payload,
+    });
+    expectProblem(res, 413, 'body_too_large');
+    expectApiSecurityHeaders(res);
+    expect(await db.checkout.count({ where: { reference } })).toBe(0);
+    // The Idempotency-Key was not used up.
+    const retry = await app.inject({
+      method: 'POST',
+      url: '/v1/checkouts',
+      headers: { ...bearer(apiKey), 'idempotency-key': idempotencyKey },
+      payload: checkoutBody({ reference }),
+    });
+    expect(retry.statusCode).toBe(202);
+  });
+
+  it('refuses unknown fields (not stripped) with 400 naming the field, storing nothing', async () => {
+    const { app, apiKey, db } = open;
+    const reference = `order-${randomUUID()}`;
+    for (const extra of [{ colour: 'red' }, { __proto__extra: 1 }, { amount_minor: 4990 }]) {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: { ...bearer(apiKey), 'idempotency-key': randomUUID() },
+        payload: checkoutBody({ reference, ...extra }),
+      });
+      const problem = expectProblem(res, 400, 'invalid_request');
+      expect(problem.errors).toEqual([
+        { pointer: `/body/${Object.keys(extra)[0]}`, detail: 'unknown field' },
+      ]);
+    }
+    expect(await db.checkout.count({ where: { reference } })).toBe(0);
+  });
+});
