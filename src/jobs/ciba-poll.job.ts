@@ -82,7 +82,14 @@ export async function pollBackchannelToken(
     where: { id: checkout.id, status: 'awaiting_approval', nextPollAt: checkout.nextPollAt },
     data: { nextPollAt: lease },
   });
-  if (claimed === 0) return 'skipped';
+  if (claimed === 0) {
+    // Someone else holds the claim (or settled the checkout). Keep this job alive and look again
+    // when their claim ends: completing it here could end the chain of polls.
+    const current = await findCheckout(ctx.db, checkout.id);
+    if (!current || current.status !== 'awaiting_approval') return 'skipped';
+    const intervalMs = (current.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S) * 1000;
+    return runAgainAt(job, token, Math.max(now + 1_000, current.nextPollAt?.getTime() ?? now + intervalMs));
+  }
   const bank = ctx.banks.get(checkout.bankId);
   if (!bank)
     return settle(
