@@ -106,7 +106,7 @@ describe('a worker killed with SIGKILL', () => {
         const r = (await timelineOf(login)).requests[0];
         return r?.decidedAt && r.polls.some((p) => p.at > (r.decidedAt ?? 0));
       },
-      20_000,
+      30_000,
       'a token poll after the approval',
     );
     await new Promise((r) => setTimeout(r, 300));
