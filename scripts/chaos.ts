@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSandboxBank } from '../sandbox/bank.ts';
+import { sandboxBankEntry } from '../sandbox/banks-entry.ts';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createApiKey } from '../src/infra/api-keys.ts';
@@ -106,29 +107,7 @@ async function main(): Promise<number> {
   const banksFile = join(dir, 'banks.json');
   writeFileSync(
     banksFile,
-    JSON.stringify({
-      banks: [
-        {
-          id: 'sandbox',
-          name: 'Sandbox Bank',
-          issuer: bank.issuer,
-          clientId: bank.clients.tlsClientAuth,
-          tlsClientCertFile: certs.clientCert,
-          tlsClientKeyFile: certs.clientKey,
-          caFile: certs.caCert,
-          tokenEndpointAuthMethod: 'tls_client_auth',
-          requestObjectSigningAlg: 'PS256',
-          requestObjectKeyFile: certs.signingKey,
-          idTokenSignedResponseAlg: 'PS256',
-          scope: 'openid payments',
-          deliveryMode: 'poll',
-          requestedExpiry: EXPIRY_S,
-          authorizationDetails: true,
-          loginHintIsSubject: true,
-          paymentsApiUrl: bank.paymentsApiUrl,
-        },
-      ],
-    }),
+    JSON.stringify({ banks: [sandboxBankEntry(bank, certs, { requestedExpiry: EXPIRY_S })] }),
   );
   const env: Record<string, string> = {
     DATABASE_URL: db.url,

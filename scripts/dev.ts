@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startSandboxBank } from '../sandbox/bank.ts';
+import { sandboxBankEntry } from '../sandbox/banks-entry.ts';
 import { createApiKey } from '../src/infra/api-keys.ts';
 import { createDatabase } from '../src/infra/database.ts';
 import { applyMigrations } from '../src/infra/migrations.ts';
@@ -197,28 +198,7 @@ writeFileSync(
   banksFile,
   `${JSON.stringify(
     {
-      banks: [
-        {
-          id: 'sandbox',
-          name: 'Sandbox Bank',
-          issuer: bank.issuer,
-          clientId: bank.clients.tlsClientAuth,
-          tlsClientCertFile: certs.clientCert,
-          tlsClientKeyFile: certs.clientKey,
-          caFile: certs.caCert,
-          tokenEndpointAuthMethod: 'tls_client_auth',
-          requestObjectSigningAlg: 'PS256',
-          requestObjectKeyFile: certs.signingKey,
-          idTokenSignedResponseAlg: 'PS256',
-          scope: 'openid payments',
-          deliveryMode: 'poll',
-          requestedExpiry: 300,
-          authorizationDetails: true,
-          // The sandbox's subjects are its logins: the ID Token's sub must be the login hint.
-          loginHintIsSubject: true,
-          paymentsApiUrl: bank.paymentsApiUrl,
-        },
-      ],
+      banks: [sandboxBankEntry(bank, certs)],
     },
     null,
     2,

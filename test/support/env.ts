@@ -2,6 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { inject } from 'vitest';
+import { sandboxBankEntry } from '../../sandbox/banks-entry.ts';
+import { certificateFiles } from '../../scripts/certs.ts';
+
+const certificatePaths = (dir: string) => ({
+  caCert: join(dir, certificateFiles.caCert),
+  clientCert: join(dir, certificateFiles.clientCert),
+  clientKey: join(dir, certificateFiles.clientKey),
+  signingKey: join(dir, certificateFiles.signingKey),
+});
 
 let banksFile: string | undefined;
 
@@ -12,25 +21,14 @@ export function sandboxBanksFile(): string {
   const bank = inject('bank');
   // Beside the run's certificates: the global setup removes that folder at the end.
   banksFile = join(dirname(certs), `banks-${process.pid}.json`);
-  const sandbox = {
-    id: 'sandbox',
-    name: 'Sandbox Bank',
-    issuer: bank.issuer,
-    clientId: bank.clientId,
-    tlsClientCertFile: join(certs, 'client.pem'),
-    tlsClientKeyFile: join(certs, 'client-key.pem'),
-    caFile: join(certs, 'ca.pem'),
-    tokenEndpointAuthMethod: 'tls_client_auth',
-    requestObjectSigningAlg: 'PS256',
-    requestObjectKeyFile: join(certs, 'signing-key.pem'),
-    idTokenSignedResponseAlg: 'PS256',
-    scope: 'openid payments',
-    deliveryMode: 'poll',
-    requestedExpiry: 300,
-    authorizationDetails: true,
-    loginHintIsSubject: true,
-    paymentsApiUrl: bank.paymentsApiUrl,
-  };
+  const sandbox = sandboxBankEntry(
+    {
+      issuer: bank.issuer,
+      paymentsApiUrl: bank.paymentsApiUrl,
+      clients: { tlsClientAuth: bank.clientId as 'shop', privateKeyJwt: 'shop-jwt' },
+    },
+    certificatePaths(certs),
+  );
   writeFileSync(
     banksFile,
     JSON.stringify({
