@@ -3,6 +3,7 @@
  * handlers. Dependencies (database, queue, configuration) are passed in; nothing here reads env.
  */
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
@@ -59,6 +60,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   registerValidators(app);
   await app.register(security, { rateLimit: deps.rateLimit ?? deps.config.http.rateLimit });
+  // A storefront's page may follow its own checkout with the clientSecret (DESIGN.md §2), from
+  // the origins configured; nothing else is shared cross-origin.
+  if (deps.config.http.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: deps.config.http.corsOrigins,
+      methods: ['GET'],
+      allowedHeaders: ['authorization'],
+      exposedHeaders: ['retry-after', 'x-request-id'],
+      maxAge: 600,
+    });
+  }
   await registerSwagger(app);
   registerProblemHandlers(app);
 

@@ -93,6 +93,8 @@ export interface HttpSettings {
   rateLimit: { max: number; timeWindowMs: number };
   /** Behind a reverse proxy: take the client IP from X-Forwarded-For (Fastify trustProxy). */
   trustProxy: boolean;
+  /** Web origins whose pages may read a checkout with its clientSecret (CORS); none by default. */
+  corsOrigins: string[];
 }
 
 export interface WorkerSettings {
@@ -344,6 +346,21 @@ export function loadConfig(env: Env = process.env): Config {
         timeWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 10_000, 100, 3_600_000),
       },
       trustProxy: booleanEnv(env, 'TRUST_PROXY', false),
+      corsOrigins: (env.CORS_ORIGINS ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean)
+        .map((o) => {
+          let url: URL;
+          try {
+            url = new URL(o);
+          } catch {
+            throw new ConfigError(`CORS_ORIGINS: "${o}" is not an origin like https://shop.example`);
+          }
+          if (url.origin !== o)
+            throw new ConfigError(`CORS_ORIGINS: "${o}" must be an origin only, e.g. ${url.origin}`);
+          return o;
+        }),
     },
     worker: {
       concurrency: integer(env, 'WORKER_CONCURRENCY', 50, 1, 1000),

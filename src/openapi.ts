@@ -26,7 +26,7 @@ const documentConfig: Config = {
   tokenEncryptionKeys: [Buffer.alloc(32)],
   banks: [],
   banksFile: 'unused',
-  http: { rateLimit: { max: 1_000, timeWindowMs: 10_000 }, trustProxy: false },
+  http: { rateLimit: { max: 1_000, timeWindowMs: 10_000 }, trustProxy: false, corsOrigins: [] },
   worker: {
     concurrency: 1,
     lockDurationMs: 15_000,
