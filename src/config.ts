@@ -2,6 +2,7 @@
  * Configuration, read and validated once at start. Nothing else in the code reads the environment.
  * An invalid value stops the process with a message that names the field and says what is expected.
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { type Static, Type } from 'typebox';
@@ -163,6 +164,31 @@ function requirePem(field: string, text: string, kind: 'CERTIFICATE' | 'PRIVATE 
   return text;
 }
 
+/** RFC 8705 §2: the client certificate and its key must belong together, or every handshake fails. */
+function assertKeyMatchesCertificate(at: string, certPem: string, keyPem: string): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    throw new ConfigError(`BANKS_FILE ${at}.tlsClientCertFile: not a readable X.509 certificate`);
+  }
+  let key: ReturnType<typeof createPrivateKey>;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch {
+    throw new ConfigError(
+      `BANKS_FILE ${at}.tlsClientKeyFile: not a readable private key (encrypted keys are not supported)`,
+    );
+  }
+  if (!cert.checkPrivateKey(key)) {
+    throw new ConfigError(
+      `BANKS_FILE ${at}.tlsClientKeyFile: the key does not belong to the certificate in tlsClientCertFile`,
+    );
+  }
+  if (cert.ca)
+    throw new ConfigError(`BANKS_FILE ${at}.tlsClientCertFile: a CA certificate, not a client certificate`);
+}
+
 export function loadBanks(banksFile: string): BankConfig[] {
   let raw: unknown;
   try {
@@ -217,6 +243,7 @@ export function loadBanks(banksFile: string): BankConfig[] {
         ? { ca: requirePem(`${at}.caFile`, readFileField(dir, `${at}.caFile`, b.caFile), 'CERTIFICATE') }
         : {}),
     };
+    assertKeyMatchesCertificate(at, tls.cert, tls.key);
     const requestObjectKey = b.requestObjectKeyFile
       ? requirePem(
           `${at}.requestObjectKeyFile`,

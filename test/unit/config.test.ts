@@ -140,6 +140,16 @@ describe('loadConfig', () => {
       { banks: [bank({ tlsClientKeyFile: '__CERT__' })] },
       /BANKS_FILE banks\[0\]\.tlsClientKeyFile: not a PEM private key/,
     ],
+    [
+      'a key that does not belong to the certificate',
+      { banks: [bank({ tlsClientKeyFile: '__OTHER_KEY__' })] },
+      /BANKS_FILE banks\[0\]\.tlsClientKeyFile: the key does not belong to the certificate/,
+    ],
+    [
+      'a CA certificate as the client certificate',
+      { banks: [bank({ tlsClientCertFile: '__CA__', tlsClientKeyFile: '__CA_KEY__' })] },
+      /BANKS_FILE banks\[0\]\.tlsClientCertFile: a CA certificate/,
+    ],
     ['duplicate ids', { banks: [bank(), bank()] }, /duplicate bank id "sandbox"/],
     [
       'a signing alg without a key',
@@ -152,7 +162,11 @@ describe('loadConfig', () => {
       /BANKS_FILE banks\[0\]\.requestedExpiry/,
     ],
   ])('rejects a banks file with %s, naming the field', (_label, content, message) => {
-    const text = JSON.stringify(content).replace('"__CERT__"', JSON.stringify(certs.clientCert));
+    const text = JSON.stringify(content)
+      .replace('"__CERT__"', JSON.stringify(certs.clientCert))
+      .replace('"__OTHER_KEY__"', JSON.stringify(certs.otherClientKey))
+      .replace('"__CA__"', JSON.stringify(certs.caCert))
+      .replace('"__CA_KEY__"', JSON.stringify(certs.caKey));
     expect(errorOf(env(typeof content === 'string' ? content : JSON.parse(text)))).toMatch(message);
   });
 });
