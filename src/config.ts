@@ -182,7 +182,7 @@ function assertKeyMatchesCertificate(at: string, certPem: string, keyPem: string
   }
   if (!cert.checkPrivateKey(key)) {
     throw new ConfigError(
-      `BANKS_FILE ${at}.tlsClientKeyFile: the key does not belong to the certificate in tlsClientCertFile`,
+      `BANKS_FILE ${at}.tlsClientKeyFile and ${at}.tlsClientCertFile: the key does not belong to the certificate`,
     );
   }
   if (cert.ca)

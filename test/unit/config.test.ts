@@ -143,7 +143,7 @@ describe('loadConfig', () => {
     [
       'a key that does not belong to the certificate',
       { banks: [bank({ tlsClientKeyFile: '__OTHER_KEY__' })] },
-      /BANKS_FILE banks\[0\]\.tlsClientKeyFile: the key does not belong to the certificate/,
+      /BANKS_FILE banks\[0\]\.tlsClientKeyFile and banks\[0\]\.tlsClientCertFile: the key does not belong/,
     ],
     [
       'a CA certificate as the client certificate',
