@@ -19,6 +19,23 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * CPU seconds of a parent and everything it ran: its own time, its reaped children's (cutime,
+ * cstime: PostgreSQL backends that have exited) and its live children's.
+ */
+export function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += (Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])) / HZ;
+  } catch {
+    return 0;
+  }
+  for (const child of withChildren(pid).slice(1)) total += cpuSeconds(child);
+  return total;
+}
+
 /** Resident set size in bytes, or 0 when the process is gone. */
 export function rssBytes(pid: number): number {
   try {

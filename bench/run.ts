@@ -24,6 +24,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startSandboxBank } from '../sandbox/bank.ts';
@@ -31,9 +32,14 @@ import { ensureDevCertificates } from '../scripts/certs.ts';
 import { freePort } from '../scripts/services/ports.ts';
 import { startEmbeddedDatabase } from '../scripts/services/postgres.ts';
 import { findRedisServer, startLocalRedis } from '../scripts/services/redis.ts';
+import { JOB_NAMES, jobId } from '../src/checkout/checkout.jobs.ts';
+import { newBindingMessage, newCheckoutId } from '../src/checkout/checkout.service.ts';
+import { issueClientSecret } from '../src/checkout/client-secret.ts';
 import { createApiKey } from '../src/infra/api-keys.ts';
+import { createKeyRing } from '../src/infra/crypto.ts';
 import { createDatabase } from '../src/infra/database.ts';
 import { applyMigrations } from '../src/infra/migrations.ts';
+import { QUEUE_NAME } from '../src/infra/queue.ts';
 import {
   type Child,
   cpuSeconds,
@@ -44,8 +50,8 @@ import {
   sleep,
   spawnTsx,
   summarize,
+  treeCpuSeconds,
   waitForHttp,
-  withChildren,
 } from './lib.ts';
 
 const { values } = parseArgs({
@@ -58,6 +64,10 @@ const { values } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
     'worker-concurrency': { type: 'string' },
+    'direct-from': { type: 'string' },
+    'no-analyze': { type: 'boolean', default: false },
+    /** Run the worker of each (c) stage under --cpu-prof and summarize its window (skews (c)). */
+    'profile-worker': { type: 'boolean', default: false },
   },
 });
 const SMOKE = values.smoke ?? false;
@@ -66,17 +76,22 @@ const list = (s: string | undefined, d: number[]) =>
   s === undefined ? d : s === '' ? [] : s.split(',').map((x) => Number(x.trim()));
 const P = {
   /** autocannon seconds per measured run, and per warm-up. */
-  duration: SMOKE ? 1 : QUICK ? 2 : 8,
+  duration: SMOKE ? 1 : QUICK ? 2 : 6,
   warmup: 1,
   connections: SMOKE ? [1, 16] : [1, 16, 64],
   ks: list(values.k, SMOKE ? [20] : QUICK ? [1_000] : [1_000, 10_000]),
   naiveKs: list(values['naive-k'], SMOKE ? [20] : QUICK ? [] : [1_000, 10_000]),
   /** Seconds of steady state measured per K. */
-  window: (k: number) => (SMOKE ? 11 : QUICK ? 10 : k >= 10_000 ? 30 : 20),
+  window: (k: number) => (SMOKE ? 11 : QUICK ? 9 : k >= 10_000 ? 30 : 20),
   approvals: (k: number) => Math.min(QUICK ? 20 : 100, Math.floor(k / 10)),
   latenessSample: 300,
   profile: (!QUICK || SMOKE) && !values['no-profile'],
   deadlineMs: QUICK ? 110_000 : 15 * 60_000,
+  /** From this K on, checkouts are inserted straight into PostgreSQL and their ciba-start jobs
+   * enqueued (what the API does, without its cost); below it they go through POST /v1/checkouts. */
+  directFrom: Number(values['direct-from'] ?? (QUICK ? 1_000 : 5_000)),
+  /** Longest wait for every checkout to be awaiting approval (the worker's ciba-start rate). */
+  rampCapMs: QUICK ? 30_000 : 150_000,
 };
 const INTERVAL_MS = 5_000;
 const LOGIN = 'alice';
@@ -254,7 +269,7 @@ async function main(): Promise<void> {
     for (const [name, pid] of Object.entries(pids)) {
       out[name] =
         name === 'postgres'
-          ? withChildren(postmaster).reduce((a, p) => a + cpuSeconds(p), 0)
+          ? treeCpuSeconds(postmaster)
           : name === 'bench'
             ? (process.cpuUsage().user + process.cpuUsage().system) / 1e6
             : cpuSeconds(pid);
@@ -433,6 +448,48 @@ async function main(): Promise<void> {
   results.status = status;
   await stopChild(api.child);
 
+  // (g) The cost of one query: Prisma (as the API and the worker use it) vs node-postgres alone,
+  // same SQL, same pool size, 16 in flight, in this process (idle otherwise).
+  {
+    const viaPrisma = createDatabase(db.url);
+    const viaPg = new pg.Pool({ connectionString: db.url, max: 10 });
+    const perQuery = async (run: () => Promise<unknown>) => {
+      await inLanes(200, 16, async () => void (await run()));
+      const seconds = QUICK ? 0.5 : 3;
+      const cpu0 = process.cpuUsage();
+      const t0 = Date.now();
+      let n = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (Date.now() - t0 < seconds * 1000) {
+            await run();
+            n++;
+          }
+        }),
+      );
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        perSecond: round(n / ((Date.now() - t0) / 1000)),
+        cpuUsPerQuery: round((cpu.user + cpu.system) / n),
+      };
+    };
+    const prismaFind = await perQuery(() => viaPrisma.checkout.findUnique({ where: { id: oneId } }));
+    const pgFind = await perQuery(() => viaPg.query('SELECT * FROM checkouts WHERE id = $1', [oneId]));
+    const prismaUpdate = await perQuery(() =>
+      viaPrisma.checkout.updateMany({ where: { id: oneId, status: 'pending' }, data: { stepErrors: 0 } }),
+    );
+    const pgUpdate = await perQuery(() =>
+      viaPg.query('UPDATE checkouts SET step_errors = 0, updated_at = now() WHERE id = $1 AND status = $2', [
+        oneId,
+        'pending',
+      ]),
+    );
+    await viaPrisma.$disconnect();
+    await viaPg.end();
+    results.queryCost = { prismaFind, pgFind, prismaUpdate, pgUpdate };
+    log(`(g) one query, Prisma vs pg: ${JSON.stringify(results.queryCost)}`);
+  }
+
   if (P.profile) {
     // Where the time of a create goes: one more 16-connection run against a profiled API.
     const profDir = join(dir, 'prof');
@@ -478,19 +535,34 @@ async function main(): Promise<void> {
       await sleep(250);
     }
   };
+  /**
+   * Lateness at the bank, for a sample of requests: every gap between consecutive token polls that
+   * ends inside [from, to], minus the interval; plus, for a request whose next poll is overdue at
+   * `to` (counting from its last poll, or from its bc-authorize when it has none), the open gap so
+   * far (a lower bound: counted in `censored`), so that a saturated worker shows as late rather
+   * than as no data.
+   */
   const timelineLateness = async (authReqIds: string[], from: number, to: number) => {
     const lateness: number[] = [];
     let polls = 0;
+    let censored = 0;
     await inLanes(authReqIds.length, 8, async (i) => {
       const res = await fetch(`${control}/requests/${authReqIds[i]}/timeline`);
       if (!res.ok) return void (await res.arrayBuffer());
-      const t = (await res.json()) as { polls: Array<{ at: number }> };
-      const at = t.polls.map((p) => p.at).filter((x) => x >= from && x <= to);
-      polls += at.length;
-      for (let j = 1; j < at.length; j++) lateness.push(at[j]! - at[j - 1]! - INTERVAL_MS);
+      const t = (await res.json()) as { bcAuthorize: { at: number }; polls: Array<{ at: number }> };
+      const at = [t.bcAuthorize.at, ...t.polls.map((p) => p.at)].filter((x) => x <= to);
+      polls += at.filter((x, j) => j > 0 && x >= from).length;
+      for (let j = 2; j < at.length; j++) {
+        if (at[j]! >= from) lateness.push(at[j]! - at[j - 1]! - INTERVAL_MS);
+      }
+      const open = to - at[at.length - 1]! - INTERVAL_MS;
+      if (open > 0) {
+        lateness.push(open);
+        censored++;
+      }
     });
     return {
-      lateness: summarize(lateness),
+      lateness: { ...summarize(lateness), censored },
       pollsPerSecondEstimate: (polls / authReqIds.length) * (1000 / (to - from)),
     };
   };
@@ -503,12 +575,61 @@ async function main(): Promise<void> {
     return copy.slice(0, n);
   };
 
+  const keyRing = createKeyRing([Buffer.from(env.TOKEN_ENCRYPTION_KEYS!, 'base64')]);
+  const { id: apiKeyId } = (await sql.query('SELECT id FROM api_keys LIMIT 1')).rows[0] as { id: string };
+  /** What POST /v1/checkouts writes and enqueues, in batches (no idempotency record). */
+  const createDirect = async (n: number, out: Array<{ id: string; clientSecret: string }>) => {
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(QUEUE_NAME, { connection });
+    try {
+      for (let from = 0; from < n; from += 1_000) {
+        const ids = Array.from({ length: Math.min(1_000, n - from) }, () => newCheckoutId());
+        const now = new Date();
+        await sql.query(
+          `INSERT INTO checkouts (id, status, amount, currency, bank_id, login_hint, reference, binding_message, api_key_id, created_at, updated_at, expires_at)
+           SELECT id, 'pending', 4990, 'EUR', 'sandbox', $2, 'order-' || id, bm, $3, $4, $4, $5
+           FROM unnest($1::text[], $6::text[]) AS t(id, bm)`,
+          [ids, LOGIN, apiKeyId, now, new Date(now.getTime() + 660_000), ids.map(() => newBindingMessage())],
+        );
+        await sql.query(
+          `INSERT INTO checkout_events (checkout_id, step, outcome, detail)
+           SELECT id, 'created', 'pending', '{"bankId":"sandbox"}'::jsonb FROM unnest($1::text[]) AS t(id)`,
+          [ids],
+        );
+        await queue.addBulk(
+          ids.map((id) => ({
+            name: JOB_NAMES.cibaStart,
+            data: { checkoutId: id },
+            opts: {
+              jobId: jobId(JOB_NAMES.cibaStart, id),
+              removeOnComplete: true,
+              removeOnFail: { age: 7 * 24 * 3600 },
+              attempts: 20,
+              backoff: { type: 'exponential', delay: 1_000 },
+            },
+          })),
+        );
+        for (const id of ids) out.push({ id, clientSecret: issueClientSecret(keyRing, id) });
+      }
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+  };
+
   const pending: Record<string, unknown> = {};
   for (const K of P.ks) {
     log(`(c) K=${K}: starting API and worker`);
     await resetState();
     api = await startApi();
-    const worker = startChild('src/worker.ts', {});
+    const workerProfDir = join(dir, `worker-prof-${K}`);
+    if (values['profile-worker']) mkdirSync(workerProfDir);
+    const workerSpawnedAt = Date.now();
+    const worker = startChild(
+      'src/worker.ts',
+      {},
+      values['profile-worker'] ? ['--cpu-prof', `--cpu-prof-dir=${workerProfDir}`] : [],
+    );
     // Warm-up: a few checkouts through the whole start path, so the baseline includes the bank
     // client's discovery, keys and connections.
     const created: Array<{ id: string; clientSecret: string }> = [];
@@ -533,14 +654,43 @@ async function main(): Promise<void> {
     const base = { worker: rssBytes(worker.pid), redis: await redisUsed(), pg: await tableBytes() };
 
     const t0 = Date.now();
-    await inLanes(K, 32, createOne);
+    const direct = K >= P.directFrom;
+    if (direct) await createDirect(K, created);
+    else await inLanes(K, 32, createOne);
     const createSeconds = (Date.now() - t0) / 1000;
-    const counts = await waitAwaiting(K + 5 - failedCreates, 60_000 + K * 20);
+    let counts: Record<string, number>;
+    try {
+      counts = await waitAwaiting(K + 5 - failedCreates, P.rampCapMs);
+    } catch {
+      // The worker could not start them all in time: measure what is pending.
+      counts = await statusCounts();
+      log(`K=${K}: not all awaiting approval after ${P.rampCapMs / 1000} s: ${JSON.stringify(counts)}`);
+    }
     const allAwaitingSeconds = (Date.now() - t0) / 1000;
     log(
-      `K=${K}: created in ${round(createSeconds, 1)} s (${round(K / createSeconds)}/s through the API, ${failedCreates} failed), all awaiting approval after ${round(allAwaitingSeconds, 1)} s ${JSON.stringify(counts)}`,
+      `K=${K}: created in ${round(createSeconds, 1)} s (${round(K / createSeconds)}/s ${direct ? 'inserted directly + enqueued' : 'through the API'}, ${failedCreates} failed), all awaiting approval after ${round(allAwaitingSeconds, 1)} s ${JSON.stringify(counts)}`,
     );
     const after = { worker: rssBytes(worker.pid), redis: await redisUsed(), pg: await tableBytes() };
+    // The worker's claim (ciba-poll.job.ts) as Prisma sends it, planned on the statistics the
+    // table has now (a table that just filled up may not have been analyzed yet), then after ANALYZE
+    // (what autovacuum does within about a minute). --no-analyze measures without it.
+    const claimPlan = async () =>
+      (
+        (
+          await sql.query(
+            `EXPLAIN /* bench: */ UPDATE checkouts SET next_poll_at = now(), updated_at = now() WHERE id = $1 AND status = 'awaiting_approval' AND next_poll_at = now()`,
+            [created[0]?.id ?? ''],
+          )
+        ).rows as Array<{ 'QUERY PLAN': string }>
+      )
+        .map((r) => r['QUERY PLAN'].trim())
+        .join(' / ');
+    const plans: Record<string, string> = { beforeAnalyze: await claimPlan() };
+    if (!values['no-analyze']) {
+      await sql.query('ANALYZE checkouts, checkout_events');
+      plans.afterAnalyze = await claimPlan();
+    }
+    log(`K=${K}: claim UPDATE plan ${JSON.stringify(plans)}`);
     const pgDeltaBytes =
       after.pg.checkouts +
       after.pg.events +
@@ -591,7 +741,7 @@ async function main(): Promise<void> {
             approvalOutcomes[`approve_${res.status}`] = (approvalOutcomes[`approve_${res.status}`] ?? 0) + 1;
             return;
           }
-          const deadline = t + 20_000;
+          const deadline = t + (K >= 10_000 ? 60_000 : 20_000);
           while (Date.now() < deadline) {
             const r = await fetch(`${api.url}/v1/checkouts/${id}`, {
               headers: { authorization: `Bearer ${secretOf.get(id)}` },
@@ -641,12 +791,15 @@ async function main(): Promise<void> {
       P.latenessSample,
     ).map((id) => authReqOf.get(id)!);
     const [, late] = await Promise.all([
-      Promise.race([approve(), sleep(30_000)]),
+      Promise.race([approve(), sleep(K >= 10_000 ? 70_000 : 30_000)]),
       timelineLateness(sampled, windowStart, windowEnd),
     ]);
     const approval = { n: A, outcomes: approvalOutcomes, latencyMs: summarize(approvalLatencies) };
     const stage = {
       K,
+      pendingInWindow: counts.awaiting_approval ?? 0,
+      claimPlans: plans,
+      creation: direct ? 'direct insert + enqueue' : 'POST /v1/checkouts',
       windowSeconds: round(seconds, 1),
       createPerSecond: round(K / createSeconds),
       allAwaitingSeconds: round(allAwaitingSeconds, 1),
@@ -674,6 +827,14 @@ async function main(): Promise<void> {
       `(d) K=${K}: approval → succeeded p50 ${approval.latencyMs.p50} ms p99 ${approval.latencyMs.p99} ms (n=${approval.latencyMs.n}) ${JSON.stringify(approvalOutcomes)}`,
     );
     await stopChild(worker);
+    if (values['profile-worker']) {
+      const file = readdirSync(workerProfDir).find((f) => f.endsWith('.cpuprofile'));
+      if (file) {
+        const summary = summarizeProfile(join(workerProfDir, file), windowStart - workerSpawnedAt);
+        (stage as Record<string, unknown>).workerProfile = summary;
+        log(`worker profile K=${K} (self time, from the window on): ${JSON.stringify(summary)}`);
+      }
+    }
     await stopChild(api.child);
   }
   results.pending = pending;

@@ -39,6 +39,8 @@ describe('the key ring (TOKEN_ENCRYPTION_KEYS)', () => {
     expect(verifyClientSecret(createKeyRing([newKey, oldKey]), 'chk_a', secret)).toBe(true);
     expect(verifyClientSecret(createKeyRing([newKey]), 'chk_a', secret)).toBe(false);
     expect(verifyClientSecret(createKeyRing([oldKey]), 'chk_b', secret)).toBe(false);
-    expect(verifyClientSecret(createKeyRing([oldKey]), 'chk_b', secret.replace('chk_a', 'chk_b'))).toBe(false);
+    expect(verifyClientSecret(createKeyRing([oldKey]), 'chk_b', secret.replace('chk_a', 'chk_b'))).toBe(
+      false,
+    );
   });
 });
