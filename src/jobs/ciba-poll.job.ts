@@ -64,6 +64,11 @@ export async function pollBackchannelToken(
 ): Promise<string> {
   const now = ctx.now?.() ?? Date.now();
   const checkout = await findCheckout(ctx.db, job.data.checkoutId);
+  if (checkout?.status === 'authorized') {
+    // An earlier run stored the tokens and may have died before enqueueing the payment.
+    await enqueueCheckoutJob(ctx.queue, JOB_NAMES.bankPay, checkout.id);
+    return 'skipped';
+  }
   if (!checkout || checkout.status !== 'awaiting_approval' || !checkout.authReqId) return 'skipped';
 
   const expiresAt = checkout.expiresAt.getTime();

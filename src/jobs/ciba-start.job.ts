@@ -23,6 +23,16 @@ export async function startBackchannelAuthentication(
 ): Promise<string> {
   const now = ctx.now?.() ?? Date.now();
   const checkout = await findCheckout(ctx.db, job.data.checkoutId);
+  if (checkout?.status === 'awaiting_approval') {
+    // An earlier run stored the acknowledgement and may have died before enqueueing the first poll.
+    await enqueueCheckoutJob(
+      ctx.queue,
+      JOB_NAMES.cibaPoll,
+      checkout.id,
+      (checkout.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S) * 1000,
+    );
+    return 'skipped';
+  }
   if (!checkout || checkout.status !== 'pending') return 'skipped';
 
   const bankConfig = ctx.config.banks.find((b) => b.id === checkout.bankId);

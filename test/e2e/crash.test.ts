@@ -98,9 +98,10 @@ describe('a worker killed with SIGKILL', () => {
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);
     await http.waitForStatus(id, ['awaiting_approval'], 20_000);
-    await setFaults(login, { holdMs: { token: 5_000 } });
+    // From now on the bank holds every token answer for 10 s after producing it.
+    await setFaults(login, { holdMs: { token: 10_000 } });
     await decideInBankApp(login, request.authReqId, 'approve');
-    // A poll after the approval reached the bank: the tokens are issued, the answer is held.
+    // A poll that reached the bank after the approval: the tokens are issued, the answer held.
     await eventually(
       async () => {
         const r = (await timelineOf(login)).requests[0];
@@ -109,17 +110,18 @@ describe('a worker killed with SIGKILL', () => {
       30_000,
       'a token poll after the approval',
     );
-    await new Promise((r) => setTimeout(r, 300));
     await w1.kill('SIGKILL');
     await setFaults(login, {});
+    const before = (await http.get(`/v1/checkouts/${id}`).then((r) => r.json())) as { status: string };
+    expect(before.status).toBe('awaiting_approval');
 
     worker();
     // The bank already redeemed this auth_req_id (CIBA Core §11: invalid_grant); tokens never
     // reached us, so no payment can be made: the checkout fails instead of hanging.
-    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 30_000);
+    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 40_000);
     expect(done).toMatchObject({ status: 'failed', failure: { code: 'invalid_grant' } });
     expect((await paymentsOf(login)).attemptCount).toBe(0);
-  }, 60_000);
+  }, 90_000);
 
   it("after the payment was sent, before the bank's answer was stored: re-sent with the same key, paid once", async () => {
     const login = await newCustomer();
