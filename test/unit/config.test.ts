@@ -1,12 +1,13 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ensureDevCertificates } from '../../scripts/certs.ts';
 import { ConfigError, isValidIban, loadConfig } from '../../src/config.ts';
 
 // Created at load time: the it.each tables below are built while the file is collected.
 const dir = mkdtempSync(join(tmpdir(), 'bankpay-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const certs = ensureDevCertificates(join(dir, 'certs'));
 
 function bank(overrides: Record<string, unknown> = {}): Record<string, unknown> {
