@@ -28,6 +28,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startSandboxBank } from '../sandbox/bank.ts';
+import { sandboxBankEntry } from '../sandbox/banks-entry.ts';
 import { ensureDevCertificates } from '../scripts/certs.ts';
 import { freePort } from '../scripts/services/ports.ts';
 import { startEmbeddedDatabase } from '../scripts/services/postgres.ts';
@@ -157,27 +158,7 @@ async function main(): Promise<void> {
   writeFileSync(
     banksFile,
     JSON.stringify({
-      banks: [
-        {
-          id: 'sandbox',
-          name: 'Sandbox Bank',
-          issuer: bank.issuer,
-          clientId: bank.clients.tlsClientAuth,
-          tlsClientCertFile: certs.clientCert,
-          tlsClientKeyFile: certs.clientKey,
-          caFile: certs.caCert,
-          tokenEndpointAuthMethod: 'tls_client_auth',
-          requestObjectSigningAlg: 'PS256',
-          requestObjectKeyFile: certs.signingKey,
-          idTokenSignedResponseAlg: 'PS256',
-          scope: 'openid payments',
-          deliveryMode: 'poll',
-          requestedExpiry: 600,
-          authorizationDetails: true,
-          loginHintIsSubject: true,
-          paymentsApiUrl: bank.paymentsApiUrl,
-        },
-      ],
+      banks: [sandboxBankEntry(bank, certs, { requestedExpiry: 600 })],
     }),
   );
   const env: Record<string, string> = {

@@ -39,22 +39,27 @@ export async function transition(
   for (const source of sources) {
     if (!canTransition(source, to)) throw new Error(`illegal transition ${source} → ${to}`);
   }
-  return db.$transaction(async (tx) => {
-    const { count } = await tx.checkout.updateMany({
+  try {
+    // One guarded update with its event as a nested write (atomic): the row comes back updated,
+    // or Prisma reports that no row matched the guard (P2025).
+    return await db.checkout.update({
       where: { id, status: { in: sources } },
-      data: { ...patch, status: to },
-    });
-    if (count === 0) return null;
-    await tx.checkoutEvent.create({
       data: {
-        checkoutId: id,
-        step: event?.step ?? 'status',
-        outcome: event?.outcome ?? to,
-        detail: { ...event?.detail, status: to },
+        ...patch,
+        status: to,
+        events: {
+          create: {
+            step: event?.step ?? 'status',
+            outcome: event?.outcome ?? to,
+            detail: { ...event?.detail, status: to },
+          },
+        },
       },
     });
-    return tx.checkout.findUnique({ where: { id } });
-  });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'P2025') return null;
+    throw error;
+  }
 }
 
 /** Updates fields of a checkout while it is still in `status` (no status change). */

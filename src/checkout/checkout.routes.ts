@@ -4,7 +4,6 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
-import { validateIdempotencyKey } from '../http/idempotency.ts';
 import { ProblemSchema } from '../http/problem.ts';
 import { authenticateApiKey } from '../infra/api-keys.ts';
 import {
@@ -57,7 +56,8 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutDeps): 
     },
     async (request, reply) => {
       const apiKeyId = await requireMerchant(deps.db, request);
-      const key = validateIdempotencyKey(request.headers['idempotency-key']);
+      // Required, 1-255 visible ASCII: checked by the header schema (IdempotencyKeyHeader).
+      const key = (request.headers as { 'idempotency-key': string })['idempotency-key'];
       const result = await createCheckout(deps, apiKeyId, key, request.body as never);
       if (result.replayed) reply.header('Idempotent-Replayed', 'true');
       reply.header('Location', `/v1/checkouts/${result.body.id}`);

@@ -15,29 +15,8 @@ import { ProblemError } from './problem.ts';
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** A claim older than this was left by a crashed request: a retry may take it over. */
 export const STALE_CLAIM_MS = 60 * 1000;
-export const MAX_KEY_LENGTH = 255;
 
 type Tx = Prisma.TransactionClient;
-
-export function validateIdempotencyKey(value: string | string[] | undefined): string {
-  if (value === undefined || value === '') {
-    throw new ProblemError(
-      400,
-      'idempotency_key_missing',
-      'Idempotency-Key required',
-      'Send an Idempotency-Key header (a unique value per operation, e.g. a UUID)',
-    );
-  }
-  if (Array.isArray(value) || value.length > MAX_KEY_LENGTH || !/^[\x21-\x7e]+$/.test(value)) {
-    throw new ProblemError(
-      400,
-      'invalid_idempotency_key',
-      'Invalid Idempotency-Key',
-      `Idempotency-Key must be 1-${MAX_KEY_LENGTH} visible ASCII characters`,
-    );
-  }
-  return value;
-}
 
 /** Canonical JSON (sorted keys) so that key order does not make "another body". */
 function canonical(value: unknown): string {
