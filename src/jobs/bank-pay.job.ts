@@ -94,6 +94,16 @@ export async function executePayment(
       );
       return runAgainAt(job, token, (ctx.now?.() ?? Date.now()) + wait);
     }
+    if (checkout.stepErrors > 0) {
+      // An earlier attempt got no answer, so the bank may have paid it; this refusal (often an
+      // access token that expired meanwhile) says nothing about that one. Never report it as
+      // rejected: the merchant must check with the bank (the payment's Idempotency-Key is the
+      // checkout id).
+      return fail(
+        'payment_outcome_unknown',
+        `an earlier payment request got no answer and the bank now refuses to answer again (${error.code}): check with the bank under Idempotency-Key ${checkout.id}`,
+      );
+    }
     const code = error.code === 'payment_api_error' ? 'payment_rejected' : error.code;
     return fail(code, error.message);
   }
