@@ -34,6 +34,7 @@ import { freePort } from '../scripts/services/ports.ts';
 import { startEmbeddedDatabase } from '../scripts/services/postgres.ts';
 import { findRedisServer, startLocalRedis } from '../scripts/services/redis.ts';
 import { JOB_NAMES, jobId } from '../src/checkout/checkout.jobs.ts';
+import { CLAIM_DUE_POLLS_SQL } from '../src/checkout/checkout.repository.ts';
 import { newBindingMessage, newCheckoutId } from '../src/checkout/checkout.service.ts';
 import { issueClientSecret } from '../src/checkout/client-secret.ts';
 import { createApiKey } from '../src/infra/api-keys.ts';
@@ -652,16 +653,17 @@ async function main(): Promise<void> {
       `K=${K}: created in ${round(createSeconds, 1)} s (${round(K / createSeconds)}/s ${direct ? 'inserted directly + enqueued' : 'through the API'}, ${failedCreates} failed), all awaiting approval after ${round(allAwaitingSeconds, 1)} s ${JSON.stringify(counts)}`,
     );
     const after = { worker: rssBytes(worker.pid), redis: await redisUsed(), pg: await tableBytes() };
-    // The worker's claim (ciba-poll.job.ts) as Prisma sends it, planned on the statistics the
-    // table has now (a table that just filled up may not have been analyzed yet), then after ANALYZE
-    // (what autovacuum does within about a minute). --no-analyze measures without it.
+    // The token poller's claim, planned on the statistics the table has now (a table that just
+    // filled up may not have been analyzed yet), then after ANALYZE (what autovacuum does within
+    // about a minute). --no-analyze measures without it.
     const claimPlan = async () =>
       (
         (
-          await sql.query(
-            `EXPLAIN /* bench: */ UPDATE checkouts SET next_poll_at = now(), updated_at = now() WHERE id = $1 AND status = 'awaiting_approval' AND next_poll_at = now()`,
-            [created[0]?.id ?? ''],
-          )
+          await sql.query(`EXPLAIN /* bench: */ ${CLAIM_DUE_POLLS_SQL}`, [
+            new Date(),
+            new Date(Date.now() + 15_000),
+            100,
+          ])
         ).rows as Array<{ 'QUERY PLAN': string }>
       )
         .map((r) => r['QUERY PLAN'].trim())

@@ -119,6 +119,8 @@ async function main(): Promise<number> {
     TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'warn',
     WORKER_LOCK_MS: '2000',
+    // A killed worker's token polls are claimed again BANK_TIMEOUT_MS + 5 s later.
+    BANK_TIMEOUT_MS: '3000',
     RECONCILE_EVERY_MS: '1000',
     RECONCILE_GRACE_MS: '5000',
     WORKER_CONCURRENCY: '50',

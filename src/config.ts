@@ -103,6 +103,8 @@ export interface WorkerSettings {
   concurrency: number;
   /** BullMQ job lock: a worker that dies loses its jobs to another after about this long. */
   lockDurationMs: number;
+  /** Token requests in flight at once per worker process (the token poller). */
+  pollConcurrency: number;
   /** Deadline of every request to a bank. */
   bankTimeoutMs: number;
   /** How often the reconciler looks for checkouts without a live job. */
@@ -392,6 +394,7 @@ export function loadConfig(env: Env = process.env): Config {
     worker: {
       concurrency: integer(env, 'WORKER_CONCURRENCY', 50, 1, 1000),
       lockDurationMs: integer(env, 'WORKER_LOCK_MS', 15_000, 1_000, 600_000),
+      pollConcurrency: integer(env, 'POLL_CONCURRENCY', 200, 1, 10_000),
       bankTimeoutMs: integer(env, 'BANK_TIMEOUT_MS', 10_000, 100, 120_000),
       reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 10_000, 100, 3_600_000),
       reconcileGraceMs: integer(env, 'RECONCILE_GRACE_MS', 30_000, 100, 3_600_000),

@@ -30,6 +30,7 @@ const documentConfig: Config = {
   worker: {
     concurrency: 1,
     lockDurationMs: 15_000,
+    pollConcurrency: 1,
     bankTimeoutMs: 10_000,
     reconcileEveryMs: 10_000,
     reconcileGraceMs: 30_000,

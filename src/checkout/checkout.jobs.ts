@@ -6,7 +6,6 @@ import type { JobsOptions, Queue } from 'bullmq';
 
 export const JOB_NAMES = {
   cibaStart: 'ciba-start',
-  cibaPoll: 'ciba-poll',
   bankPay: 'bank-pay',
 } as const;
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];

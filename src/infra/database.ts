@@ -1,8 +1,11 @@
 /** The Prisma client over node-postgres (Prisma 7 has no native query engine: the pg adapter is it). */
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 
 export type Database = PrismaClient;
+/** Plain node-postgres, for the few hot statements where Prisma's per-query CPU shows (bench/RESULTS.md). */
+export type SqlPool = pg.Pool;
 
 export function createDatabase(databaseUrl: string, options: { poolSize?: number } = {}): Database {
   const adapter = new PrismaPg({
@@ -12,6 +15,18 @@ export function createDatabase(databaseUrl: string, options: { poolSize?: number
     connectionTimeoutMillis: 5_000,
   });
   return new PrismaClient({ adapter });
+}
+
+export function createSqlPool(databaseUrl: string, options: { poolSize?: number } = {}): SqlPool {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 5_000,
+  });
+  // An idle connection dropped by the server (restart, failover) is an 'error' event: without a
+  // listener it would crash the process. The pool replaces it on the next query.
+  pool.on('error', () => {});
+  return pool;
 }
 
 export async function isDatabaseReachable(db: Database): Promise<boolean> {

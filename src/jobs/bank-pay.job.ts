@@ -9,8 +9,8 @@ import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
 import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
 import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
-import type { StoredTokens } from './ciba-poll.job.ts';
 import { backoffMs, type JobContext, persistBankAnswer, runAgainAt } from './job.context.ts';
+import type { StoredTokens } from './token-poller.ts';
 
 export async function executePayment(
   job: Job<CheckoutJobData>,

@@ -8,7 +8,7 @@
  * without tokens from the one we keep.
  */
 import type { Job } from 'bullmq';
-import { type CheckoutJobData, enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
+import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
 import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
 import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
@@ -23,16 +23,6 @@ export async function startBackchannelAuthentication(
 ): Promise<string> {
   const now = ctx.now?.() ?? Date.now();
   const checkout = await findCheckout(ctx.db, job.data.checkoutId);
-  if (checkout?.status === 'awaiting_approval') {
-    // An earlier run stored the acknowledgement and may have died before enqueueing the first poll.
-    await enqueueCheckoutJob(
-      ctx.queue,
-      JOB_NAMES.cibaPoll,
-      checkout.id,
-      (checkout.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S) * 1000,
-    );
-    return 'skipped';
-  }
   if (!checkout || checkout.status !== 'pending') return 'skipped';
 
   const bankConfig = ctx.config.banks.find((b) => b.id === checkout.bankId);
@@ -97,8 +87,8 @@ export async function startBackchannelAuthentication(
         },
       ),
     );
-    // Canceled meanwhile: the bank's request expires unpolled; nothing else to do.
-    if (moved) await enqueueCheckoutJob(ctx.queue, JOB_NAMES.cibaPoll, checkout.id, interval * 1000);
+    // The token poller takes it from here at `nextPollAt`. Canceled meanwhile: the bank's request
+    // expires unpolled; nothing else to do.
     return moved ? 'awaiting_approval' : 'skipped';
   } catch (error) {
     if (!(error instanceof BankError)) throw error;

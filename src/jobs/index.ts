@@ -1,12 +1,12 @@
 /**
  * Job dispatch: one handler per job name. Jobs are thin glue between the checkout domain and the
- * outbound integrations; each run makes at most one bank request.
+ * outbound integrations; each run makes at most one bank request. Token polls are not queue jobs:
+ * the token poller (token-poller.ts) runs them from Postgres.
  */
 import type { Job, Processor } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import { type CheckoutJobData, JOB_NAMES } from '../checkout/checkout.jobs.ts';
 import { executePayment } from './bank-pay.job.ts';
-import { pollBackchannelToken } from './ciba-poll.job.ts';
 import { startBackchannelAuthentication } from './ciba-start.job.ts';
 import type { JobContext } from './job.context.ts';
 import { RECONCILE_JOB, reconcileCheckouts } from './reconcile.job.ts';
@@ -17,7 +17,6 @@ type Handler = (job: Job<CheckoutJobData>, ctx: JobContext, token?: string) => P
 
 export const JOB_HANDLERS: Record<string, Handler> = {
   [JOB_NAMES.cibaStart]: startBackchannelAuthentication,
-  [JOB_NAMES.cibaPoll]: pollBackchannelToken,
   [JOB_NAMES.bankPay]: executePayment,
   [RECONCILE_JOB]: reconcileCheckouts,
 };

@@ -13,12 +13,11 @@ import type { JobContext } from './job.context.ts';
 
 export const RECONCILE_JOB = 'reconcile';
 const BATCH = 500;
-/** The poll job settles expiry itself; the reconciler only steps in once it is clearly late. */
+/** The token poller settles expiry itself; the reconciler only steps in once it is clearly late. */
 const EXPIRY_SLACK_MS = 5_000;
 
 const NEXT_JOB: Partial<Record<CheckoutStatus, JobName>> = {
   pending: JOB_NAMES.cibaStart,
-  awaiting_approval: JOB_NAMES.cibaPoll,
   authorized: JOB_NAMES.bankPay,
 };
 
@@ -73,12 +72,8 @@ export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<Re
   // No progress for longer than the grace period: is the job that should move it still alive?
   const stale = new Date(now - ctx.config.worker.reconcileGraceMs);
   const stuck = await ctx.db.checkout.findMany({
-    where: {
-      OR: [
-        { status: { in: ['pending', 'authorized'] }, updatedAt: { lt: stale } },
-        { status: 'awaiting_approval', nextPollAt: { lt: stale } },
-      ],
-    },
+    // (Checkouts awaiting approval need no job: the token poller finds them by `nextPollAt`.)
+    where: { status: { in: ['pending', 'authorized'] }, updatedAt: { lt: stale } },
     select: { id: true, status: true },
     orderBy: { updatedAt: 'asc' },
     take: BATCH,

@@ -112,7 +112,7 @@ describe.concurrent('checkout outcomes', () => {
       const res = await http.post(`/v1/checkouts/${checkout.id}/cancel`);
       expect(await res.json()).toMatchObject({ status: 'canceled' });
     } finally {
-      system.startWorker();
+      await system.startWorker();
     }
   });
 });

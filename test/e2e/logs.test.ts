@@ -7,15 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Worker } from 'bullmq';
 import pino, { type DestinationStream } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKeyRing } from '../../src/infra/crypto.ts';
+import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { loggerOptions } from '../../src/infra/logging.ts';
 import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
-import { createJobProcessor } from '../../src/jobs/index.ts';
+import { startWorkerRuntime, type WorkerRuntime } from '../../src/jobs/runtime.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
-import { decideInBankApp, newCustomer, pendingInBankApp } from '../support/system.ts';
+import { createSystemDatabase, decideInBankApp, newCustomer, pendingInBankApp } from '../support/system.ts';
 
 function memoryStream(): DestinationStream & { lines: string[] } {
   const lines: string[] = [];
@@ -31,21 +31,26 @@ const apiLogs = memoryStream();
 const workerLogs = memoryStream();
 let api: ApiApp;
 let banks: Map<string, BankClient>;
-let worker: Worker;
+let sql: SqlPool;
+let worker: WorkerRuntime;
 
 beforeAll(async () => {
-  api = await startApiApp({ env: { LOG_LEVEL: 'trace' }, logStream: apiLogs });
+  // Its own database: the worker's token poller serves every checkout of the database it runs on.
+  const env = { LOG_LEVEL: 'trace', DATABASE_URL: await createSystemDatabase() };
+  api = await startApiApp({ env, logStream: apiLogs });
   expect(api.config.logLevel).toBe('trace');
   banks = createBankClients(api.config.banks);
+  sql = createSqlPool(api.config.databaseUrl, { poolSize: 2 });
   const log = pino(loggerOptions(api.config.logLevel, 'bankpay-worker'), workerLogs);
   const keys = createKeyRing(api.config.tokenEncryptionKeys);
-  worker = api.queue.createWorker(
-    createJobProcessor({ config: api.config, db: api.db, queue: api.queue.queue, keys, banks, log }),
-    { concurrency: 5 },
+  worker = await startWorkerRuntime(
+    { config: api.config, db: api.db, sql, queue: api.queue.queue, keys, banks, log },
+    api.queue,
   );
 });
 afterAll(async () => {
   await worker?.close();
+  await sql?.end();
   await Promise.all([...(banks?.values() ?? [])].map((b) => b.close()));
   await api?.close();
 });
@@ -136,11 +141,16 @@ describe('logs of a whole checkout, API and worker, at level trace', () => {
     expect(apiLines.length).toBeGreaterThan(flow.requestIds.length);
     const loggedRequestIds = new Set(apiLines.map((l) => l.reqId));
     for (const id of flow.requestIds) expect(loggedRequestIds, `request ${id}`).toContain(id);
-    // The worker spoke about this checkout in each of its three steps, with the job's id.
+    // The worker spoke about this checkout in each of its steps: the jobs with the job's id, the
+    // token poller with the checkout's id.
     const jobIds = new Set(workerLines.map((l) => l.jobId));
-    for (const step of ['ciba-start', 'ciba-poll', 'bank-pay']) {
+    for (const step of ['ciba-start', 'bank-pay']) {
       expect(jobIds, `a log line of ${step}`).toContain(`${step}-${flow.checkoutId}`);
     }
+    const pollerLines = workerLines.filter((l) => l.checkoutId === flow.checkoutId && !l.jobId);
+    expect(pollerLines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['token poll failed; retrying', 'checkout authorized by the customer']),
+    );
     expect(workerLines.every((l) => l.name === 'bankpay-worker')).toBe(true);
   });
 

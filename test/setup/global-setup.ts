@@ -7,6 +7,7 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { startSandboxBank } from '../../sandbox/bank.ts';
 import { ensureDevCertificates } from '../../scripts/certs.ts';
@@ -20,6 +21,8 @@ declare module 'vitest' {
     databaseUrl: string;
     /** Superuser-less admin URL on the same server, for creating scratch databases. */
     postgresAdminUrl: string;
+    /** A migrated database nobody connects to: each test system runs on a copy of it. */
+    templateDatabase: string;
     redisUrl: string | null;
     certsDir: string;
     bank: { issuer: string; paymentsApiUrl: string; appUrl: string; controlUrl: string; clientId: string };
@@ -40,6 +43,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
     ephemeral: true,
   });
   await applyMigrations(db.url);
+  const template = 'bankpay_template';
+  const templateUrl = db.url.replace(/\/[^/]+$/, `/${template}`);
+  const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]+$/, '/postgres') });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${template}`);
+  await admin.end();
+  await applyMigrations(templateUrl);
 
   let redis: Awaited<ReturnType<typeof startLocalRedis>> | null = null;
   if (findRedisServer()) {
@@ -69,6 +79,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   project.provide('databaseUrl', db.url);
   project.provide('postgresAdminUrl', db.url.replace(/\/[^/]+$/, '/postgres'));
+  project.provide('templateDatabase', template);
   project.provide('redisUrl', redis?.url ?? null);
   project.provide('certsDir', certs);
   project.provide('bank', {

@@ -6,17 +6,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createApiKey } from '../../src/infra/api-keys.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
-import { createDatabase, type Database } from '../../src/infra/database.ts';
+import { createDatabase, createSqlPool, type Database } from '../../src/infra/database.ts';
 import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
 import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
-import { createJobProcessor } from '../../src/jobs/index.ts';
-import { scheduleReconciler } from '../../src/jobs/reconcile.job.ts';
+import { startWorkerRuntime, type WorkerRuntime } from '../../src/jobs/runtime.ts';
 import { testEnv } from './env.ts';
 
 export interface System {
@@ -29,8 +29,8 @@ export interface System {
   app: FastifyInstance;
   queue: QueueInfra;
   banks: Map<string, BankClient>;
-  /** Starts (or restarts) the worker. */
-  startWorker(): void;
+  /** Starts (or restarts) the worker: queue consumer and token poller, as `npm run worker`. */
+  startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
   close(): Promise<void>;
 }
@@ -39,10 +39,16 @@ export async function startSystem(
   overrides: Record<string, string> = {},
   options: { worker?: boolean } = {},
 ): Promise<System> {
-  // A queue namespace per system keeps parallel test files from taking each other's jobs.
-  const env = testEnv({ QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`, ...overrides });
+  // A database and a queue namespace per system keep parallel test files from taking each other's
+  // jobs and token polls.
+  const env = testEnv({
+    QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}`,
+    DATABASE_URL: overrides.DATABASE_URL ?? (await createSystemDatabase()),
+    ...overrides,
+  });
   const config = loadConfig(env);
   const db = createDatabase(config.databaseUrl);
+  const sql = createSqlPool(config.databaseUrl, { poolSize: 4 });
   const queue = createQueueInfra(config.queue, config.databaseUrl);
   // The tests poll many checkouts at once with one merchant key: lift the per-key rate limit
   // (security.test.ts tests it with its own app).
@@ -53,8 +59,7 @@ export async function startSystem(
   const banks = createBankClients(config.banks, { timeoutMs: config.worker.bankTimeoutMs });
   const keys = createKeyRing(config.tokenEncryptionKeys);
   const log = pino({ level: env.LOG_LEVEL ?? 'silent' });
-  let worker: ReturnType<QueueInfra['createWorker']> | undefined;
-  let scheduleTimer: NodeJS.Timeout | undefined;
+  let runtime: WorkerRuntime | undefined;
   const system: System = {
     url: `http://127.0.0.1:${address.port}`,
     env,
@@ -64,38 +69,37 @@ export async function startSystem(
     app,
     queue,
     banks,
-    startWorker() {
-      // As src/worker.ts runs it: same lock settings, and the reconciler's schedule, refreshed.
-      worker = queue.createWorker(createJobProcessor({ config, db, queue: queue.queue, keys, banks, log }), {
-        concurrency: 20,
-        lockDuration: config.worker.lockDurationMs,
-        stalledInterval: Math.min(config.worker.lockDurationMs, 5_000),
-        maxStalledCount: 1_000,
-      });
-      worker.on('error', () => {}); // connection errors while a test stops Redis on purpose
-      const ctx = { queue: queue.queue, config };
-      const refresh = () => scheduleReconciler(ctx).catch(() => {});
-      void refresh();
-      scheduleTimer = setInterval(
-        refresh,
-        Math.max(1_000, Math.min(60_000, config.worker.reconcileEveryMs * 3)),
-      );
+    async startWorker() {
+      // As src/worker.ts runs it (the log is silent unless a test asks for LOG_LEVEL).
+      runtime = await startWorkerRuntime({ config, db, sql, queue: queue.queue, keys, banks, log }, queue);
     },
     async stopWorker() {
-      clearInterval(scheduleTimer);
-      await worker?.close();
-      worker = undefined;
+      await runtime?.close();
+      runtime = undefined;
     },
     async close() {
       await system.stopWorker();
       await app.close();
       await queue.close();
       await Promise.all([...banks.values()].map((b) => b.close()));
-      await db.$disconnect();
+      await Promise.all([db.$disconnect(), sql.end()]);
     },
   };
-  if (options.worker !== false) system.startWorker();
+  if (options.worker !== false) await system.startWorker();
   return system;
+}
+
+/** A fresh, migrated database for one system: a copy of the run's template (global-setup.ts). */
+export async function createSystemDatabase(): Promise<string> {
+  const name = `bankpay_s_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: inject('postgresAdminUrl') });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDatabase')}`);
+  } finally {
+    await admin.end();
+  }
+  return inject('postgresAdminUrl').replace(/\/postgres$/, `/${name}`);
 }
 
 /** A fresh customer at the sandbox bank, so that fault scripts never leak between tests. */

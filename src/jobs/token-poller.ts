@@ -1,0 +1,314 @@
+/**
+ * The token poller: CIBA poll mode (CIBA Core §7.3, §10.1) for every checkout awaiting the
+ * customer's approval. Postgres holds the schedule (`next_poll_at`); each worker process runs one
+ * poller that claims due checkouts in batches (one UPDATE … FOR UPDATE SKIP LOCKED, so two
+ * workers never ask the bank about the same auth_req_id at once), makes one token request per
+ * claimed checkout, and records the answers:
+ *
+ *   authorization_pending → again after the interval
+ *   slow_down             → interval + 5 s, for this and every later poll, persisted (CIBA Core §11)
+ *   503 / 429             → again after Retry-After (never sooner than the interval)
+ *   network errors, 5xx   → again with backoff, never sooner than the interval, until the expiry
+ *   access_denied         → declined;  expired_token, or past the expiry → expired
+ *   any other error       → failed; that auth_req_id is never polled again
+ *   tokens                → the ID Token was validated by the client; the access token is stored
+ *                           encrypted in the same update that authorizes the checkout; then
+ *                           bank-pay is enqueued
+ *
+ * "Ask again later" answers, nearly all of them, are written in batches (one statement for many
+ * checkouts: the next poll time plus a `token_poll` event each); settling answers are written one
+ * by one, at once. Why not one queue job per poll: at 10,000 pending checkouts and a 5 s interval
+ * that is 2,000 jobs/s of queue and database round trips, several times what one worker process
+ * sustains (bench/RESULTS.md). A crash loses nothing: a claimed poll whose answer was not written
+ * is claimed again when its lease lapses (BANK_TIMEOUT_MS + 5 s).
+ */
+
+import { enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
+import {
+  claimDuePolls,
+  type DuePoll,
+  type EventDetail,
+  type PollAnswer,
+  recordPollAnswers,
+  transition,
+} from '../checkout/checkout.repository.ts';
+import type { SqlPool } from '../infra/database.ts';
+import { BankError } from '../integrations/bank.errors.ts';
+import { DEFAULT_POLL_INTERVAL_S } from './ciba-start.job.ts';
+import { backoffMs, type JobContext, persistBankAnswer } from './job.context.ts';
+
+/** CIBA Core §11 (via RFC 8628 §3.5): slow_down adds 5 seconds to the interval. */
+export const SLOW_DOWN_INCREMENT_S = 5;
+
+export interface StoredTokens {
+  accessToken: string;
+  /** Epoch ms after which the access token is no longer usable. */
+  accessTokenExpiresAt: number | null;
+}
+
+export interface TokenPollerOptions {
+  /** Token requests in flight at once, across all banks. */
+  maxInFlight: number;
+  /** Largest batch one claim takes. */
+  batchSize: number;
+  /** How often to look for due polls when there were none (ms): bounds the lateness it adds. */
+  idleMs: number;
+  /** How long an "ask again later" answer may wait to be written with others (ms). */
+  flushMs: number;
+}
+
+export const DEFAULT_TOKEN_POLLER_OPTIONS: TokenPollerOptions = {
+  maxInFlight: 200,
+  batchSize: 100,
+  idleMs: 100,
+  flushMs: 20,
+};
+
+export interface TokenPoller {
+  /** Stops claiming, waits for the token requests in flight and writes their answers. */
+  close(): Promise<void>;
+}
+
+export interface PollContext extends JobContext {
+  sql: SqlPool;
+}
+
+export function startTokenPoller(
+  ctx: PollContext,
+  options: TokenPollerOptions = DEFAULT_TOKEN_POLLER_OPTIONS,
+): TokenPoller {
+  const now = () => ctx.now?.() ?? Date.now();
+  const writer = createAnswerWriter(ctx, options.flushMs, options.batchSize);
+  const inFlight = new Set<Promise<unknown>>();
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const nap = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => {
+      wake = undefined;
+    });
+
+  const loop = async () => {
+    while (!stopped) {
+      const room = options.maxInFlight - inFlight.size;
+      const want = Math.min(room, options.batchSize);
+      let claimed = 0;
+      if (want > 0) {
+        try {
+          const at = now();
+          const due = await claimDuePolls(
+            ctx.sql,
+            new Date(at),
+            new Date(at + ctx.config.worker.bankTimeoutMs + 5_000),
+            want,
+          );
+          claimed = due.length;
+          for (const poll of due) {
+            const run = pollOnce(ctx, poll, writer).catch((err: Error) =>
+              ctx.log.error(
+                { checkoutId: poll.id, err: err.message },
+                'token poll failed; it runs again when its claim lapses',
+              ),
+            );
+            inFlight.add(run);
+            void run.finally(() => {
+              inFlight.delete(run);
+              if (inFlight.size === options.maxInFlight - 1) wake?.();
+            });
+          }
+        } catch (err) {
+          ctx.log.warn({ err: (err as Error).message }, 'could not claim due token polls; retrying');
+          await nap(1_000);
+          continue;
+        }
+      }
+      // A full batch: more may be due right now. Otherwise look again shortly.
+      if (claimed > 0 && claimed === want) await new Promise((r) => setImmediate(r));
+      else await nap(options.idleMs);
+    }
+  };
+  const running = loop();
+
+  return {
+    async close() {
+      stopped = true;
+      wake?.();
+      await running;
+      await Promise.all(inFlight);
+      await writer.close();
+    },
+  };
+}
+
+interface AnswerWriter {
+  add(answer: PollAnswer): void;
+  close(): Promise<void>;
+}
+
+/** Collects "ask again later" answers and writes them in batches (at most `flushMs` later). */
+function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number): AnswerWriter {
+  let batch: PollAnswer[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const writes = new Set<Promise<void>>();
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (batch.length === 0) return;
+    const answers = batch;
+    batch = [];
+    const write = persistBankAnswer(ctx, 'token poll answers', () =>
+      recordPollAnswers(ctx.sql, answers, new Date(ctx.now?.() ?? Date.now())),
+    )
+      .then(() => undefined)
+      .catch((err: Error) =>
+        // Nothing is lost: these polls are claimed again when their lease lapses.
+        ctx.log.warn({ err: err.message, answers: answers.length }, 'could not record token poll answers'),
+      );
+    writes.add(write);
+    void write.finally(() => writes.delete(write));
+  };
+  return {
+    add(answer) {
+      batch.push(answer);
+      if (batch.length >= maxBatch) flush();
+      else timer ??= setTimeout(flush, flushMs);
+    },
+    async close() {
+      flush();
+      await Promise.all(writes);
+    },
+  };
+}
+
+async function settle(
+  ctx: PollContext,
+  poll: DuePoll,
+  to: 'declined' | 'expired' | 'failed',
+  code: string,
+  message: string,
+  detail: EventDetail = {},
+) {
+  const done = await persistBankAnswer(ctx, 'token poll outcome', () =>
+    transition(
+      ctx.db,
+      poll.id,
+      'awaiting_approval',
+      to,
+      { failureCode: code, failureMessage: message, nextPollAt: null },
+      { step: 'token_poll', outcome: code, detail },
+    ),
+  );
+  if (done) ctx.log.info({ checkoutId: poll.id, status: to, code }, 'checkout settled by the bank');
+  return to;
+}
+
+/** One token request for one claimed checkout, and what follows from its answer. */
+export async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
+  const expiresAt = poll.expiresAt.getTime();
+  if ((ctx.now?.() ?? Date.now()) >= expiresAt)
+    return settle(ctx, poll, 'expired', 'expired_token', 'the customer did not approve in time');
+  const bank = ctx.banks.get(poll.bankId);
+  if (!bank)
+    return settle(ctx, poll, 'failed', 'configuration_error', `bank ${poll.bankId} is no longer configured`);
+
+  let interval = poll.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S;
+  const askAgain = (
+    waitMs: number,
+    outcome: string,
+    patch: { pollIntervalS?: number; stepErrors: number },
+    detail: EventDetail = {},
+  ) => {
+    // Counted from the answer, not from when we asked: the next request then arrives at least
+    // `waitMs` after the previous one did, whatever the latency of each.
+    const answeredAt = ctx.now?.() ?? Date.now();
+    const at = Math.min(answeredAt + waitMs, expiresAt);
+    writer.add({ id: poll.id, lease: poll.lease, nextPollAt: new Date(at), ...patch, outcome, detail });
+    return outcome;
+  };
+
+  let outcome: Awaited<ReturnType<typeof bank.pollToken>>;
+  try {
+    outcome = await bank.pollToken(poll.authReqId, { loginHint: poll.loginHint });
+  } catch (error) {
+    if (!(error instanceof BankError)) throw error;
+    if (error.retryable) {
+      const errors = poll.stepErrors + 1;
+      const wait = Math.max(interval * 1000, backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
+      ctx.log.warn({ checkoutId: poll.id, code: error.code, retryInMs: wait }, 'token poll failed; retrying');
+      return askAgain(
+        wait,
+        error.code,
+        { stepErrors: errors },
+        { status: error.status ?? null, retryInMs: wait },
+      );
+    }
+    // invalid_id_token and anything else we cannot use: the tokens are never stored nor used.
+    return settle(ctx, poll, 'failed', error.code, error.message, { status: error.status ?? null });
+  }
+
+  switch (outcome.kind) {
+    case 'pending':
+      return askAgain(interval * 1000, 'authorization_pending', { stepErrors: 0 });
+    case 'slow_down':
+      interval += SLOW_DOWN_INCREMENT_S;
+      return askAgain(interval * 1000, 'slow_down', { pollIntervalS: interval, stepErrors: 0 }, { interval });
+    case 'unavailable': {
+      const wait = Math.max(interval * 1000, (outcome.retryAfterSeconds ?? 0) * 1000);
+      return askAgain(
+        wait,
+        'unavailable',
+        { stepErrors: poll.stepErrors + 1 },
+        { retryAfter: outcome.retryAfterSeconds ?? null },
+      );
+    }
+    case 'denied':
+      return settle(ctx, poll, 'declined', 'access_denied', 'the customer declined in their bank app');
+    case 'expired':
+      return settle(ctx, poll, 'expired', 'expired_token', 'the customer did not approve in time');
+    case 'failed':
+      return settle(
+        ctx,
+        poll,
+        'failed',
+        outcome.code,
+        outcome.description ?? `the bank answered ${outcome.code}`,
+      );
+    case 'tokens': {
+      const stored: StoredTokens = {
+        accessToken: outcome.tokens.accessToken,
+        accessTokenExpiresAt: outcome.tokens.expiresIn
+          ? (ctx.now?.() ?? Date.now()) + outcome.tokens.expiresIn * 1000
+          : null,
+      };
+      // The bank will not give these tokens twice: keep trying to store them through a short outage.
+      const authorized = await persistBankAnswer(ctx, 'tokens', () =>
+        transition(
+          ctx.db,
+          poll.id,
+          'awaiting_approval',
+          'authorized',
+          {
+            tokensEncrypted: ctx.keys.encrypt(JSON.stringify(stored)),
+            subject: outcome.subject,
+            nextPollAt: null,
+            stepErrors: 0,
+          },
+          { step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
+        ),
+      );
+      // Canceled in the meantime: the tokens are dropped unused and nothing is paid.
+      if (!authorized) return 'skipped';
+      ctx.log.info({ checkoutId: poll.id }, 'checkout authorized by the customer');
+      // If this enqueue fails (Redis down), the reconciler enqueues the payment later.
+      await enqueueCheckoutJob(ctx.queue, JOB_NAMES.bankPay, poll.id).catch((err: Error) =>
+        ctx.log.warn({ checkoutId: poll.id, err: err.message }, 'could not enqueue the payment yet'),
+      );
+      return 'authorized';
+    }
+  }
+}
