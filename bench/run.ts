@@ -68,11 +68,14 @@ const { values } = parseArgs({
     'worker-concurrency': { type: 'string' },
     'direct-from': { type: 'string' },
     'no-analyze': { type: 'boolean', default: false },
+    /** Only the pending-checkout stages (c)–(f): no autocannon runs, no create profile. */
+    'skip-http': { type: 'boolean', default: false },
     /** Run the worker of each (c) stage under --cpu-prof and summarize its window (skews (c)). */
     'profile-worker': { type: 'boolean', default: false },
   },
 });
 const SMOKE = values.smoke ?? false;
+const SKIP_HTTP = values['skip-http'] ?? false;
 const QUICK = (values.quick ?? false) || SMOKE;
 const list = (s: string | undefined, d: number[]) =>
   s === undefined ? d : s === '' ? [] : s.split(',').map((x) => Number(x.trim()));
@@ -80,14 +83,14 @@ const P = {
   /** autocannon seconds per measured run, and per warm-up. */
   duration: SMOKE ? 1 : QUICK ? 2 : 6,
   warmup: 1,
-  connections: SMOKE ? [1, 16] : [1, 16, 64],
+  connections: SKIP_HTTP ? [] : SMOKE ? [1, 16] : [1, 16, 64],
   ks: list(values.k, SMOKE ? [20] : QUICK ? [1_000] : [1_000, 10_000]),
   naiveKs: list(values['naive-k'], SMOKE ? [20] : QUICK ? [] : [1_000, 10_000]),
   /** Seconds of steady state measured per K. */
   window: (k: number) => (SMOKE ? 11 : QUICK ? 9 : k >= 10_000 ? 30 : 20),
   approvals: (k: number) => Math.min(QUICK ? 20 : 100, Math.floor(k / 10)),
   latenessSample: 300,
-  profile: (!QUICK || SMOKE) && !values['no-profile'],
+  profile: (!QUICK || SMOKE) && !values['no-profile'] && !SKIP_HTTP,
   deadlineMs: QUICK ? 110_000 : 15 * 60_000,
   /** From this K on, checkouts are inserted straight into PostgreSQL and their ciba-start jobs
    * enqueued (what the API does, without its cost); below it they go through POST /v1/checkouts. */
@@ -413,7 +416,7 @@ async function main(): Promise<void> {
     });
   await getBare(16, P.warmup);
   await getApi(16, P.warmup);
-  for (const c of QUICK ? [16] : P.connections) {
+  for (const c of QUICK && !SKIP_HTTP ? [16] : P.connections) {
     const bareResult = await getBare(c, P.duration);
     const pids = components({ api: api.child.pid, bench: 0 });
     const before = cpuOf(pids);

@@ -12,7 +12,7 @@ import type { Config } from './config.ts';
 import { registerProblemHandlers, sendError } from './http/problem.ts';
 import { registerValidators } from './http/validation.ts';
 import { createKeyRing } from './infra/crypto.ts';
-import { type Database, isDatabaseReachable } from './infra/database.ts';
+import { createSqlPool, type Database, isDatabaseReachable, type SqlPool } from './infra/database.ts';
 import { healthRoutes } from './infra/health.ts';
 import { loggerOptions } from './infra/logging.ts';
 import type { QueueInfra } from './infra/queue.ts';
@@ -23,6 +23,8 @@ export interface AppDependencies {
   config: Config;
   db: Database;
   queue: QueueInfra;
+  /** node-postgres for the hot statements (create, status read); made from the config when absent. */
+  sql?: SqlPool;
   /** Requests per credential per window (default in infra/security.ts). */
   rateLimit?: RateLimitSettings;
   /** Where the logs go (default stdout); tests capture them here. */
@@ -74,8 +76,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await registerSwagger(app);
   registerProblemHandlers(app);
 
+  let sql = deps.sql;
+  if (!sql) {
+    const own = createSqlPool(deps.config.databaseUrl);
+    app.addHook('onClose', () => own.end());
+    sql = own;
+  }
   await app.register(checkoutRoutes, {
     db: deps.db,
+    sql,
     queue: deps.queue.queue,
     keys: createKeyRing(deps.config.tokenEncryptionKeys),
     config: deps.config,

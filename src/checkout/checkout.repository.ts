@@ -90,10 +90,6 @@ export async function recordEvent(
   });
 }
 
-export async function listEvents(db: Database, checkoutId: string) {
-  return db.checkoutEvent.findMany({ where: { checkoutId }, orderBy: { id: 'asc' }, take: 500 });
-}
-
 /** A token poll claimed for this worker: the checkout's CIBA state as of the claim. */
 export interface DuePoll {
   id: string;
@@ -108,19 +104,21 @@ export interface DuePoll {
 }
 
 /** $1 now, $2 the lease, $3 the batch size. */
-export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts AS c SET next_poll_at = $2, updated_at = $1
-  FROM (SELECT id FROM checkouts
-        WHERE status = 'awaiting_approval' AND next_poll_at <= $1 AND auth_req_id IS NOT NULL
-        ORDER BY next_poll_at LIMIT $3
-        FOR UPDATE SKIP LOCKED) AS due
-  WHERE c.id = due.id
-  RETURNING c.id, c.bank_id, c.auth_req_id, c.login_hint, c.poll_interval_s, c.step_errors, c.expires_at`;
+export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts SET next_poll_at = $2
+  WHERE id = ANY(ARRAY(
+    SELECT id FROM checkouts
+    WHERE status = 'awaiting_approval' AND next_poll_at <= $1 AND auth_req_id IS NOT NULL
+    ORDER BY next_poll_at LIMIT $3
+    FOR UPDATE SKIP LOCKED))
+  RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at`;
 
 /**
  * Claims up to `limit` checkouts whose next token poll is due, oldest first, by moving their
  * `next_poll_at` to `lease`: no other poller takes them until the lease lapses (a crashed
  * worker's polls are picked up again then). Rows another poller is claiming right now are skipped
- * rather than waited for. One statement for the whole batch, served by `checkouts_poll_due_idx`.
+ * rather than waited for. One statement for the whole batch: `checkouts_poll_due_idx` finds the
+ * due rows, the primary key updates them (`= ANY(ARRAY(…))` keeps the planner from hash-joining
+ * the whole table, which it prefers for a join with the subquery).
  */
 export async function claimDuePolls(sql: SqlPool, now: Date, lease: Date, limit: number): Promise<DuePoll[]> {
   const { rows } = await sql.query<{
@@ -163,14 +161,12 @@ export interface PollAnswer {
 /**
  * Records a batch of "ask again later" answers in one statement: each checkout gets its next poll
  * time and a `token_poll` event, but only while it is still awaiting approval under the same
- * claim (a checkout canceled, or claimed again after a lapsed lease, is left alone).
+ * claim (a checkout canceled, or claimed again after a lapsed lease, is left alone). Neither this
+ * nor the claim touches `updated_at`: a poll that changes nothing the API shows is not an update
+ * of the checkout.
  * Returns how many were recorded.
  */
-export async function recordPollAnswers(
-  sql: SqlPool,
-  answers: readonly PollAnswer[],
-  now: Date,
-): Promise<number> {
+export async function recordPollAnswers(sql: SqlPool, answers: readonly PollAnswer[]): Promise<number> {
   if (answers.length === 0) return 0;
   const { rowCount } = await sql.query({
     name: 'record_poll_answers',
@@ -180,7 +176,7 @@ export async function recordPollAnswers(
            ), u AS (
              UPDATE checkouts AS c
              SET next_poll_at = v.next_poll_at, poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
-                 step_errors = v.step_errors, updated_at = $8
+                 step_errors = v.step_errors
              FROM v
              WHERE c.id = v.id AND c.status = 'awaiting_approval' AND c.next_poll_at = v.lease
              RETURNING c.id
@@ -195,8 +191,133 @@ export async function recordPollAnswers(
       answers.map((a) => a.stepErrors),
       answers.map((a) => a.outcome),
       answers.map((a) => JSON.stringify(a.detail)),
-      now,
     ],
   });
   return rowCount ?? 0;
+}
+
+/** What the idempotency record of a create holds once the checkout exists. */
+export interface StoredCreateResponse {
+  apiKeyId: string;
+  key: string;
+  requestHash: string;
+  status: number;
+  body: unknown;
+  expiresAt: Date;
+}
+
+/**
+ * Inserts a new checkout, its `created` event and the Idempotency-Key record holding its response,
+ * in one statement (atomic, one round trip). `claim` says how the key is taken:
+ * - 'new': the key must not exist yet. Returns false, storing nothing, when it does (a duplicate or
+ *   a reused key: the caller looks at the existing record). A concurrent duplicate waits for this
+ *   statement to commit and then finds the stored response.
+ * - 'claimed': the caller holds the key `in_flight` (it took over an expired or abandoned
+ *   record); the record is completed. Returns false when the claim was lost meanwhile.
+ */
+export async function insertCheckout(
+  sql: SqlPool,
+  row: CheckoutRow,
+  response: StoredCreateResponse,
+  claim: 'new' | 'claimed',
+): Promise<boolean> {
+  const key =
+    claim === 'new'
+      ? `INSERT INTO idempotency_records (api_key_id, key, request_hash, state, response_status, response_body, resource_id, created_at, expires_at)
+         VALUES ($1, $2, $3, 'done', $4, $5::jsonb, $6, $7, $8)
+         ON CONFLICT (api_key_id, key) DO NOTHING RETURNING 1`
+      : `UPDATE idempotency_records
+         SET state = 'done', response_status = $4, response_body = $5::jsonb, resource_id = $6, created_at = $7, expires_at = $8
+         WHERE api_key_id = $1 AND key = $2 AND request_hash = $3 AND state = 'in_flight'
+         RETURNING 1`;
+  const { rowCount } = await sql.query({
+    name: `insert_checkout_${claim}`,
+    text: `WITH k AS (${key}),
+           c AS (
+             INSERT INTO checkouts (id, status, amount, currency, bank_id, login_hint, reference, description,
+                                    binding_message, api_key_id, created_at, updated_at, expires_at)
+             SELECT $6, $9, $10, $11, $12, $13, $14, $15, $16, $1, $7, $7, $17 WHERE EXISTS (SELECT 1 FROM k)
+             RETURNING id
+           )
+           INSERT INTO checkout_events (checkout_id, at, step, outcome, detail)
+           SELECT id, $7, 'created', $9, $18::jsonb FROM c`,
+    values: [
+      response.apiKeyId,
+      response.key,
+      response.requestHash,
+      response.status,
+      JSON.stringify(response.body),
+      row.id,
+      row.createdAt,
+      response.expiresAt,
+      row.status,
+      row.amount.toString(),
+      row.currency,
+      row.bankId,
+      row.loginHint,
+      row.reference,
+      row.description,
+      row.bindingMessage,
+      row.expiresAt,
+      JSON.stringify({ bankId: row.bankId }),
+    ],
+  });
+  return rowCount === 1;
+}
+
+export interface TimelineEntry {
+  at: string;
+  step: string;
+  outcome: string;
+  detail: Record<string, unknown> | null;
+}
+
+/** One checkout and its timeline (oldest first, at most 500 events), in one query. */
+export async function findCheckoutWithTimeline(
+  sql: SqlPool,
+  id: string,
+): Promise<{ row: CheckoutRow; timeline: TimelineEntry[] } | null> {
+  const { rows } = await sql.query<Record<string, unknown>>({
+    name: 'find_checkout_with_timeline',
+    text: `SELECT c.*, COALESCE((
+             SELECT json_agg(json_build_object(
+                      'at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                      'step', e.step, 'outcome', e.outcome, 'detail', e.detail) ORDER BY e.id)
+             FROM (SELECT * FROM checkout_events WHERE checkout_id = c.id ORDER BY id LIMIT 500) e
+           ), '[]'::json) AS timeline
+           FROM checkouts c WHERE c.id = $1`,
+    values: [id],
+  });
+  const r = rows[0];
+  if (!r) return null;
+  return { row: checkoutFromSql(r), timeline: r.timeline as TimelineEntry[] };
+}
+
+/** A `checkouts` row as node-postgres returns it, in the shape Prisma gives it. */
+function checkoutFromSql(r: Record<string, unknown>): CheckoutRow {
+  return {
+    id: r.id as string,
+    status: r.status as string,
+    amount: BigInt(r.amount as string),
+    currency: r.currency as string,
+    bankId: r.bank_id as string,
+    loginHint: r.login_hint as string,
+    reference: r.reference as string,
+    description: r.description as string | null,
+    bindingMessage: r.binding_message as string,
+    apiKeyId: r.api_key_id as string | null,
+    createdAt: r.created_at as Date,
+    updatedAt: r.updated_at as Date,
+    expiresAt: r.expires_at as Date,
+    authReqId: r.auth_req_id as string | null,
+    pollIntervalS: r.poll_interval_s as number | null,
+    nextPollAt: r.next_poll_at as Date | null,
+    stepErrors: r.step_errors as number,
+    tokensEncrypted: r.tokens_encrypted as string | null,
+    subject: r.subject as string | null,
+    bankPaymentId: r.bank_payment_id as string | null,
+    paymentStatus: r.payment_status as string | null,
+    failureCode: r.failure_code as string | null,
+    failureMessage: r.failure_message as string | null,
+  };
 }

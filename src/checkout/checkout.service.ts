@@ -5,18 +5,23 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { BankConfig, Config } from '../config.ts';
-import type { Prisma } from '../generated/prisma/client.ts';
 import {
   claimIdempotencyKey,
+  IDEMPOTENCY_TTL_MS,
   releaseIdempotencyKey,
   requestFingerprint,
-  storeIdempotentResponse,
 } from '../http/idempotency.ts';
 import { ProblemError } from '../http/problem.ts';
 import type { KeyRing } from '../infra/crypto.ts';
-import type { Database } from '../infra/database.ts';
+import type { Database, SqlPool } from '../infra/database.ts';
 import { enqueueCheckoutJob, JOB_NAMES } from './checkout.jobs.ts';
-import { type CheckoutRow, findCheckout, listEvents, transition } from './checkout.repository.ts';
+import {
+  type CheckoutRow,
+  findCheckout,
+  findCheckoutWithTimeline,
+  insertCheckout,
+  transition,
+} from './checkout.repository.ts';
 import type { CheckoutView, CreateCheckoutInput } from './checkout.schemas.ts';
 import { CANCELABLE_STATUSES, type CheckoutStatus, isTerminal } from './checkout.states.ts';
 import { issueClientSecret } from './client-secret.ts';
@@ -24,6 +29,7 @@ import { currencyExponent } from './money.ts';
 
 export interface CheckoutDeps {
   db: Database;
+  sql: SqlPool;
   queue: Queue;
   keys: KeyRing;
   config: Config;
@@ -116,57 +122,61 @@ export async function createCheckout(
   }
   const bank = findBank(deps.config, input.bankId);
 
-  const claim = await claimIdempotencyKey(
-    deps.db,
+  const fingerprint = requestFingerprint('POST', '/v1/checkouts', input);
+  const now = new Date();
+  const row: CheckoutRow = {
+    id: newCheckoutId(),
+    status: 'pending',
+    amount: BigInt(input.amount),
+    currency: input.currency,
+    bankId: bank.id,
+    loginHint: input.loginHint,
+    reference: input.reference,
+    description: input.description ?? null,
+    bindingMessage: newBindingMessage(),
     apiKeyId,
-    idempotencyKey,
-    requestFingerprint('POST', '/v1/checkouts', input),
-  );
-  if (claim.kind === 'replay') {
-    const body = claim.body as unknown as CheckoutView;
-    return {
-      status: claim.status,
-      body: { ...body, clientSecret: issueClientSecret(deps.keys, body.id) },
-      replayed: true,
-    };
-  }
-
-  let row: CheckoutRow;
-  try {
-    const id = newCheckoutId();
-    const now = new Date();
-    row = await deps.db.$transaction(async (tx) => {
-      const created = await tx.checkout.create({
-        data: {
-          id,
-          status: 'pending',
-          amount: BigInt(input.amount),
-          currency: input.currency,
-          bankId: bank.id,
-          loginHint: input.loginHint,
-          reference: input.reference,
-          description: input.description ?? null,
-          bindingMessage: newBindingMessage(),
-          apiKeyId,
-          createdAt: now,
-          updatedAt: now,
-          expiresAt: new Date(now.getTime() + (bank.requestedExpiry + START_GRACE_SECONDS) * 1000),
-          events: { create: { step: 'created', outcome: 'pending', detail: { bankId: bank.id } } },
-        },
-      });
-      await storeIdempotentResponse(
-        tx,
-        apiKeyId,
-        idempotencyKey,
-        202,
-        toView(created) as unknown as Prisma.InputJsonValue,
-        id,
-      );
-      return created;
-    });
-  } catch (error) {
-    await releaseIdempotencyKey(deps.db, apiKeyId, idempotencyKey);
-    throw error;
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: new Date(now.getTime() + (bank.requestedExpiry + START_GRACE_SECONDS) * 1000),
+    authReqId: null,
+    pollIntervalS: null,
+    nextPollAt: null,
+    stepErrors: 0,
+    tokensEncrypted: null,
+    subject: null,
+    bankPaymentId: null,
+    paymentStatus: null,
+    failureCode: null,
+    failureMessage: null,
+  };
+  const response = {
+    apiKeyId,
+    key: idempotencyKey,
+    requestHash: fingerprint,
+    status: 202,
+    body: toView(row),
+    expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS),
+  };
+  // The usual case, a key never seen: checkout, event and stored response in one statement.
+  if (!(await insertCheckout(deps.sql, row, response, 'new'))) {
+    // The key exists: a replay, a reused key (422), one still in flight (409), or an expired or
+    // abandoned record this request may take over.
+    const claim = await claimIdempotencyKey(deps.db, apiKeyId, idempotencyKey, fingerprint);
+    if (claim.kind === 'replay') {
+      const body = claim.body as unknown as CheckoutView;
+      return {
+        status: claim.status,
+        body: { ...body, clientSecret: issueClientSecret(deps.keys, body.id) },
+        replayed: true,
+      };
+    }
+    let stored = false;
+    try {
+      stored = await insertCheckout(deps.sql, row, response, 'claimed');
+    } finally {
+      if (!stored) await releaseIdempotencyKey(deps.db, apiKeyId, idempotencyKey);
+    }
+    if (!stored) throw new Error('the Idempotency-Key claim was lost while creating the checkout');
   }
 
   // After the commit: Postgres is the source of truth. If the queue is unreachable the checkout
@@ -190,20 +200,11 @@ export async function getCheckout(
   deps: CheckoutDeps,
   id: string,
 ): Promise<{ view: CheckoutView; retryAfter: number | undefined }> {
-  const row = await findCheckout(deps.db, id);
-  if (!row) throw checkoutNotFound(id);
-  const events = await listEvents(deps.db, id);
+  const found = await findCheckoutWithTimeline(deps.sql, id);
+  if (!found) throw checkoutNotFound(id);
   return {
-    view: {
-      ...toView(row),
-      timeline: events.map((e) => ({
-        at: e.at.toISOString(),
-        step: e.step,
-        outcome: e.outcome,
-        detail: (e.detail as Record<string, unknown> | null) ?? null,
-      })),
-    },
-    retryAfter: retryAfterSeconds(row),
+    view: { ...toView(found.row), timeline: found.timeline },
+    retryAfter: retryAfterSeconds(found.row),
   };
 }
 

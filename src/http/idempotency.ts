@@ -3,9 +3,11 @@
  * the first response is stored and replayed for 24 h; the same key with another body is a client
  * error (422); the same key while the first request still runs is a conflict (409).
  *
- * The key is claimed in its own short transaction (`in_flight`), so a concurrent duplicate sees the
- * claim at once instead of waiting on a lock; the response is stored in the same transaction as the
- * resource it describes (see checkout.service.ts), so a stored response always has its resource.
+ * A key never seen is taken in the same statement that creates the resource and stores its
+ * response (checkout.repository.ts `insertCheckout`): a stored response always has its resource,
+ * and a concurrent duplicate waits for that one statement, then gets the replay. A key whose record
+ * expired, or was left `in_flight` by a crashed request, is claimed here first (compare-and-set),
+ * and a request meeting such a claim gets 409.
  */
 import { createHash } from 'node:crypto';
 import type { Prisma } from '../generated/prisma/client.ts';
@@ -15,8 +17,6 @@ import { ProblemError } from './problem.ts';
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** A claim older than this was left by a crashed request: a retry may take it over. */
 export const STALE_CLAIM_MS = 60 * 1000;
-
-type Tx = Prisma.TransactionClient;
 
 /** Canonical JSON (sorted keys) so that key order does not make "another body". */
 function canonical(value: unknown): string {
@@ -94,20 +94,6 @@ export async function claimIdempotencyKey(
     );
   }
   return { kind: 'replay', status: existing.responseStatus, body: existing.responseBody };
-}
-
-export async function storeIdempotentResponse(
-  tx: Tx,
-  apiKeyId: string,
-  key: string,
-  status: number,
-  body: Prisma.InputJsonValue,
-  resourceId: string,
-): Promise<void> {
-  await tx.idempotencyRecord.update({
-    where: { apiKeyId_key: { apiKeyId, key } },
-    data: { state: 'done', responseStatus: status, responseBody: body, resourceId },
-  });
 }
 
 /** Gives the key back after a failure that stored nothing, so the client can retry with it. */

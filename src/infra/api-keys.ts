@@ -31,14 +31,31 @@ export async function createApiKey(db: Database, name: string): Promise<CreatedA
   return { id, name, key };
 }
 
+/**
+ * Keys verified in the last few seconds (by hash, never the secret), so that a storefront's
+ * requests do not each pay a database lookup: a key revoked in the database stops working within
+ * this time. Unknown keys are never remembered.
+ */
+export const VERIFIED_KEY_TTL_MS = 5_000;
+const MAX_VERIFIED_KEYS = 10_000;
+const verified = new Map<string, { id: string; until: number }>();
+
 /** The API key's id when `presented` is a live merchant key, else null. */
 export async function authenticateApiKey(db: Database, presented: string): Promise<string | null> {
   if (!presented.startsWith(API_KEY_PREFIX) || presented.length > 200) return null;
   const hash = hashSecret(presented);
+  const now = Date.now();
+  const known = verified.get(hash);
+  if (known && known.until > now) return known.id;
   const row = await db.apiKey.findUnique({
     where: { hash },
     select: { id: true, hash: true, revokedAt: true },
   });
-  if (!row || row.revokedAt || !secretsEqual(row.hash, hash)) return null;
+  if (!row || row.revokedAt || !secretsEqual(row.hash, hash)) {
+    verified.delete(hash);
+    return null;
+  }
+  if (verified.size >= MAX_VERIFIED_KEYS) verified.clear();
+  verified.set(hash, { id: row.id, until: now + VERIFIED_KEY_TTL_MS });
   return row.id;
 }

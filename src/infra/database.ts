@@ -80,7 +80,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (adapter?.originalCode && UNAVAILABLE_SQLSTATE.test(adapter.originalCode)) return true;
     if (
       typeof e.message === 'string' &&
-      /Connection terminated|Can't reach database server|connection timeout/i.test(e.message)
+      /Connection terminated|Can't reach database server|connection timeout|timeout exceeded when trying to connect/i.test(
+        e.message,
+      )
     ) {
       return true;
     }

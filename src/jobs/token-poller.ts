@@ -161,9 +161,7 @@ function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number)
     if (batch.length === 0) return;
     const answers = batch;
     batch = [];
-    const write = persistBankAnswer(ctx, 'token poll answers', () =>
-      recordPollAnswers(ctx.sql, answers, new Date(ctx.now?.() ?? Date.now())),
-    )
+    const write = persistBankAnswer(ctx, 'token poll answers', () => recordPollAnswers(ctx.sql, answers))
       .then(() => undefined)
       .catch((err: Error) =>
         // Nothing is lost: these polls are claimed again when their lease lapses.
