@@ -18,8 +18,10 @@
  * The last three lines printed are `ratio create_vs_bare=…`, `ratio status_vs_bare=…` and
  * `pending_<K>_lateness_p99_ms=…` for the largest K (10k in a full run, 1k with --quick).
  */
+
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,6 +74,8 @@ const { values } = parseArgs({
     'skip-http': { type: 'boolean', default: false },
     /** Run the worker of each (c) stage under --cpu-prof and summarize its window (skews (c)). */
     'profile-worker': { type: 'boolean', default: false },
+    /** Profile this process (the sandbox bank, and the bench's sampling) during each (c) window. */
+    'profile-bank': { type: 'boolean', default: false },
   },
 });
 const SMOKE = values.smoke ?? false;
@@ -490,6 +494,21 @@ async function main(): Promise<void> {
       results.createProfile = summarizeProfile(join(profDir, file), skipMs);
       log(`profile of POST /v1/checkouts (self time): ${JSON.stringify(results.createProfile)}`);
     } else log('no CPU profile was written');
+
+    // And of a status read, the same way.
+    const statusProfDir = join(dir, 'prof-status');
+    mkdirSync(statusProfDir);
+    const statusSpawnedAt = Date.now();
+    api = await startApi({ QUEUE_PREFIX: 'ab' }, ['--cpu-prof', `--cpu-prof-dir=${statusProfDir}`]);
+    await getApi(16, P.warmup);
+    const statusSkipMs = Date.now() - statusSpawnedAt;
+    await getApi(16, P.duration);
+    await stopChild(api.child);
+    const statusFile = readdirSync(statusProfDir).find((f) => f.endsWith('.cpuprofile'));
+    if (statusFile) {
+      results.statusProfile = summarizeProfile(join(statusProfDir, statusFile), statusSkipMs);
+      log(`profile of GET /v1/checkouts/{id} (self time): ${JSON.stringify(results.statusProfile)}`);
+    }
   }
   await stopChild(bare);
 
@@ -703,6 +722,7 @@ async function main(): Promise<void> {
     const approvedSet = new Set(approved);
     const W = P.window(K);
     const pids = components({ worker: worker.pid, api: api.child.pid, bench: 0 });
+    const bankProfiler = values['profile-bank'] ? await startProfiler() : undefined;
     const windowStart = Date.now();
     const cpu0 = cpuOf(pids);
     const pg0 = await pgStats();
@@ -732,13 +752,16 @@ async function main(): Promise<void> {
             const r = await fetch(`${api.url}/v1/checkouts/${id}`, {
               headers: { authorization: `Bearer ${secretOf.get(id)}` },
             });
-            const s = r.ok ? ((await r.json()) as { status: string }).status : `http_${r.status}`;
+            const view = r.ok ? ((await r.json()) as { status: string; updatedAt: string }) : undefined;
+            const s = view ? view.status : `http_${r.status}`;
             if (!['awaiting_approval', 'authorized', 'pending'].includes(s)) {
               approvalOutcomes[s] = (approvalOutcomes[s] ?? 0) + 1;
-              if (s === 'succeeded') approvalLatencies.push(Date.now() - t);
+              // When it became succeeded, by the checkout's own clock (same machine), so that the
+              // watchers can look only now and then instead of loading the API they measure.
+              if (s === 'succeeded' && view) approvalLatencies.push(Date.parse(view.updatedAt) - t);
               return;
             }
-            await sleep(50);
+            await sleep(500);
           }
           approvalOutcomes.timeout = (approvalOutcomes.timeout ?? 0) + 1;
         }),
@@ -750,6 +773,8 @@ async function main(): Promise<void> {
     }
     const windowEnd = Date.now();
     const cores = coresBetween(cpu0, cpuOf(pids), (windowEnd - windowStart) / 1000);
+    const bankProfile = bankProfiler ? summarizeProfile(await bankProfiler.stop(), 0) : undefined;
+    if (bankProfile) log(`bank profile K=${K} (self time, window): ${JSON.stringify(bankProfile)}`);
     const pgDelta = await pgStatsDelta(pg0);
     const redisAfter = await redisUsed();
     const { rows: pollRows } = await sql.query(
@@ -785,6 +810,7 @@ async function main(): Promise<void> {
       K,
       pendingInWindow: counts.awaiting_approval ?? 0,
       claimPlans: plans,
+      ...(bankProfile ? { bankProfile } : {}),
       creation: direct ? 'direct insert + enqueue' : 'POST /v1/checkouts',
       windowSeconds: round(seconds, 1),
       createPerSecond: round(K / createSeconds),
@@ -944,12 +970,33 @@ async function main(): Promise<void> {
  * Self time of a V8 .cpuprofile, by package / source file, and the top functions, in % of the
  * busy (non-idle) samples taken after the first `skipMs` (start-up and warm-up).
  */
-function summarizeProfile(file: string, skipMs: number) {
-  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
-    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-    samples: number[];
-    timeDeltas: number[];
+/** The V8 profiler of this process (node:inspector), for a window of a run. */
+async function startProfiler(): Promise<{ stop(): Promise<CpuProfile> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = (await post('Profiler.stop')) as { profile: CpuProfile };
+      session.disconnect();
+      return profile;
+    },
   };
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function summarizeProfile(file: string | CpuProfile, skipMs: number) {
+  const profile: CpuProfile = typeof file === 'string' ? JSON.parse(readFileSync(file, 'utf8')) : file;
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const self = new Map<number, number>();
   let t = 0;

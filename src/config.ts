@@ -103,7 +103,7 @@ export interface WorkerSettings {
   concurrency: number;
   /** BullMQ job lock: a worker that dies loses its jobs to another after about this long. */
   lockDurationMs: number;
-  /** Token requests in flight at once per worker process (the token poller). */
+  /** Token requests in flight at once per worker process and bank (the token poller). */
   pollConcurrency: number;
   /** Deadline of every request to a bank. */
   bankTimeoutMs: number;

@@ -103,11 +103,12 @@ export interface DuePoll {
   lease: Date;
 }
 
-/** $1 now, $2 the lease, $3 the batch size. */
+/** $1 now, $2 the lease, $3 the batch size, $4 banks to leave out (text[]). */
 export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts SET next_poll_at = $2
   WHERE id = ANY(ARRAY(
     SELECT id FROM checkouts
     WHERE status = 'awaiting_approval' AND next_poll_at <= $1 AND auth_req_id IS NOT NULL
+      AND bank_id <> ALL($4::text[])
     ORDER BY next_poll_at LIMIT $3
     FOR UPDATE SKIP LOCKED))
   RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at`;
@@ -116,11 +117,18 @@ export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts SET next_poll_at = $2
  * Claims up to `limit` checkouts whose next token poll is due, oldest first, by moving their
  * `next_poll_at` to `lease`: no other poller takes them until the lease lapses (a crashed
  * worker's polls are picked up again then). Rows another poller is claiming right now are skipped
- * rather than waited for. One statement for the whole batch: `checkouts_poll_due_idx` finds the
+ * rather than waited for; checkouts of `exceptBanks` (banks with enough requests in flight) are
+ * left for later. One statement for the whole batch: `checkouts_poll_due_idx` finds the
  * due rows, the primary key updates them (`= ANY(ARRAY(…))` keeps the planner from hash-joining
  * the whole table, which it prefers for a join with the subquery).
  */
-export async function claimDuePolls(sql: SqlPool, now: Date, lease: Date, limit: number): Promise<DuePoll[]> {
+export async function claimDuePolls(
+  sql: SqlPool,
+  now: Date,
+  lease: Date,
+  limit: number,
+  exceptBanks: readonly string[] = [],
+): Promise<DuePoll[]> {
   const { rows } = await sql.query<{
     id: string;
     bank_id: string;
@@ -132,7 +140,7 @@ export async function claimDuePolls(sql: SqlPool, now: Date, lease: Date, limit:
   }>({
     name: 'claim_due_polls',
     text: CLAIM_DUE_POLLS_SQL,
-    values: [now, lease, limit],
+    values: [now, lease, limit, exceptBanks],
   });
   return rows.map((r) => ({
     id: r.id,

@@ -47,7 +47,7 @@ export interface StoredTokens {
 }
 
 export interface TokenPollerOptions {
-  /** Token requests in flight at once, across all banks. */
+  /** Token requests in flight at once to one bank (a bank that hangs does not hold up the others). */
   maxInFlight: number;
   /** Largest batch one claim takes. */
   batchSize: number;
@@ -80,6 +80,8 @@ export function startTokenPoller(
   const now = () => ctx.now?.() ?? Date.now();
   const writer = createAnswerWriter(ctx, options.flushMs, options.batchSize);
   const inFlight = new Set<Promise<unknown>>();
+  const perBank = new Map<string, number>();
+  const cap = options.maxInFlight * Math.max(1, ctx.banks.size);
   let stopped = false;
   let wake: (() => void) | undefined;
   const nap = (ms: number) =>
@@ -95,8 +97,8 @@ export function startTokenPoller(
 
   const loop = async () => {
     while (!stopped) {
-      const room = options.maxInFlight - inFlight.size;
-      const want = Math.min(room, options.batchSize);
+      const want = Math.min(cap - inFlight.size, options.batchSize);
+      const busyBanks = [...perBank].filter(([, n]) => n >= options.maxInFlight).map(([bank]) => bank);
       let claimed = 0;
       if (want > 0) {
         try {
@@ -106,6 +108,7 @@ export function startTokenPoller(
             new Date(at),
             new Date(at + ctx.config.worker.bankTimeoutMs + 5_000),
             want,
+            busyBanks,
           );
           claimed = due.length;
           for (const poll of due) {
@@ -116,9 +119,12 @@ export function startTokenPoller(
               ),
             );
             inFlight.add(run);
+            perBank.set(poll.bankId, (perBank.get(poll.bankId) ?? 0) + 1);
             void run.finally(() => {
               inFlight.delete(run);
-              if (inFlight.size === options.maxInFlight - 1) wake?.();
+              const left = (perBank.get(poll.bankId) ?? 1) - 1;
+              perBank.set(poll.bankId, left);
+              if (inFlight.size === cap - 1 || left === options.maxInFlight - 1) wake?.();
             });
           }
         } catch (err) {

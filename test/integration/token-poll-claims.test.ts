@@ -26,7 +26,7 @@ afterAll(async () => {
   await system?.close();
 });
 
-async function awaiting(nextPollAt: Date, status = 'awaiting_approval'): Promise<string> {
+async function awaiting(nextPollAt: Date, status = 'awaiting_approval', bankId = 'sandbox'): Promise<string> {
   const id = newCheckoutId();
   await system.db.checkout.create({
     data: {
@@ -34,7 +34,7 @@ async function awaiting(nextPollAt: Date, status = 'awaiting_approval'): Promise
       status,
       amount: 100n,
       currency: 'EUR',
-      bankId: 'sandbox',
+      bankId,
       loginHint: 'alice',
       reference: 'claims',
       bindingMessage: 'PAY-CLAIMS',
@@ -121,5 +121,17 @@ describe('token poll claims', () => {
     await claimDuePolls(sql, now, lease, 100);
     expect(await recordPollAnswers(sql, [{ ...answer(id, lease, 'slow_down'), pollIntervalS: 10 }])).toBe(1);
     expect((await system.db.checkout.findUnique({ where: { id } }))?.pollIntervalS).toBe(10);
+  });
+
+  it('leaves out the banks it is told to (a bank with enough requests in flight)', async () => {
+    const past = new Date(Date.now() - 1_000);
+    const busy = await awaiting(past, 'awaiting_approval', 'sandbox-short');
+    const free = await awaiting(past);
+    const now = new Date();
+    const lease = new Date(now.getTime() + 15_000);
+    const claimed = (await claimDuePolls(sql, now, lease, 100, ['sandbox-short'])).map((c) => c.id);
+    expect(claimed).toContain(free);
+    expect(claimed).not.toContain(busy);
+    expect((await claimDuePolls(sql, now, lease, 100)).map((c) => c.id)).toEqual([busy]);
   });
 });
