@@ -685,6 +685,7 @@ async function main(): Promise<void> {
             new Date(),
             new Date(Date.now() + 15_000),
             100,
+            [],
           ])
         ).rows as Array<{ 'QUERY PLAN': string }>
       )
