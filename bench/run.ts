@@ -92,6 +92,9 @@ const P = {
   naiveKs: list(values['naive-k'], SMOKE ? [20] : QUICK ? [] : [1_000, 10_000]),
   /** Seconds of steady state measured per K. */
   window: (k: number) => (SMOKE ? 11 : QUICK ? 9 : k >= 10_000 ? 30 : 20),
+  /** Seconds between "all awaiting approval" and the window: the polls bunched by the ramp (the
+   * worker was starting the last checkouts while the first were due) spread out first. */
+  settle: (k: number) => (QUICK ? 0 : k >= 10_000 ? 15 : 5),
   approvals: (k: number) => Math.min(QUICK ? 20 : 100, Math.floor(k / 10)),
   latenessSample: 300,
   profile: (!QUICK || SMOKE) && !values['no-profile'] && !SKIP_HTTP,
@@ -713,6 +716,10 @@ async function main(): Promise<void> {
     log(`(e) K=${K} memory per pending checkout: ${JSON.stringify(memory)}`);
 
     // Steady state: K checkouts polling, nothing else.
+    if (P.settle(K) > 0) {
+      log(`K=${K}: ${P.settle(K)} s to settle before the window`);
+      await sleep(P.settle(K) * 1000);
+    }
     const ids = (await sql.query("SELECT id, auth_req_id FROM checkouts WHERE status = 'awaiting_approval'"))
       .rows as Array<{ id: string; auth_req_id: string }>;
     const authReqOf = new Map(ids.map((r) => [r.id, r.auth_req_id]));
