@@ -683,14 +683,9 @@ async function main(): Promise<void> {
     // about a minute). --no-analyze measures without it.
     const claimPlan = async () =>
       (
-        (
-          await sql.query(`EXPLAIN /* bench: */ ${CLAIM_DUE_POLLS_SQL}`, [
-            new Date(),
-            new Date(Date.now() + 15_000),
-            100,
-            [],
-          ])
-        ).rows as Array<{ 'QUERY PLAN': string }>
+        (await sql.query(`EXPLAIN /* bench: */ ${CLAIM_DUE_POLLS_SQL}`, [15, 100, []])).rows as Array<{
+          'QUERY PLAN': string;
+        }>
       )
         .map((r) => r['QUERY PLAN'].trim())
         .join(' / ');

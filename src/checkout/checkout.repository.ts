@@ -99,33 +99,39 @@ export interface DuePoll {
   pollIntervalS: number | null;
   stepErrors: number;
   expiresAt: Date;
-  /** The claim: `next_poll_at` now holds this value until the answer is recorded. */
+  /** The claim: `next_poll_at` holds this value until the answer is recorded (or the claim is extended). */
   lease: Date;
 }
 
-/** $1 now, $2 the lease, $3 the batch size, $4 banks to leave out (text[]). */
-export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts SET next_poll_at = $2
+/**
+ * $1 the lease in seconds, $2 the batch size, $3 banks to leave out (text[]). Times are the
+ * database's: every worker compares against one clock, whatever the skew between their hosts.
+ * The lease is never shorter than the checkout's poll interval, so that a claim whose answer was
+ * lost does not bring the next request sooner than the bank allows (CIBA Core §7.3).
+ */
+export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts
+  SET next_poll_at = clock_timestamp() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0)))
   WHERE id = ANY(ARRAY(
     SELECT id FROM checkouts
-    WHERE status = 'awaiting_approval' AND next_poll_at <= $1 AND auth_req_id IS NOT NULL
-      AND bank_id <> ALL($4::text[])
-    ORDER BY next_poll_at LIMIT $3
+    WHERE status = 'awaiting_approval' AND next_poll_at <= clock_timestamp() AND auth_req_id IS NOT NULL
+      AND bank_id <> ALL($3::text[])
+    ORDER BY next_poll_at LIMIT $2
     FOR UPDATE SKIP LOCKED))
-  RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at`;
+  RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at, next_poll_at`;
 
 /**
- * Claims up to `limit` checkouts whose next token poll is due, oldest first, by moving their
- * `next_poll_at` to `lease`: no other poller takes them until the lease lapses (a crashed
- * worker's polls are picked up again then). Rows another poller is claiming right now are skipped
- * rather than waited for; checkouts of `exceptBanks` (banks with enough requests in flight) are
- * left for later. One statement for the whole batch: `checkouts_poll_due_idx` finds the
- * due rows, the primary key updates them (`= ANY(ARRAY(…))` keeps the planner from hash-joining
- * the whole table, which it prefers for a join with the subquery).
+ * Claims up to `limit` checkouts whose next token poll is due, most overdue first, by moving their
+ * `next_poll_at` to a lease `leaseSeconds` ahead: no other poller takes them until the lease
+ * lapses (a crashed worker's polls are picked up again then; a live one extends its lease with
+ * `extendPollLease` while a request runs long). Rows another poller is claiming right now are
+ * skipped rather than waited for; checkouts of `exceptBanks` (banks with enough requests in
+ * flight) are left for later. One statement for the whole batch: `checkouts_poll_due_idx` finds
+ * the due rows, the primary key updates them (`= ANY(ARRAY(…))` keeps the planner from
+ * hash-joining the whole table, which it prefers for a join with the subquery).
  */
 export async function claimDuePolls(
   sql: SqlPool,
-  now: Date,
-  lease: Date,
+  leaseSeconds: number,
   limit: number,
   exceptBanks: readonly string[] = [],
 ): Promise<DuePoll[]> {
@@ -137,10 +143,11 @@ export async function claimDuePolls(
     poll_interval_s: number | null;
     step_errors: number;
     expires_at: Date;
+    next_poll_at: Date;
   }>({
     name: 'claim_due_polls',
     text: CLAIM_DUE_POLLS_SQL,
-    values: [now, lease, limit, exceptBanks],
+    values: [leaseSeconds, limit, exceptBanks],
   });
   return rows.map((r) => ({
     id: r.id,
@@ -150,15 +157,34 @@ export async function claimDuePolls(
     pollIntervalS: r.poll_interval_s,
     stepErrors: r.step_errors,
     expiresAt: r.expires_at,
-    lease,
+    lease: r.next_poll_at,
   }));
+}
+
+/** Moves a claim's lease `leaseSeconds` ahead while it is still ours; the new lease, or null. */
+export async function extendPollLease(
+  sql: SqlPool,
+  id: string,
+  lease: Date,
+  leaseSeconds: number,
+): Promise<Date | null> {
+  const { rows } = await sql.query<{ next_poll_at: Date }>({
+    name: 'extend_poll_lease',
+    text: `UPDATE checkouts SET next_poll_at = clock_timestamp() + make_interval(secs => $3::float8)
+           WHERE id = $1 AND status = 'awaiting_approval' AND next_poll_at = $2
+           RETURNING next_poll_at`,
+    values: [id, lease, leaseSeconds],
+  });
+  return rows[0]?.next_poll_at ?? null;
 }
 
 /** A bank answer that keeps the checkout awaiting approval: when to ask next, and its event. */
 export interface PollAnswer {
   id: string;
+  /** The claim it answers: recorded only while `next_poll_at` still holds it. */
   lease: Date;
-  nextPollAt: Date;
+  /** Ask again this long after the answer is recorded (never past the expiry). */
+  waitMs: number;
   /** Only when it changes (slow_down). */
   pollIntervalS?: number;
   stepErrors: number;
@@ -168,10 +194,10 @@ export interface PollAnswer {
 
 /**
  * Records a batch of "ask again later" answers in one statement: each checkout gets its next poll
- * time and a `token_poll` event, but only while it is still awaiting approval under the same
- * claim (a checkout canceled, or claimed again after a lapsed lease, is left alone). Neither this
- * nor the claim touches `updated_at`: a poll that changes nothing the API shows is not an update
- * of the checkout.
+ * time (the database's clock plus the wait, capped at the expiry) and a `token_poll` event, but
+ * only while it is still awaiting approval under the same claim (a checkout canceled, or claimed
+ * again after a lapsed lease, is left alone). Neither this nor the claim touches `updated_at`: a
+ * poll that changes nothing the API shows is not an update of the checkout.
  * Returns how many were recorded.
  */
 export async function recordPollAnswers(sql: SqlPool, answers: readonly PollAnswer[]): Promise<number> {
@@ -179,11 +205,12 @@ export async function recordPollAnswers(sql: SqlPool, answers: readonly PollAnsw
   const { rowCount } = await sql.query({
     name: 'record_poll_answers',
     text: `WITH v AS (
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::int[], $6::text[], $7::text[])
-               AS v(id, lease, next_poll_at, poll_interval_s, step_errors, outcome, detail)
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[])
+               AS v(id, lease, wait_ms, poll_interval_s, step_errors, outcome, detail)
            ), u AS (
              UPDATE checkouts AS c
-             SET next_poll_at = v.next_poll_at, poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
+             SET next_poll_at = LEAST(clock_timestamp() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at),
+                 poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
                  step_errors = v.step_errors
              FROM v
              WHERE c.id = v.id AND c.status = 'awaiting_approval' AND c.next_poll_at = v.lease
@@ -194,7 +221,7 @@ export async function recordPollAnswers(sql: SqlPool, answers: readonly PollAnsw
     values: [
       answers.map((a) => a.id),
       answers.map((a) => a.lease),
-      answers.map((a) => a.nextPollAt),
+      answers.map((a) => Math.ceil(a.waitMs)),
       answers.map((a) => a.pollIntervalS ?? null),
       answers.map((a) => a.stepErrors),
       answers.map((a) => a.outcome),

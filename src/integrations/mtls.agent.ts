@@ -27,6 +27,8 @@ export function createMtlsAgent(tls: BankConfig['tls'], options: MtlsAgentOption
       rejectUnauthorized: true,
     },
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+    // Bank answers (tokens, discovery, keys, payments) are small: anything larger is refused.
+    maxResponseSize: 1024 * 1024,
     keepAliveMaxTimeout: 10 * 60_000,
     connections: options.connections ?? 32,
   });
@@ -50,6 +52,7 @@ export class BankTimeoutError extends Error {
  */
 export function createBankFetch(dispatcher: Dispatcher, timeoutMs: number): BankFetch {
   return async (url, init = {}) => {
+    init.signal?.throwIfAborted();
     const target = new URL(url);
     // undici accepts an EventEmitter as the abort signal: far cheaper than an AbortSignal.
     const abort = new EventEmitter();

@@ -20,7 +20,10 @@
  * by one, at once. Why not one queue job per poll: at 10,000 pending checkouts and a 5 s interval
  * that is 2,000 jobs/s of queue and database round trips, several times what one worker process
  * sustains (bench/RESULTS.md). A crash loses nothing: a claimed poll whose answer was not written
- * is claimed again when its lease lapses (BANK_TIMEOUT_MS + 5 s).
+ * is claimed again when its lease lapses (BANK_TIMEOUT_MS + 5 s, at least the poll interval); a
+ * live worker extends the lease of a request that runs long (discovery and key refreshes may add
+ * bank round trips), so a claim never lapses under a worker that is still on it. Due times and
+ * leases are the database's clock: the workers' hosts may disagree about the time.
  */
 
 import { enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
@@ -28,6 +31,7 @@ import {
   claimDuePolls,
   type DuePoll,
   type EventDetail,
+  extendPollLease,
   type PollAnswer,
   recordPollAnswers,
   transition,
@@ -77,8 +81,8 @@ export function startTokenPoller(
   ctx: PollContext,
   options: TokenPollerOptions = DEFAULT_TOKEN_POLLER_OPTIONS,
 ): TokenPoller {
-  const now = () => ctx.now?.() ?? Date.now();
   const writer = createAnswerWriter(ctx, options.flushMs, options.batchSize);
+  const leaseSeconds = (ctx.config.worker.bankTimeoutMs + 5_000) / 1000;
   const inFlight = new Set<Promise<unknown>>();
   const perBank = new Map<string, number>();
   const cap = options.maxInFlight * Math.max(1, ctx.banks.size);
@@ -97,27 +101,39 @@ export function startTokenPoller(
 
   const loop = async () => {
     while (!stopped) {
-      const want = Math.min(cap - inFlight.size, options.batchSize);
-      const busyBanks = [...perBank].filter(([, n]) => n >= options.maxInFlight).map(([bank]) => bank);
+      // Never more than maxInFlight per bank: a bank at its limit is left out, and a claim takes no
+      // more than the bank with the least room left could start.
+      let want = Math.min(cap - inFlight.size, options.batchSize);
+      const busyBanks: string[] = [];
+      for (const [bank, n] of perBank) {
+        if (n >= options.maxInFlight) busyBanks.push(bank);
+        else want = Math.min(want, options.maxInFlight - n);
+      }
       let claimed = 0;
       if (want > 0) {
         try {
-          const at = now();
-          const due = await claimDuePolls(
-            ctx.sql,
-            new Date(at),
-            new Date(at + ctx.config.worker.bankTimeoutMs + 5_000),
-            want,
-            busyBanks,
-          );
+          const due = await claimDuePolls(ctx.sql, leaseSeconds, want, busyBanks);
           claimed = due.length;
           for (const poll of due) {
-            const run = pollOnce(ctx, poll, writer).catch((err: Error) =>
-              ctx.log.error(
-                { checkoutId: poll.id, err: err.message },
-                'token poll failed; it runs again when its claim lapses',
-              ),
+            // A request that runs long keeps its claim: extended every third of the lease.
+            const keeper = setInterval(
+              () => {
+                extendPollLease(ctx.sql, poll.id, poll.lease, leaseSeconds)
+                  .then((lease) => {
+                    if (lease) poll.lease = lease;
+                  })
+                  .catch(() => {});
+              },
+              (leaseSeconds * 1000) / 3,
             );
+            const run = pollOnce(ctx, poll, writer)
+              .catch((err: Error) =>
+                ctx.log.error(
+                  { checkoutId: poll.id, err: err.message },
+                  'token poll failed; it runs again when its claim lapses',
+                ),
+              )
+              .finally(() => clearInterval(keeper));
             inFlight.add(run);
             perBank.set(poll.bankId, (perBank.get(poll.bankId) ?? 0) + 1);
             void run.finally(() => {
@@ -152,20 +168,21 @@ export function startTokenPoller(
 }
 
 interface AnswerWriter {
-  add(answer: PollAnswer): void;
+  /** The answer to `poll`'s claim; the lease is read when the batch is written. */
+  add(poll: DuePoll, answer: Omit<PollAnswer, 'id' | 'lease'>): void;
   close(): Promise<void>;
 }
 
 /** Collects "ask again later" answers and writes them in batches (at most `flushMs` later). */
 function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number): AnswerWriter {
-  let batch: PollAnswer[] = [];
+  let batch: Array<{ poll: DuePoll; answer: Omit<PollAnswer, 'id' | 'lease'> }> = [];
   let timer: NodeJS.Timeout | undefined;
   const writes = new Set<Promise<void>>();
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
     if (batch.length === 0) return;
-    const answers = batch;
+    const answers = batch.map(({ poll, answer }) => ({ ...answer, id: poll.id, lease: poll.lease }));
     batch = [];
     const write = persistBankAnswer(ctx, 'token poll answers', () => recordPollAnswers(ctx.sql, answers))
       .then(() => undefined)
@@ -177,8 +194,8 @@ function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number)
     void write.finally(() => writes.delete(write));
   };
   return {
-    add(answer) {
-      batch.push(answer);
+    add(poll, answer) {
+      batch.push({ poll, answer });
       if (batch.length >= maxBatch) flush();
       else timer ??= setTimeout(flush, flushMs);
     },
@@ -227,11 +244,9 @@ export async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWr
     patch: { pollIntervalS?: number; stepErrors: number },
     detail: EventDetail = {},
   ) => {
-    // Counted from the answer, not from when we asked: the next request then arrives at least
-    // `waitMs` after the previous one did, whatever the latency of each.
-    const answeredAt = ctx.now?.() ?? Date.now();
-    const at = Math.min(answeredAt + waitMs, expiresAt);
-    writer.add({ id: poll.id, lease: poll.lease, nextPollAt: new Date(at), ...patch, outcome, detail });
+    // Counted from the answer (from when it is written, a few ms later), not from when we asked:
+    // the next request then arrives at least `waitMs` after the previous one did.
+    writer.add(poll, { waitMs, ...patch, outcome, detail });
     return outcome;
   };
 

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   claimDuePolls,
+  type DuePoll,
+  extendPollLease,
   type PollAnswer,
   recordPollAnswers,
   transition,
@@ -47,14 +49,30 @@ async function awaiting(nextPollAt: Date, status = 'awaiting_approval', bankId =
   return id;
 }
 
-const answer = (id: string, lease: Date, outcome = 'authorization_pending'): PollAnswer => ({
-  id,
-  lease,
-  nextPollAt: new Date(Date.now() + 5_000),
+const answer = (poll: DuePoll, outcome = 'authorization_pending'): PollAnswer => ({
+  id: poll.id,
+  lease: poll.lease,
+  waitMs: 5_000,
   stepErrors: 0,
   outcome,
   detail: {},
 });
+
+/** What a lease that lapsed looks like (a crashed worker's claim, some time later). */
+async function lapse(ids: string[]): Promise<void> {
+  await sql.query("UPDATE checkouts SET next_poll_at = now() - interval '1 second' WHERE id = ANY($1)", [
+    ids,
+  ]);
+}
+
+const mine = async (ids: string[], claim: Promise<DuePoll[]>) => {
+  const polls = await claim;
+  return ids.map((id) => {
+    const poll = polls.find((p) => p.id === id);
+    if (!poll) throw new Error(`${id} was not claimed`);
+    return poll;
+  });
+};
 
 describe('token poll claims', () => {
   it('hands every due checkout to exactly one of many concurrent claims, and nothing else', async () => {
@@ -62,76 +80,87 @@ describe('token poll claims', () => {
     const due = await Promise.all(Array.from({ length: 40 }, () => awaiting(past)));
     const notYet = await awaiting(new Date(Date.now() + 60_000));
     const settled = await awaiting(past, 'declined');
-    const now = new Date();
-    const lease = new Date(now.getTime() + 15_000);
-    const claims = await Promise.all(Array.from({ length: 6 }, () => claimDuePolls(sql, now, lease, 10)));
+    const claims = await Promise.all(Array.from({ length: 6 }, () => claimDuePolls(sql, 15, 10)));
     const claimed = claims.flat().map((c) => c.id);
     expect(new Set(claimed).size).toBe(claimed.length); // nobody got one twice
     expect(claimed.sort()).toEqual([...due].sort()); // every due one, once
     expect(claimed).not.toContain(notYet);
     expect(claimed).not.toContain(settled);
-    // Claimed means leased: a later claim (before the lease lapses) finds none of them.
-    expect(await claimDuePolls(sql, new Date(), new Date(Date.now() + 15_000), 100)).toEqual([]);
+    // Claimed means leased, ~15 s ahead on the database's clock: a later claim finds none of them.
+    const { rows } = await sql.query('SELECT now() AS now');
+    for (const poll of claims.flat()) {
+      const ahead = poll.lease.getTime() - (rows[0] as { now: Date }).now.getTime();
+      expect(ahead).toBeGreaterThan(13_000);
+      expect(ahead).toBeLessThan(17_000);
+    }
+    expect(await claimDuePolls(sql, 15, 100)).toEqual([]);
     // Once the lease lapses (a crashed worker), they are due again.
-    const again = await claimDuePolls(
-      sql,
-      new Date(lease.getTime() + 1),
-      new Date(lease.getTime() + 20_000),
-      100,
-    );
+    await lapse(due);
+    const again = await claimDuePolls(sql, 15, 100);
     expect(again.map((c) => c.id).sort()).toEqual([...due].sort());
+  });
+
+  it('never leases for less than the poll interval (a lost answer must not bring the next request early)', async () => {
+    const id = await awaiting(new Date(Date.now() - 1_000));
+    await system.db.checkout.update({ where: { id }, data: { pollIntervalS: 40 } });
+    const [poll] = await mine([id], claimDuePolls(sql, 15, 100));
+    expect(poll!.lease.getTime() - Date.now()).toBeGreaterThan(35_000);
+  });
+
+  it('extends a claim only while it is still ours', async () => {
+    const id = await awaiting(new Date(Date.now() - 1_000));
+    const [poll] = await mine([id], claimDuePolls(sql, 15, 100));
+    const extended = await extendPollLease(sql, id, poll!.lease, 30);
+    expect(extended?.getTime()).toBeGreaterThan(poll!.lease.getTime());
+    // The old lease is no longer the claim.
+    expect(await extendPollLease(sql, id, poll!.lease, 30)).toBeNull();
   });
 
   it('records an answer only under the claim that asked: not over a cancel, not over a newer claim', async () => {
     const past = new Date(Date.now() - 1_000);
-    const [kept, canceled, reclaimed] = [await awaiting(past), await awaiting(past), await awaiting(past)];
-    const now = new Date();
-    const lease = new Date(now.getTime() + 15_000);
-    const mine = await claimDuePolls(sql, now, lease, 100);
-    expect(mine.map((c) => c.id)).toEqual(expect.arrayContaining([kept, canceled, reclaimed]));
-    await transition(system.db, canceled, 'awaiting_approval', 'canceled');
+    const ids = [await awaiting(past), await awaiting(past), await awaiting(past)];
+    const [kept, canceled, reclaimed] = await mine(ids, claimDuePolls(sql, 15, 100));
+    await transition(system.db, canceled!.id, 'awaiting_approval', 'canceled');
     // Someone else's claim after ours lapsed.
     await system.db.checkout.update({
-      where: { id: reclaimed },
+      where: { id: reclaimed!.id },
       data: { nextPollAt: new Date(Date.now() + 99_000) },
     });
 
-    const recorded = await recordPollAnswers(sql, [
-      answer(kept, lease),
-      answer(canceled, lease),
-      answer(reclaimed, lease),
-    ]);
+    const recorded = await recordPollAnswers(sql, [answer(kept!), answer(canceled!), answer(reclaimed!)]);
     expect(recorded).toBe(1);
     const rows = await system.db.checkout.findMany({
-      where: { id: { in: [kept, canceled, reclaimed] } },
+      where: { id: { in: ids } },
       include: { events: { where: { step: 'token_poll' } } },
     });
     const byId = new Map(rows.map((r) => [r.id, r]));
-    expect(byId.get(kept)?.events.map((e) => e.outcome)).toEqual(['authorization_pending']);
-    expect(byId.get(kept)?.nextPollAt?.getTime()).toBeGreaterThan(Date.now());
-    expect(byId.get(canceled)).toMatchObject({ status: 'canceled', events: [] });
-    expect(byId.get(reclaimed)?.events).toEqual([]);
-    expect(byId.get(reclaimed)?.nextPollAt?.getTime()).toBeGreaterThan(Date.now() + 90_000);
+    expect(byId.get(kept!.id)?.events.map((e) => e.outcome)).toEqual(['authorization_pending']);
+    // The next poll: 5 s after the answer was written.
+    const next = byId.get(kept!.id)?.nextPollAt?.getTime() ?? 0;
+    expect(next - Date.now()).toBeGreaterThan(3_000);
+    expect(next - Date.now()).toBeLessThan(5_500);
+    expect(byId.get(canceled!.id)).toMatchObject({ status: 'canceled', events: [] });
+    expect(byId.get(reclaimed!.id)?.events).toEqual([]);
+    expect(byId.get(reclaimed!.id)?.nextPollAt?.getTime()).toBeGreaterThan(Date.now() + 90_000);
   });
 
-  it('keeps a slow_down interval and leaves the interval alone otherwise', async () => {
+  it('keeps a slow_down interval, and never schedules past the expiry', async () => {
     const id = await awaiting(new Date(Date.now() - 1_000));
-    const now = new Date();
-    const lease = new Date(now.getTime() + 15_000);
-    await claimDuePolls(sql, now, lease, 100);
-    expect(await recordPollAnswers(sql, [{ ...answer(id, lease, 'slow_down'), pollIntervalS: 10 }])).toBe(1);
-    expect((await system.db.checkout.findUnique({ where: { id } }))?.pollIntervalS).toBe(10);
+    const [poll] = await mine([id], claimDuePolls(sql, 15, 100));
+    const slowDown = { ...answer(poll!, 'slow_down'), pollIntervalS: 10, waitMs: 600_000 };
+    expect(await recordPollAnswers(sql, [slowDown])).toBe(1);
+    const row = await system.db.checkout.findUnique({ where: { id } });
+    expect(row?.pollIntervalS).toBe(10);
+    expect(row?.nextPollAt?.getTime()).toBe(row?.expiresAt.getTime());
   });
 
   it('leaves out the banks it is told to (a bank with enough requests in flight)', async () => {
     const past = new Date(Date.now() - 1_000);
     const busy = await awaiting(past, 'awaiting_approval', 'sandbox-short');
     const free = await awaiting(past);
-    const now = new Date();
-    const lease = new Date(now.getTime() + 15_000);
-    const claimed = (await claimDuePolls(sql, now, lease, 100, ['sandbox-short'])).map((c) => c.id);
+    const claimed = (await claimDuePolls(sql, 15, 100, ['sandbox-short'])).map((c) => c.id);
     expect(claimed).toContain(free);
     expect(claimed).not.toContain(busy);
-    expect((await claimDuePolls(sql, now, lease, 100)).map((c) => c.id)).toEqual([busy]);
+    expect((await claimDuePolls(sql, 15, 100)).map((c) => c.id)).toEqual([busy]);
   });
 });
