@@ -483,35 +483,31 @@ async function main(): Promise<void> {
   }
 
   if (P.profile) {
-    // Where the time of a create goes: one more 16-connection run against a profiled API.
-    const profDir = join(dir, 'prof');
-    mkdirSync(profDir);
-    const spawnedAt = Date.now();
-    api = await startApi({ QUEUE_PREFIX: 'ab' }, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
-    await postApi(16, P.warmup);
-    const skipMs = Date.now() - spawnedAt;
-    await postApi(16, P.duration);
-    await stopChild(api.child);
-    const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-    if (file) {
-      results.createProfile = summarizeProfile(join(profDir, file), skipMs);
-      log(`profile of POST /v1/checkouts (self time): ${JSON.stringify(results.createProfile)}`);
-    } else log('no CPU profile was written');
-
-    // And of a status read, the same way.
-    const statusProfDir = join(dir, 'prof-status');
-    mkdirSync(statusProfDir);
-    const statusSpawnedAt = Date.now();
-    api = await startApi({ QUEUE_PREFIX: 'ab' }, ['--cpu-prof', `--cpu-prof-dir=${statusProfDir}`]);
-    await getApi(16, P.warmup);
-    const statusSkipMs = Date.now() - statusSpawnedAt;
-    await getApi(16, P.duration);
-    await stopChild(api.child);
-    const statusFile = readdirSync(statusProfDir).find((f) => f.endsWith('.cpuprofile'));
-    if (statusFile) {
-      results.statusProfile = summarizeProfile(join(statusProfDir, statusFile), statusSkipMs);
-      log(`profile of GET /v1/checkouts/{id} (self time): ${JSON.stringify(results.statusProfile)}`);
-    }
+    // Where the time of a create and of a status read goes: one more 16-connection run each
+    // against a profiled API, summarized from after its warm-up.
+    const profileApi = async (
+      name: string,
+      load: (connections: number, duration: number) => Promise<Cannon>,
+    ) => {
+      const profDir = join(dir, `prof-${name}`);
+      mkdirSync(profDir);
+      const spawnedAt = Date.now();
+      api = await startApi({ QUEUE_PREFIX: 'ab' }, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+      await load(16, P.warmup);
+      const skipMs = Date.now() - spawnedAt;
+      await load(16, P.duration);
+      await stopChild(api.child);
+      const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+      if (!file) {
+        log(`no CPU profile was written for ${name}`);
+        return undefined;
+      }
+      return summarizeProfile(join(profDir, file), skipMs);
+    };
+    results.createProfile = await profileApi('create', postApi);
+    log(`profile of POST /v1/checkouts (self time): ${JSON.stringify(results.createProfile)}`);
+    results.statusProfile = await profileApi('status', getApi);
+    log(`profile of GET /v1/checkouts/{id} (self time): ${JSON.stringify(results.statusProfile)}`);
   }
   await stopChild(bare);
 

@@ -106,14 +106,16 @@ export interface DuePoll {
 /**
  * $1 the lease in seconds, $2 the batch size, $3 banks to leave out (text[]). Times are the
  * database's: every worker compares against one clock, whatever the skew between their hosts.
+ * (`now()`, the statement's start in autocommit, not `clock_timestamp()`: a volatile function
+ * cannot bound the index scan, which then reads every awaiting row at each claim.)
  * The lease is never shorter than the checkout's poll interval, so that a claim whose answer was
  * lost does not bring the next request sooner than the bank allows (CIBA Core §7.3).
  */
 export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts
-  SET next_poll_at = clock_timestamp() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0)))
+  SET next_poll_at = now() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0)))
   WHERE id = ANY(ARRAY(
     SELECT id FROM checkouts
-    WHERE status = 'awaiting_approval' AND next_poll_at <= clock_timestamp() AND auth_req_id IS NOT NULL
+    WHERE status = 'awaiting_approval' AND next_poll_at <= now() AND auth_req_id IS NOT NULL
       AND bank_id <> ALL($3::text[])
     ORDER BY next_poll_at LIMIT $2
     FOR UPDATE SKIP LOCKED))
@@ -170,7 +172,7 @@ export async function extendPollLease(
 ): Promise<Date | null> {
   const { rows } = await sql.query<{ next_poll_at: Date }>({
     name: 'extend_poll_lease',
-    text: `UPDATE checkouts SET next_poll_at = clock_timestamp() + make_interval(secs => $3::float8)
+    text: `UPDATE checkouts SET next_poll_at = now() + make_interval(secs => $3::float8)
            WHERE id = $1 AND status = 'awaiting_approval' AND next_poll_at = $2
            RETURNING next_poll_at`,
     values: [id, lease, leaseSeconds],
@@ -209,7 +211,7 @@ export async function recordPollAnswers(sql: SqlPool, answers: readonly PollAnsw
                AS v(id, lease, wait_ms, poll_interval_s, step_errors, outcome, detail)
            ), u AS (
              UPDATE checkouts AS c
-             SET next_poll_at = LEAST(clock_timestamp() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at),
+             SET next_poll_at = LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at),
                  poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
                  step_errors = v.step_errors
              FROM v
