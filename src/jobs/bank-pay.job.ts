@@ -6,10 +6,10 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import { findCheckout, transition } from '../checkout/checkout.repository.ts';
 import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
-import { backoffMs, type JobContext, persistBankAnswer, runAgainAt } from './job.context.ts';
+import { type JobContext, persistBankAnswer, retryStepLater } from './job.context.ts';
 import type { StoredTokens } from './token-poller.ts';
 
 export async function executePayment(
@@ -75,24 +75,18 @@ export async function executePayment(
     const tokenUsable = tokens.accessTokenExpiresAt === null || now < tokens.accessTokenExpiresAt;
     if (error.retryable && tokenUsable) {
       // The request may have reached the bank: only the same Idempotency-Key may ask again.
-      const errors = checkout.stepErrors + 1;
-      const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
-      await updateWhileInStatus(
-        ctx.db,
-        checkout.id,
-        'authorized',
-        { stepErrors: errors },
+      return retryStepLater(
+        ctx,
+        job,
+        token,
+        checkout,
         {
-          step: 'payment',
-          outcome: error.code,
-          detail: { status: error.status ?? null, retryInMs: wait },
+          status: 'authorized',
+          name: 'payment',
+          logMessage: 'payment answer not received; re-sending with the same Idempotency-Key',
         },
+        error,
       );
-      ctx.log.warn(
-        { checkoutId: checkout.id, code: error.code, retryInMs: wait },
-        'payment answer not received; re-sending with the same Idempotency-Key',
-      );
-      return runAgainAt(job, token, (ctx.now?.() ?? Date.now()) + wait);
     }
     if (checkout.stepErrors > 0) {
       // An earlier attempt got no answer, so the bank may have paid it; this refusal (often an

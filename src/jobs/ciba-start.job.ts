@@ -9,10 +9,10 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import { findCheckout, transition } from '../checkout/checkout.repository.ts';
 import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
-import { backoffMs, type JobContext, persistBankAnswer, runAgainAt } from './job.context.ts';
+import { type JobContext, persistBankAnswer, retryStepLater } from './job.context.ts';
 
 export const DEFAULT_POLL_INTERVAL_S = 5;
 
@@ -93,26 +93,19 @@ export async function startBackchannelAuthentication(
   } catch (error) {
     if (!(error instanceof BankError)) throw error;
     if (error.retryable) {
-      const errors = checkout.stepErrors + 1;
-      const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
-      await updateWhileInStatus(
-        ctx.db,
-        checkout.id,
-        'pending',
-        { stepErrors: errors },
+      return retryStepLater(
+        ctx,
+        job,
+        token,
+        checkout,
         {
-          step: 'backchannel_authentication',
-          outcome: error.code,
-          detail: { status: error.status ?? null, retryInMs: wait },
+          status: 'pending',
+          name: 'backchannel_authentication',
+          logMessage: 'bank unavailable for backchannel authentication; retrying',
+          notAfter: checkout.expiresAt.getTime(),
         },
+        error,
       );
-      ctx.log.warn(
-        { checkoutId: checkout.id, code: error.code, retryInMs: wait },
-        'bank unavailable for backchannel authentication; retrying',
-      );
-      // Retry-After counts from the answer (RFC 9110 §10.2.3), not from when we asked.
-      const answeredAt = ctx.now?.() ?? Date.now();
-      return runAgainAt(job, token, Math.min(answeredAt + wait, checkout.expiresAt.getTime()));
     }
     await transition(
       ctx.db,

@@ -4,10 +4,13 @@
  */
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import type { CheckoutStatus } from '../checkout/checkout.states.ts';
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
 import { type Database, isDatabaseUnavailable } from '../infra/database.ts';
 import type { BankClient } from '../integrations/bank.client.ts';
+import type { BankError } from '../integrations/bank.errors.ts';
 
 export interface JobContext {
   config: Config;
@@ -26,6 +29,34 @@ export interface JobContext {
 export async function runAgainAt(job: Job, token: string | undefined, at: number): Promise<never> {
   await job.moveToDelayed(Math.ceil(at), token);
   throw new DelayedError();
+}
+
+/**
+ * A bank step that got no usable answer (network error, 5xx, 429/503): counts the error on the
+ * checkout, puts it on the timeline, and runs the job again after the backoff or the bank's
+ * Retry-After, whichever is longer, counted from the answer (RFC 9110 §10.2.3), never past
+ * `notAfter`.
+ */
+export async function retryStepLater(
+  ctx: JobContext,
+  job: Job,
+  token: string | undefined,
+  checkout: { id: string; stepErrors: number },
+  step: { status: CheckoutStatus; name: string; logMessage: string; notAfter?: number },
+  error: BankError,
+): Promise<never> {
+  const errors = checkout.stepErrors + 1;
+  const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
+  await updateWhileInStatus(
+    ctx.db,
+    checkout.id,
+    step.status,
+    { stepErrors: errors },
+    { step: step.name, outcome: error.code, detail: { status: error.status ?? null, retryInMs: wait } },
+  );
+  ctx.log.warn({ checkoutId: checkout.id, code: error.code, retryInMs: wait }, step.logMessage);
+  const answeredAt = ctx.now?.() ?? Date.now();
+  return runAgainAt(job, token, Math.min(answeredAt + wait, step.notAfter ?? Number.POSITIVE_INFINITY));
 }
 
 /** Exponential backoff with jitter for a bank that did not answer: 1 s, 2 s, 4 s … capped at 60 s. */
