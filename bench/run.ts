@@ -965,10 +965,6 @@ async function main(): Promise<void> {
   if (lastStage) console.log(`pending_${label(largest)}_lateness_p99_ms=${round(lastStage.latenessMs.p99)}`);
 }
 
-/**
- * Self time of a V8 .cpuprofile, by package / source file, and the top functions, in % of the
- * busy (non-idle) samples taken after the first `skipMs` (start-up and warm-up).
- */
 /** The V8 profiler of this process (node:inspector), for a window of a run. */
 async function startProfiler(): Promise<{ stop(): Promise<CpuProfile> }> {
   const session = new Session();
@@ -994,6 +990,11 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
+/**
+ * Self time of a V8 .cpuprofile (a file, or a profile taken in this process), by package / source
+ * file, and the top functions, in % of the busy (non-idle) samples taken after the first `skipMs`
+ * (start-up and warm-up).
+ */
 function summarizeProfile(file: string | CpuProfile, skipMs: number) {
   const profile: CpuProfile = typeof file === 'string' ? JSON.parse(readFileSync(file, 'utf8')) : file;
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));

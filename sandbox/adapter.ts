@@ -39,8 +39,6 @@ export class MapStore {
   readonly uids = new Map<string, string>();
   readonly userCodes = new Map<string, string>();
 
-  constructor(private readonly clockToleranceSeconds = 0) {}
-
   get(key: string): AdapterPayload | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
@@ -53,8 +51,7 @@ export class MapStore {
 
   set(model: string, key: string, payload: AdapterPayload, expiresIn: number | undefined): void {
     this.delete(key);
-    const expiresAt =
-      typeof expiresIn === 'number' ? Date.now() + (expiresIn + this.clockToleranceSeconds) * 1000 : Infinity;
+    const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity;
     const keepUntil = TOMBSTONED.has(model) ? expiresAt + TOMBSTONE_MS : expiresAt;
     this.entries.set(key, { payload, expiresAt, keepUntil });
     if (GRANTABLE.has(model) && typeof payload.grantId === 'string') {

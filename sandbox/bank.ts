@@ -173,13 +173,12 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     idTokens: new IdTokenMinter(opKeys),
     defaultInterval: o.defaultInterval,
   });
-  const providerCallback = provider.callback();
   const handleOp = createOpFront({
     realmPath: `/${realm}`,
     faults,
     requests,
     arrivals,
-    providerCallback: () => providerCallback,
+    providerCallback: provider.callback(),
   });
   const handlePayments = createPaymentsApi({
     issuer,
@@ -233,7 +232,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     paymentsApiUrl,
     appUrl,
     controlUrl,
-    clients: { tlsClientAuth: CLIENT_IDS.tlsClientAuth, privateKeyJwt: CLIENT_IDS.privateKeyJwt },
+    clients: CLIENT_IDS,
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);

@@ -17,7 +17,7 @@ export interface Customer {
   readonly seeded?: boolean;
 }
 
-export const customers: readonly Customer[] = [
+const customers: readonly Customer[] = [
   {
     login: 'alice',
     name: 'Alice Martin',
@@ -43,13 +43,8 @@ export const customers: readonly Customer[] = [
 
 const seededByLogin = new Map(customers.map((c) => [c.login, c]));
 
-/** A seeded customer (alice, bob, carol). Banks use their own CustomerDirectory. */
-export function findCustomer(login: string | undefined): Customer | undefined {
-  return login === undefined ? undefined : seededByLogin.get(login);
-}
-
 /** Logins of created customers: lower-case, URL- and header-safe, at most 64 characters. */
-export const LOGIN_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const LOGIN_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export class CustomerError extends Error {
   constructor(

@@ -29,8 +29,8 @@ export interface OpFrontSetup {
   faults: FaultBook;
   requests: RequestRegistry;
   arrivals: WeakMap<IncomingMessage, Arrival>;
-  /** oidc-provider's request listener; resolved lazily because the provider needs the port first. */
-  providerCallback: () => (req: IncomingMessage, res: ServerResponse) => unknown;
+  /** oidc-provider's request listener. */
+  providerCallback: (req: IncomingMessage, res: ServerResponse) => unknown;
 }
 
 /** The `mtls_endpoint_aliases` discovery member for an issuer (RFC 8705 §5). */
@@ -214,7 +214,7 @@ export function createOpFront(setup: OpFrontSetup) {
     // an audience) from req.originalUrl minus req.url.
     forward.url = mounted.inner;
     Object.assign(forward, { originalUrl });
-    await setup.providerCallback()(forward, res);
+    await setup.providerCallback(forward, res);
     return true;
   };
 }

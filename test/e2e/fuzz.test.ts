@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BankListSchema, CheckoutListSchema, CheckoutSchema } from '../../src/checkout/checkout.schemas.ts';
 import { ProblemSchema } from '../../src/http/problem.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
+import { checkoutBody } from '../support/system.ts';
 
 let api: ApiApp;
 let witness: { id: string; clientSecret: string; body: Record<string, unknown> };
@@ -193,15 +194,7 @@ function property<T>(arb: fc.Arbitrary<T>, toRequest: (value: T) => FuzzRequest)
 // Arbitraries.
 
 function validBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    amount: 4990,
-    currency: 'EUR',
-    bankId: 'sandbox',
-    loginHint: 'alice',
-    reference: `order-${randomUUID()}`,
-    description: 'two shirts',
-    ...overrides,
-  };
+  return checkoutBody('alice', { description: 'two shirts', ...overrides });
 }
 
 /** Characters that break things: C0/C1 controls, bidi and zero-width marks, surrogates, astral. */

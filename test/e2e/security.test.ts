@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../../src/app.ts';
 import { createApiKey } from '../../src/infra/api-keys.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
+import { checkoutBody } from '../support/system.ts';
 
 const LIMIT = { max: 3, timeWindowMs: 60_000 } as const;
 
@@ -27,17 +28,6 @@ afterAll(async () => {
 });
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-function checkoutBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    amount: 4990,
-    currency: 'EUR',
-    bankId: 'sandbox',
-    loginHint: 'alice',
-    reference: `order-${randomUUID()}`,
-    ...overrides,
-  };
-}
 
 function expectProblem(res: LightMyRequestResponse, status: number, code: string): Record<string, unknown> {
   expect(res.statusCode, res.body).toBe(status);
@@ -86,7 +76,7 @@ describe('rate limit per credential', () => {
         method: 'POST',
         url: '/v1/checkouts',
         headers: { ...bearer(first), 'idempotency-key': randomUUID() },
-        payload: checkoutBody(),
+        payload: checkoutBody('alice'),
       }),
       429,
       'rate_limited',
@@ -103,7 +93,7 @@ describe('rate limit per credential', () => {
       method: 'POST',
       url: '/v1/checkouts',
       headers: { ...bearer(key), 'idempotency-key': randomUUID() },
-      payload: checkoutBody(),
+      payload: checkoutBody('alice'),
     });
     expect(created.statusCode).toBe(202);
     const { id, clientSecret } = created.json() as { id: string; clientSecret: string };
@@ -153,7 +143,7 @@ describe('security headers', () => {
       method: 'POST',
       url: '/v1/checkouts',
       headers: { ...bearer(apiKey), 'idempotency-key': randomUUID() },
-      payload: checkoutBody(),
+      payload: checkoutBody('alice'),
     });
     expect(created.statusCode).toBe(202);
     expect(created.json().clientSecret).toBeTruthy();
@@ -215,7 +205,7 @@ describe('request bodies', () => {
     const { app, apiKey, db } = open;
     const idempotencyKey = randomUUID();
     const reference = `order-${randomUUID()}`;
-    const payload = JSON.stringify(checkoutBody({ reference, description: 'x'.repeat(17 * 1024) }));
+    const payload = JSON.stringify(checkoutBody('alice', { reference, description: 'x'.repeat(17 * 1024) }));
     expect(Buffer.byteLength(payload)).toBeGreaterThan(BODY_LIMIT_BYTES);
     const res = await app.inject({
       method: 'POST',
@@ -231,7 +221,7 @@ describe('request bodies', () => {
       method: 'POST',
       url: '/v1/checkouts',
       headers: { ...bearer(apiKey), 'idempotency-key': idempotencyKey },
-      payload: checkoutBody({ reference }),
+      payload: checkoutBody('alice', { reference }),
     });
     expect(retry.statusCode).toBe(202);
   });
@@ -244,7 +234,7 @@ describe('request bodies', () => {
         method: 'POST',
         url: '/v1/checkouts',
         headers: { ...bearer(apiKey), 'idempotency-key': randomUUID() },
-        payload: checkoutBody({ reference, ...extra }),
+        payload: checkoutBody('alice', { reference, ...extra }),
       });
       const problem = expectProblem(res, 400, 'invalid_request');
       expect(problem.errors).toEqual([

@@ -1,23 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/services/ports.ts';
 import { testEnv } from '../support/env.ts';
-
-function start(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-  });
-  return { child, output: () => out };
-}
+import { spawnScript } from '../support/system.ts';
 
 async function waitFor(url: string, ms: number): Promise<Response> {
   const deadline = Date.now() + ms;
@@ -36,7 +21,7 @@ describe('npm start and npm run worker', () => {
     '%s stops at start with a message naming the invalid field',
     async (script) => {
       const started = Date.now();
-      const { child, output } = start(script, testEnv({ MERCHANT_IBAN: 'DE00000000000000000000' }));
+      const { child, output } = spawnScript(script, testEnv({ MERCHANT_IBAN: 'DE00000000000000000000' }));
       const [code] = await once(child, 'exit');
       expect(code).toBe(78);
       expect(output()).toContain('configuration error: MERCHANT_IBAN is not a valid IBAN');
@@ -46,7 +31,10 @@ describe('npm start and npm run worker', () => {
 
   it('the API serves, then finishes gracefully on SIGTERM', async () => {
     const port = await freePort();
-    const { child, output } = start('src/server.ts', testEnv({ PORT: String(port), LOG_LEVEL: 'info' }));
+    const { child, output } = spawnScript(
+      'src/server.ts',
+      testEnv({ PORT: String(port), LOG_LEVEL: 'info' }),
+    );
     try {
       const ready = await waitFor(`http://127.0.0.1:${port}/health/ready`, 20_000);
       expect(ready.status).toBe(200);
@@ -60,7 +48,7 @@ describe('npm start and npm run worker', () => {
   });
 
   it('the worker starts, then stops gracefully on SIGTERM', async () => {
-    const { child, output } = start('src/worker.ts', testEnv({ LOG_LEVEL: 'info' }));
+    const { child, output } = spawnScript('src/worker.ts', testEnv({ LOG_LEVEL: 'info' }));
     try {
       const deadline = Date.now() + 20_000;
       while (!output().includes('worker started') && Date.now() < deadline)

@@ -243,8 +243,13 @@ export interface WorkerProcess {
 }
 
 export function spawnWorker(system: System, extraEnv: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
-    env: { ...process.env, ...system.env, ...extraEnv },
+  return spawnScript('src/worker.ts', { ...system.env, ...extraEnv });
+}
+
+/** One of Bankpay's entry points as its own process, its output captured. */
+export function spawnScript(script: string, env: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
