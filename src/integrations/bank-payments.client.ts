@@ -83,7 +83,7 @@ async function readJson(response: Response, what: string): Promise<unknown> {
 
 /**
  * DESIGN.md §4: `{ paymentId, status: 'accepted' | 'rejected', reason? }` with an expected status;
- * 5xx/429 → bank_unavailable (retryable); other 4xx → payment_api_error with the status and the
+ * 5xx/429/409 → bank_unavailable (retryable); other 4xx → payment_api_error with the status and the
  * bank's error code (RFC 6750 §3.1 invalid_token, 403 a body unlike the approved one, ...).
  */
 export async function processPaymentResponse(
@@ -92,7 +92,9 @@ export async function processPaymentResponse(
   what: string,
   now: number,
 ): Promise<PaymentResult> {
-  if (isUnavailableStatus(response.status)) {
+  // 409: a request with this Idempotency-Key is still being processed (IETF
+  // draft-ietf-httpapi-idempotency-key-header §2.7): ask again later, as for a 503.
+  if (isUnavailableStatus(response.status) || response.status === 409) {
     await response.body?.cancel().catch(() => undefined);
     throw unavailableStatus(response, what, now);
   }

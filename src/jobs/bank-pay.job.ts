@@ -6,11 +6,13 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { findCheckout, transition } from '../checkout/checkout.repository.ts';
-import { toDecimalString } from '../checkout/money.ts';
+import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
 import { BankError } from '../integrations/bank.errors.ts';
-import { type JobContext, persistBankAnswer, retryStepLater } from './job.context.ts';
+import { type JobContext, paymentInitiation, persistBankAnswer, retryStepLater } from './job.context.ts';
 import type { StoredTokens } from './token-poller.ts';
+
+/** `paymentStatus` while a payment request may be out at the bank and no answer is recorded. */
+const PAYMENT_REQUESTED = 'requested';
 
 export async function executePayment(
   job: Job<CheckoutJobData>,
@@ -39,18 +41,21 @@ export async function executePayment(
     return fail('configuration_error', 'no bank client or no access token for this checkout');
   const tokens = JSON.parse(ctx.keys.decrypt(checkout.tokensEncrypted)) as StoredTokens;
 
+  // Written down before asking: whatever happens to this run (a crash, a lost answer, a write that
+  // fails), a later run knows a request may have reached the bank and never reads a refusal as a
+  // rejection of the payment. An earlier unanswered attempt also shows in stepErrors.
+  const askedBefore = checkout.paymentStatus === PAYMENT_REQUESTED || checkout.stepErrors > 0;
+  if (checkout.paymentStatus !== PAYMENT_REQUESTED) {
+    await updateWhileInStatus(ctx.db, checkout.id, 'authorized', { paymentStatus: PAYMENT_REQUESTED });
+  }
   try {
-    const result = await bank.initiatePayment(tokens.accessToken, checkout.id, {
-      instructedAmount: {
-        currency: checkout.currency,
-        amount: toDecimalString(checkout.amount, checkout.currency),
-      },
-      creditorName: ctx.config.merchant.name,
-      creditorAccount: { iban: ctx.config.merchant.iban },
-      remittanceInformationUnstructured: checkout.reference,
-    });
+    const result = await bank.initiatePayment(
+      tokens.accessToken,
+      checkout.id,
+      paymentInitiation(checkout, ctx.config.merchant),
+    );
     if (result.status === 'accepted') {
-      await persistBankAnswer(ctx, 'payment answer', () =>
+      const recorded = await persistBankAnswer(ctx, 'payment answer', () =>
         transition(
           ctx.db,
           checkout.id,
@@ -60,6 +65,15 @@ export async function executePayment(
           { step: 'payment', outcome: 'accepted', detail: { bankPaymentId: result.paymentId } },
         ),
       );
+      if (!recorded) {
+        // Another run settled the checkout meanwhile: the bank paid under this checkout's key, so
+        // whatever that run recorded must be checked against this payment id.
+        ctx.log.error(
+          { checkoutId: checkout.id, bankPaymentId: result.paymentId },
+          'the bank accepted the payment but the checkout was already settled',
+        );
+        return 'skipped';
+      }
       return 'succeeded';
     }
     return fail(
@@ -88,10 +102,10 @@ export async function executePayment(
         error,
       );
     }
-    if (checkout.stepErrors > 0) {
-      // An earlier attempt got no answer, so the bank may have paid it; this refusal (often an
-      // access token that expired meanwhile) says nothing about that one. Never report it as
-      // rejected: the merchant must check with the bank (the payment's Idempotency-Key is the
+    if (askedBefore || error.retryable) {
+      // An earlier request, or this one, got no answer, so the bank may have paid; this refusal
+      // (often an access token that expired meanwhile) says nothing about that. Never report it
+      // as rejected: the merchant must check with the bank (the payment's Idempotency-Key is the
       // checkout id).
       return fail(
         'payment_outcome_unknown',

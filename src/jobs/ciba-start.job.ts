@@ -10,9 +10,8 @@
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
 import { findCheckout, transition } from '../checkout/checkout.repository.ts';
-import { toDecimalString } from '../checkout/money.ts';
 import { BankError } from '../integrations/bank.errors.ts';
-import { type JobContext, persistBankAnswer, retryStepLater } from './job.context.ts';
+import { type JobContext, paymentInitiation, persistBankAnswer, retryStepLater } from './job.context.ts';
 
 export const DEFAULT_POLL_INTERVAL_S = 5;
 
@@ -49,15 +48,7 @@ export async function startBackchannelAuthentication(
     return 'failed';
   }
 
-  const payment = {
-    instructedAmount: {
-      currency: checkout.currency,
-      amount: toDecimalString(checkout.amount, checkout.currency),
-    },
-    creditorName: ctx.config.merchant.name,
-    creditorAccount: { iban: ctx.config.merchant.iban },
-    remittanceInformationUnstructured: checkout.reference,
-  };
+  const payment = paymentInitiation(checkout, ctx.config.merchant);
   try {
     const ack = await bank.startBackchannelAuthentication({
       loginHint: checkout.loginHint,

@@ -4,12 +4,13 @@
  */
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import { type CheckoutRow, updateWhileInStatus } from '../checkout/checkout.repository.ts';
 import type { CheckoutStatus } from '../checkout/checkout.states.ts';
+import { toDecimalString } from '../checkout/money.ts';
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
 import { type Database, isDatabaseUnavailable } from '../infra/database.ts';
-import type { BankClient } from '../integrations/bank.client.ts';
+import type { BankClient, PaymentInitiation } from '../integrations/bank.client.ts';
 import type { BankError } from '../integrations/bank.errors.ts';
 
 export interface JobContext {
@@ -29,6 +30,23 @@ export interface JobContext {
 export async function runAgainAt(job: Job, token: string | undefined, at: number): Promise<never> {
   await job.moveToDelayed(Math.ceil(at), token);
   throw new DelayedError();
+}
+
+/**
+ * The payment of a checkout as the bank sees it: what the customer approves (RFC 9396
+ * authorization_details in ciba-start) and what bank-pay then pays must be the same, so both are
+ * built here.
+ */
+export function paymentInitiation(checkout: CheckoutRow, merchant: Config['merchant']): PaymentInitiation {
+  return {
+    instructedAmount: {
+      currency: checkout.currency,
+      amount: toDecimalString(checkout.amount, checkout.currency),
+    },
+    creditorName: merchant.name,
+    creditorAccount: { iban: merchant.iban },
+    remittanceInformationUnstructured: checkout.reference,
+  };
 }
 
 /**

@@ -23,7 +23,10 @@ afterAll(async () => {
   await system?.close();
 });
 
-async function authorizedCheckout(stepErrors: number): Promise<string> {
+async function authorizedCheckout(
+  stepErrors: number,
+  extra: { paymentStatus?: string; accessTokenExpiresAt?: number } = {},
+): Promise<string> {
   const keys = createKeyRing(system.config.tokenEncryptionKeys);
   const id = newCheckoutId();
   await system.db.checkout.create({
@@ -38,7 +41,10 @@ async function authorizedCheckout(stepErrors: number): Promise<string> {
       bindingMessage: 'PAY-TEST22',
       expiresAt: new Date(Date.now() + 60_000),
       stepErrors,
-      tokensEncrypted: keys.encrypt(JSON.stringify({ accessToken: 'at', accessTokenExpiresAt: null })),
+      paymentStatus: extra.paymentStatus ?? null,
+      tokensEncrypted: keys.encrypt(
+        JSON.stringify({ accessToken: 'at', accessTokenExpiresAt: extra.accessTokenExpiresAt ?? null }),
+      ),
     },
   });
   return id;
@@ -46,12 +52,15 @@ async function authorizedCheckout(stepErrors: number): Promise<string> {
 
 function runWith(refusal: BankError, checkoutId: string) {
   let calls = 0;
-  const bank = {
-    initiatePayment: async () => {
-      calls++;
-      throw refusal;
-    },
-  } as unknown as BankClient;
+  const run = runWithBank(async () => {
+    calls++;
+    throw refusal;
+  }, checkoutId);
+  return { run, calls: () => calls };
+}
+
+function runWithBank(initiatePayment: () => Promise<never>, checkoutId: string) {
+  const bank = { initiatePayment } as unknown as BankClient;
   const ctx: JobContext = {
     config: system.config,
     db: system.db,
@@ -61,7 +70,7 @@ function runWith(refusal: BankError, checkoutId: string) {
     log: pino({ level: 'silent' }),
   };
   const job = { data: { checkoutId } } as Job<CheckoutJobData>;
-  return { run: () => executePayment(job, ctx), calls: () => calls };
+  return () => executePayment(job, ctx);
 }
 
 describe('bank-pay, final refusal', () => {
@@ -88,5 +97,33 @@ describe('bank-pay, final refusal', () => {
       tokensEncrypted: null,
     });
     expect(row.failureMessage).toContain(id);
+  });
+
+  it('after a run that sent the request and died before any answer was written: unknown, never "rejected"', async () => {
+    // What a run leaves behind when it is killed while its payment request is out.
+    const id = await authorizedCheckout(0, { paymentStatus: 'requested' });
+    expect(await runWith(refusal, id).run()).toBe('failed');
+    const row = await system.db.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row.failureCode).toBe('payment_outcome_unknown');
+  });
+
+  it('a run records that its request may be out before it asks the bank', async () => {
+    const id = await authorizedCheckout(0);
+    let seen: string | null | undefined;
+    await runWithBank(async () => {
+      seen = (await system.db.checkout.findUniqueOrThrow({ where: { id } })).paymentStatus;
+      throw refusal;
+    }, id)();
+    expect(seen).toBe('requested');
+  });
+
+  it('no answer once the access token has expired: unknown, not retried, never "bank_unavailable"', async () => {
+    const id = await authorizedCheckout(0, { accessTokenExpiresAt: Date.now() - 1_000 });
+    const timeout = new BankError('bank_unavailable', 'payment: timed out', { retryable: true });
+    const { run, calls } = runWith(timeout, id);
+    expect(await run()).toBe('failed');
+    expect(calls()).toBe(1);
+    const row = await system.db.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row.failureCode).toBe('payment_outcome_unknown');
   });
 });
