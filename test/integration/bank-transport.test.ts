@@ -446,4 +446,19 @@ describe('BankClient against a scripted bank', () => {
       ),
     ).toMatchObject({ code: 'invalid_bank_response' });
   });
+
+  it('retries a 409 from the payment API (a request with the same Idempotency-Key still in progress)', async () => {
+    const c = fresh();
+    stub.routes.set('POST /stub/api/payments', tokenAnswer(409, { error: 'idempotency_key_in_use' }));
+    expect(
+      await rejection(
+        c.initiatePayment('at', 'k', {
+          instructedAmount: { currency: 'EUR', amount: '1.00' },
+          creditorName: 'Acme',
+          creditorAccount: { iban: 'DE89370400440532013000' },
+          remittanceInformationUnstructured: 'x',
+        }),
+      ),
+    ).toMatchObject({ code: 'bank_unavailable', status: 409, retryable: true });
+  });
 });
