@@ -62,7 +62,10 @@ export async function transition(
   }
 }
 
-/** Updates fields of a checkout while it is still in `status` (no status change). */
+/**
+ * Updates fields of a checkout while it is still in `status` (no status change), with its event
+ * in the same statement. False when the checkout was no longer in `status`.
+ */
 export async function updateWhileInStatus(
   db: Database,
   id: string,
@@ -70,24 +73,30 @@ export async function updateWhileInStatus(
   patch: CheckoutPatch,
   event?: CheckoutEventInput,
 ): Promise<boolean> {
-  const { count } = await db.checkout.updateMany({ where: { id, status }, data: patch });
-  if (count === 1 && event) await recordEvent(db, id, event);
-  return count === 1;
-}
-
-export async function recordEvent(
-  db: Database,
-  checkoutId: string,
-  event: CheckoutEventInput,
-): Promise<void> {
-  await db.checkoutEvent.create({
-    data: {
-      checkoutId,
-      step: event.step,
-      outcome: event.outcome,
-      ...(event.detail !== undefined ? { detail: event.detail } : {}),
-    },
-  });
+  try {
+    await db.checkout.update({
+      where: { id, status },
+      data: {
+        ...patch,
+        ...(event
+          ? {
+              events: {
+                create: {
+                  step: event.step,
+                  outcome: event.outcome,
+                  ...(event.detail !== undefined ? { detail: event.detail } : {}),
+                },
+              },
+            }
+          : {}),
+      },
+      select: { id: true },
+    });
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'P2025') return false;
+    throw error;
+  }
 }
 
 /** A token poll claimed for this worker: the checkout's CIBA state as of the claim. */

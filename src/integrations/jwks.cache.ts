@@ -97,7 +97,10 @@ export function createJwksCache(fetch: BankFetch, jwksUri: string, options: Jwks
 
   const getKey: JWTVerifyGetKey = async (header, token) => {
     if (!local) await refresh();
-    else if (options.now() - fetchedAt > maxAgeMs) await refresh().catch(() => undefined);
+    // Stale: refetch in the background. The keys we have still verify this token (the bank may
+    // already have spent the auth_req_id: never make its answer wait on a slow jwks_uri); a
+    // rotated-out kid meets the refetch below.
+    else if (options.now() - fetchedAt > maxAgeMs) void refresh().catch(() => undefined);
     const current = local;
     if (!current) throw new BankError(bankErrorCodes.bankUnavailable, 'jwks_uri: no keys');
     try {

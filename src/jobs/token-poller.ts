@@ -258,7 +258,12 @@ export async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWr
     if (error.retryable) {
       const errors = poll.stepErrors + 1;
       const wait = Math.max(interval * 1000, backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
-      ctx.log.warn({ checkoutId: poll.id, code: error.code, retryInMs: wait }, 'token poll failed; retrying');
+      // Debug, not warn: in a bank outage this is every poll of every checkout (thousands a
+      // second); the timeline records each, and the bank's health shows in the other steps' logs.
+      ctx.log.debug(
+        { checkoutId: poll.id, code: error.code, retryInMs: wait },
+        'token poll failed; retrying',
+      );
       return askAgain(
         wait,
         error.code,
