@@ -1,7 +1,7 @@
 /** `npm start`: the HTTP API. Stops gracefully on SIGTERM/SIGINT (in-flight requests finish). */
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { createDatabase } from './infra/database.ts';
+import { createDatabase, createSqlPool } from './infra/database.ts';
 import { createQueueInfra } from './infra/queue.ts';
 
 let config: ReturnType<typeof loadConfig>;
@@ -15,9 +15,10 @@ try {
   throw error;
 }
 
-const db = createDatabase(config.databaseUrl);
+const sql = createSqlPool(config.databaseUrl, { poolSize: 10 });
+const db = createDatabase(config.databaseUrl, { pool: sql });
 const queue = createQueueInfra(config.queue, config.databaseUrl);
-const app = await buildApp({ config, db, queue });
+const app = await buildApp({ config, db, sql, queue });
 
 let closing = false;
 async function shutdown(signal: string): Promise<void> {
@@ -32,6 +33,7 @@ async function shutdown(signal: string): Promise<void> {
   await app.close();
   await queue.close();
   await db.$disconnect();
+  await sql.end();
   app.log.info('stopped');
   process.exit(0);
 }

@@ -26,8 +26,8 @@ try {
 }
 
 const log = pino(loggerOptions(config.logLevel, 'bankpay-worker'));
-const db = createDatabase(config.databaseUrl, { poolSize: Math.min(20, config.worker.concurrency) });
-const sql = createSqlPool(config.databaseUrl, { poolSize: 10 });
+const sql = createSqlPool(config.databaseUrl, { poolSize: 20 });
+const db = createDatabase(config.databaseUrl, { pool: sql });
 const queue = createQueueInfra(config.queue, config.databaseUrl);
 const banks = createBankClients(config.banks, { timeoutMs: config.worker.bankTimeoutMs });
 const keys = createKeyRing(config.tokenEncryptionKeys);
@@ -55,7 +55,8 @@ async function shutdown(signal: string): Promise<void> {
   await runtime.close();
   await queue.close();
   await Promise.all([...banks.values()].map((b) => b.close()));
-  await Promise.all([db.$disconnect(), sql.end()]);
+  await db.$disconnect();
+  await sql.end();
   log.info('stopped');
   process.exit(0);
 }

@@ -7,13 +7,22 @@ export type Database = PrismaClient;
 /** Plain node-postgres, for the few hot statements where Prisma's per-query CPU shows (bench/RESULTS.md). */
 export type SqlPool = pg.Pool;
 
-export function createDatabase(databaseUrl: string, options: { poolSize?: number } = {}): Database {
-  const adapter = new PrismaPg({
-    connectionString: databaseUrl,
-    max: options.poolSize ?? 10,
-    // Fail fast while Postgres is down, so requests answer 503 instead of hanging.
-    connectionTimeoutMillis: 5_000,
-  });
+/**
+ * The Prisma client; on `options.pool` when given (one pool per process for Prisma and the hot
+ * statements; the caller ends it), else on a pool of its own.
+ */
+export function createDatabase(
+  databaseUrl: string,
+  options: { poolSize?: number; pool?: SqlPool } = {},
+): Database {
+  const adapter = new PrismaPg(
+    options.pool ?? {
+      connectionString: databaseUrl,
+      max: options.poolSize ?? 10,
+      // Fail fast while Postgres is down, so requests answer 503 instead of hanging.
+      connectionTimeoutMillis: 5_000,
+    },
+  );
   return new PrismaClient({ adapter });
 }
 
