@@ -27,15 +27,9 @@ export function jobId(name: JobName, checkoutId: string): string {
   return `${name}-${checkoutId}`;
 }
 
-export async function enqueueCheckoutJob(
-  queue: Queue,
-  name: JobName,
-  checkoutId: string,
-  delayMs = 0,
-): Promise<void> {
+export async function enqueueCheckoutJob(queue: Queue, name: JobName, checkoutId: string): Promise<void> {
   await queue.add(name, { checkoutId } satisfies CheckoutJobData, {
     ...BASE_OPTIONS,
     jobId: jobId(name, checkoutId),
-    ...(delayMs > 0 ? { delay: delayMs } : {}),
   });
 }

@@ -25,7 +25,7 @@ import {
 import type { CheckoutView, CreateCheckoutInput } from './checkout.schemas.ts';
 import { CANCELABLE_STATUSES, type CheckoutStatus, isTerminal } from './checkout.states.ts';
 import { issueClientSecret } from './client-secret.ts';
-import { currencyExponent } from './money.ts';
+import { isSupportedCurrency } from './money.ts';
 
 export interface CheckoutDeps {
   db: Database;
@@ -109,7 +109,7 @@ export async function createCheckout(
   idempotencyKey: string,
   input: CreateCheckoutInput,
 ): Promise<CreateResult> {
-  if (currencyExponent(input.currency) === undefined) {
+  if (!isSupportedCurrency(input.currency)) {
     throw new ProblemError(
       400,
       'invalid_request',
@@ -191,7 +191,7 @@ export async function createCheckout(
   }
   return {
     status: 202,
-    body: { ...toView(row), clientSecret: issueClientSecret(deps.keys, row.id) },
+    body: { ...response.body, clientSecret: issueClientSecret(deps.keys, row.id) },
     replayed: false,
   };
 }

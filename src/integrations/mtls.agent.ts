@@ -68,7 +68,7 @@ export function createBankFetch(dispatcher: Dispatcher, timeoutMs: number): Bank
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
         method: (init.method ?? 'GET') as Dispatcher.HttpMethod,
-        headers: init.headers ? Object.fromEntries(new Headers(init.headers)) : {},
+        headers: plainHeaders(init.headers),
         body: init.body === undefined || init.body === null ? null : String(init.body),
         signal: abort,
       });
@@ -90,4 +90,11 @@ export function createBankFetch(dispatcher: Dispatcher, timeoutMs: number): Bank
       init.signal?.removeEventListener('abort', onCallerAbort);
     }
   };
+}
+
+/** oauth4webapi and our own clients pass a plain object: used as is; anything else converted. */
+function plainHeaders(headers: RequestInit['headers']): Record<string, string> {
+  if (!headers) return {};
+  if (headers instanceof Headers || Array.isArray(headers)) return Object.fromEntries(new Headers(headers));
+  return headers as Record<string, string>;
 }

@@ -19,7 +19,7 @@ export async function executePayment(
   ctx: JobContext,
   token?: string,
 ): Promise<string> {
-  const now = ctx.now?.() ?? Date.now();
+  const now = Date.now();
   const checkout = await findCheckout(ctx.db, job.data.checkoutId);
   if (!checkout || checkout.status !== 'authorized') return 'skipped';
   const fail = async (code: string, message: string, patch: Record<string, unknown> = {}) => {

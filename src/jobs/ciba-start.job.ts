@@ -20,7 +20,7 @@ export async function startBackchannelAuthentication(
   ctx: JobContext,
   token?: string,
 ): Promise<string> {
-  const now = ctx.now?.() ?? Date.now();
+  const now = Date.now();
   const checkout = await findCheckout(ctx.db, job.data.checkoutId);
   if (!checkout || checkout.status !== 'pending') return 'skipped';
 
@@ -56,7 +56,7 @@ export async function startBackchannelAuthentication(
       requestedExpiry: bankConfig.requestedExpiry,
       ...(bankConfig.authorizationDetails ? { payment } : {}),
     });
-    const acked = ctx.now?.() ?? Date.now();
+    const acked = Date.now();
     const interval = ack.interval ?? DEFAULT_POLL_INTERVAL_S;
     const moved = await persistBankAnswer(ctx, 'backchannel acknowledgement', () =>
       transition(

@@ -11,11 +11,9 @@ import { startBackchannelAuthentication } from './ciba-start.job.ts';
 import type { JobContext } from './job.context.ts';
 import { RECONCILE_JOB, reconcileCheckouts } from './reconcile.job.ts';
 
-export type { JobContext } from './job.context.ts';
-
 type Handler = (job: Job<CheckoutJobData>, ctx: JobContext, token?: string) => Promise<unknown>;
 
-export const JOB_HANDLERS: Record<string, Handler> = {
+const JOB_HANDLERS: Record<string, Handler> = {
   [JOB_NAMES.cibaStart]: startBackchannelAuthentication,
   [JOB_NAMES.bankPay]: executePayment,
   [RECONCILE_JOB]: reconcileCheckouts,

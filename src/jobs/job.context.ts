@@ -20,7 +20,6 @@ export interface JobContext {
   keys: KeyRing;
   banks: ReadonlyMap<string, BankClient>;
   log: Logger;
-  now?: () => number;
 }
 
 /**
@@ -73,7 +72,7 @@ export async function retryStepLater(
     { step: step.name, outcome: error.code, detail: { status: error.status ?? null, retryInMs: wait } },
   );
   ctx.log.warn({ checkoutId: checkout.id, code: error.code, retryInMs: wait }, step.logMessage);
-  const answeredAt = ctx.now?.() ?? Date.now();
+  const answeredAt = Date.now();
   return runAgainAt(job, token, Math.min(answeredAt + wait, step.notAfter ?? Number.POSITIVE_INFINITY));
 }
 

@@ -28,7 +28,7 @@ export interface ReconcileReport {
 }
 
 export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<ReconcileReport> {
-  const now = ctx.now?.() ?? Date.now();
+  const now = Date.now();
   const report: ReconcileReport = { requeued: 0, expired: 0, idempotencyRecordsPurged: 0 };
 
   // Past the expiry and still waiting for the customer (or for the bank to accept the request).

@@ -229,9 +229,9 @@ async function settle(
 }
 
 /** One token request for one claimed checkout, and what follows from its answer. */
-export async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
+async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
   const expiresAt = poll.expiresAt.getTime();
-  if ((ctx.now?.() ?? Date.now()) >= expiresAt)
+  if (Date.now() >= expiresAt)
     return settle(ctx, poll, 'expired', 'expired_token', 'the customer did not approve in time');
   const bank = ctx.banks.get(poll.bankId);
   if (!bank)
@@ -305,9 +305,7 @@ export async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWr
     case 'tokens': {
       const stored: StoredTokens = {
         accessToken: outcome.tokens.accessToken,
-        accessTokenExpiresAt: outcome.tokens.expiresIn
-          ? (ctx.now?.() ?? Date.now()) + outcome.tokens.expiresIn * 1000
-          : null,
+        accessTokenExpiresAt: outcome.tokens.expiresIn ? Date.now() + outcome.tokens.expiresIn * 1000 : null,
       };
       // The bank will not give these tokens twice: keep trying to store them through a short outage.
       const authorized = await persistBankAnswer(ctx, 'tokens', () =>
