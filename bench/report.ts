@@ -50,135 +50,114 @@ interface Results {
 
 const r = JSON.parse(readFileSync(process.argv[2] ?? 'bench/results-full.json', 'utf8')) as Results;
 const out: string[] = [];
-const row = (cells: Array<string | number>) => out.push(`| ${cells.join(' | ')} |`);
 const ratio = (a: number, b: number) => (b ? (a / b).toFixed(3) : '-');
+/** A markdown table: the header, its separator (as many cells as the header) and the rows. */
+const table = (header: string[], rows: Array<Array<string | number>>) => {
+  for (const cells of [header, header.map(() => '---'), ...rows]) out.push(`| ${cells.join(' | ')} |`);
+};
+const lateness = (l: Results['pending'][string]['latenessMs']) =>
+  `${l.p50} / ${l.p99} / ${l.max} (${l.n}, ${l.censored ?? 0})`;
+/** (a) and (b): the API next to the bare route, per connection count. */
+const vsBare = (runs: Results['status'], extra?: { header: string; cell: (c: string) => string | number }) =>
+  table(
+    [
+      'conns',
+      'API req/s',
+      'p50 ms',
+      'p99 ms',
+      'bare req/s',
+      'bare p99 ms',
+      'ratio',
+      'API cores',
+      'PG cores',
+      ...(extra ? [extra.header] : []),
+    ],
+    Object.entries(runs).map(([c, x]) => [
+      c,
+      x.api.rps,
+      x.api.p50,
+      x.api.p99,
+      x.bare.rps,
+      x.bare.p99,
+      ratio(x.api.rps, x.bare.rps),
+      x.cores.api ?? '-',
+      x.cores.postgres ?? '-',
+      ...(extra ? [extra.cell(c)] : []),
+    ]),
+  );
 
 out.push(`${r.command} — ${r.date} — ${JSON.stringify(r.machine)}`, '');
 out.push('**(a) POST /v1/checkouts vs bare POST** (API process CPU in cores; Postgres per create)', '');
-row([
-  'conns',
-  'API req/s',
-  'p50 ms',
-  'p99 ms',
-  'bare req/s',
-  'bare p99 ms',
-  'ratio',
-  'API cores',
-  'PG cores',
-  'write tx/create',
-]);
-row(Array(10).fill('---'));
-for (const [c, x] of Object.entries(r.create)) {
-  row([
-    c,
-    x.api.rps,
-    x.api.p50,
-    x.api.p99,
-    x.bare.rps,
-    x.bare.p99,
-    ratio(x.api.rps, x.bare.rps),
-    x.cores.api ?? '-',
-    x.cores.postgres ?? '-',
-    x.pgPerRequest.writeXacts ?? '-',
-  ]);
-}
+vsBare(r.create, { header: 'write tx/create', cell: (c) => r.create[c]?.pgPerRequest.writeXacts ?? '-' });
 out.push('', '**(b) GET /v1/checkouts/{id} (clientSecret) vs bare GET**', '');
-row([
-  'conns',
-  'API req/s',
-  'p50 ms',
-  'p99 ms',
-  'bare req/s',
-  'bare p99 ms',
-  'ratio',
-  'API cores',
-  'PG cores',
-]);
-row(Array(9).fill('---'));
-for (const [c, x] of Object.entries(r.status)) {
-  row([
-    c,
-    x.api.rps,
-    x.api.p50,
-    x.api.p99,
-    x.bare.rps,
-    x.bare.p99,
-    ratio(x.api.rps, x.bare.rps),
-    x.cores.api ?? '-',
-    x.cores.postgres ?? '-',
-  ]);
-}
+vsBare(r.status);
 if (r.queryCost) {
   out.push('', '**(g) one query, 16 in flight, pool of 10**', '');
-  row(['query', 'per second', 'client CPU µs per query']);
-  row(['---', '---', '---']);
-  for (const [k, v] of Object.entries(r.queryCost)) row([k, v.perSecond, v.cpuUsPerQuery]);
+  table(
+    ['query', 'per second', 'client CPU µs per query'],
+    Object.entries(r.queryCost).map(([k, v]) => [k, v.perSecond, v.cpuUsPerQuery]),
+  );
 }
 out.push('', '**(c)/(d)/(e) K checkouts awaiting approval, interval 5 s, one worker (concurrency 50)**', '');
-row([
-  'K',
-  'created via',
-  'all awaiting after s',
-  'polls/s (needed)',
-  'lateness p50 / p99 / max ms (n, censored)',
-  'worker cores',
-  'PG cores',
-  'Redis cores',
-  'bank+bench cores',
-  'machine busy cores',
-  'write tx / statements / PG server ms per poll',
-  'approval→succeeded p50 / p99 ms (n)',
-  'per pending: worker RSS / Redis / PG bytes',
-  'worker RSS max MiB',
-  'Redis MiB',
-]);
-row(Array(15).fill('---'));
-for (const x of Object.values(r.pending)) {
-  const l = x.latenessMs;
-  const a = x.approval;
-  row([
+table(
+  [
+    'K',
+    'created via',
+    'all awaiting after s',
+    'polls/s (needed)',
+    'lateness p50 / p99 / max ms (n, censored)',
+    'worker cores',
+    'PG cores',
+    'Redis cores',
+    'bank+bench cores',
+    'machine busy cores',
+    'write tx / statements / PG server ms per poll',
+    'approval→succeeded p50 / p99 ms (n)',
+    'per pending: worker RSS / Redis / PG bytes',
+    'worker RSS max MiB',
+    'Redis MiB',
+  ],
+  Object.values(r.pending).map((x) => [
     x.K,
     x.creation,
     x.allAwaitingSeconds,
     `${x.pollsPerSecond} (${x.expectedPollsPerSecond})`,
-    `${l.p50} / ${l.p99} / ${l.max} (${l.n}, ${l.censored ?? 0})`,
+    lateness(x.latenessMs),
     x.cores.worker ?? '-',
     x.cores.postgres ?? '-',
     x.cores.redis ?? '-',
     x.cores.bench ?? '-',
     x.cores.machine ?? '-',
     `${x.pgPerPoll.writeXacts} / ${x.statementsPerPoll.total} / ${x.statementsPerPoll.serverMsPerUnit}`,
-    `${a.latencyMs.p50} / ${a.latencyMs.p99} (${a.latencyMs.n}/${a.n}) ${JSON.stringify(a.outcomes)}`,
+    `${x.approval.latencyMs.p50} / ${x.approval.latencyMs.p99} (${x.approval.latencyMs.n}/${x.approval.n}) ${JSON.stringify(x.approval.outcomes)}`,
     `${x.memory.workerRssPerCheckout} / ${x.memory.redisPerCheckout} / ${x.memory.postgresPerCheckout}`,
     x.workerRssMaxMiB,
     x.redisUsedMiB,
-  ]);
-}
+  ]),
+);
 out.push(
   '',
   '**(f) naive: one openid-client `pollBackchannelAuthenticationGrant` loop per checkout, one process**',
   '',
 );
-row([
-  'K',
-  'polls/s (needed)',
-  'lateness p50 / p99 / max ms (n, censored)',
-  'process cores',
-  'bank+bench cores',
-  'RSS MiB',
-  'RSS per loop B',
-]);
-row(Array(7).fill('---'));
-for (const x of Object.values(r.naive)) {
-  const l = x.latenessMs;
-  row([
+table(
+  [
+    'K',
+    'polls/s (needed)',
+    'lateness p50 / p99 / max ms (n, censored)',
+    'process cores',
+    'bank+bench cores',
+    'RSS MiB',
+    'RSS per loop B',
+  ],
+  Object.values(r.naive).map((x) => [
     x.K,
     `~${x.pollsPerSecondFromBankSample} (${x.expectedPollsPerSecond})`,
-    `${l.p50} / ${l.p99} / ${l.max} (${l.n}, ${l.censored ?? 0})`,
+    lateness(x.latenessMs),
     x.cores.naive ?? '-',
     x.cores.bench ?? '-',
     x.rssMiB,
     x.rssPerLoop,
-  ]);
-}
+  ]),
+);
 console.log(out.join('\n'));
