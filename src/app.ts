@@ -25,7 +25,7 @@ export interface AppDependencies {
   queue: QueueInfra;
   /** node-postgres for the hot statements (create, status read); made from the config when absent. */
   sql?: SqlPool;
-  /** Requests per credential per window (default in infra/security.ts). */
+  /** Requests per credential per window (default: RATE_LIMIT_MAX / RATE_LIMIT_WINDOW_MS). */
   rateLimit?: RateLimitSettings;
   /** Where the logs go (default stdout); tests capture them here. */
   logStream?: DestinationStream;

@@ -24,11 +24,9 @@ export interface RateLimitSettings {
 }
 
 export interface SecurityOptions {
-  /** Default: 100 requests per 10 s per key. */
-  rateLimit?: RateLimitSettings | undefined;
+  /** Requests per credential per window (RATE_LIMIT_MAX / RATE_LIMIT_WINDOW_MS). */
+  rateLimit: RateLimitSettings;
 }
-
-export const DEFAULT_RATE_LIMIT = { max: 100, timeWindowMs: 10_000 } as const satisfies RateLimitSettings;
 
 /** Distinct keys each process remembers (least recently used ones are forgotten first). */
 const RATE_LIMIT_KEYS_KEPT = 10_000;
@@ -80,7 +78,7 @@ function rateLimited(retryAfterSeconds: number, detail: string): ProblemError {
 }
 
 async function securityPlugin(app: FastifyInstance, options: SecurityOptions): Promise<void> {
-  const limit = options.rateLimit ?? DEFAULT_RATE_LIMIT;
+  const limit = options.rateLimit;
 
   await app.register(fastifyHelmet, API_HELMET);
   // Routes registered after this plugin (Swagger UI's) get the CSP that lets the UI run. Set in

@@ -19,10 +19,10 @@ export interface BackchannelAuthenticationAck {
   interval: number | undefined;
 }
 
+/** A validated token response; a refresh token is not taken (nothing here refreshes). */
 export interface BankTokens {
   accessToken: string;
   idToken: string;
-  refreshToken?: string;
   expiresIn?: number;
 }
 

@@ -397,7 +397,6 @@ export async function processBackchannelTokenResponse(
     tokens: {
       accessToken: json.access_token,
       idToken: json.id_token,
-      ...(typeof json.refresh_token === 'string' ? { refreshToken: json.refresh_token } : {}),
       ...(typeof json.expires_in === 'number' ? { expiresIn: json.expires_in } : {}),
     },
     subject: claims.sub,
