@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
+import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
 import { registerProblemHandlers, sendError } from './http/problem.ts';
 import { registerValidators } from './http/validation.ts';
@@ -84,7 +85,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
   await app.register(checkoutRoutes, {
     db: deps.db,
-    sql,
+    ...createRepositories(deps.db, sql),
     queue: deps.queue.queue,
     keys: createKeyRing(deps.config.tokenEncryptionKeys),
     config: deps.config,

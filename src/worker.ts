@@ -6,6 +6,7 @@
  * claim lapses, and the reconciler re-creates jobs the queue lost.
  */
 import pino from 'pino';
+import { createRepositories } from './checkout/repositories.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createKeyRing } from './infra/crypto.ts';
 import { createDatabase, createSqlPool } from './infra/database.ts';
@@ -31,7 +32,10 @@ const db = createDatabase(config.databaseUrl, { pool: sql });
 const queue = createQueueInfra(config.queue, config.databaseUrl);
 const banks = createBankClients(config.banks, { timeoutMs: config.worker.bankTimeoutMs });
 const keys = createKeyRing(config.tokenEncryptionKeys);
-const runtime = await startWorkerRuntime({ config, db, sql, queue: queue.queue, keys, banks, log }, queue);
+const runtime = await startWorkerRuntime(
+  { config, ...createRepositories(db, sql), queue: queue.queue, keys, banks, log },
+  queue,
+);
 log.info(
   {
     backend: queue.backend,

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
 import { ProblemSchema } from '../http/problem.ts';
 import { authenticateApiKey } from '../infra/api-keys.ts';
+import type { Database } from '../infra/database.ts';
 import {
   BankListSchema,
   CheckoutIdParams,
@@ -32,7 +33,10 @@ function withUnauthorizedHeader(reply: FastifyReply) {
   reply.header('WWW-Authenticate', 'Bearer realm="bankpay"');
 }
 
-export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutDeps): Promise<void> {
+/** The service's dependencies, and the database merchant API keys are checked against. */
+export type CheckoutRouteOptions = CheckoutDeps & { db: Database };
+
+export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOptions): Promise<void> {
   app.addHook('onSend', async (_request, reply) => {
     if (reply.statusCode === 401) withUnauthorizedHeader(reply);
   });

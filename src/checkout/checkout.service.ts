@@ -5,31 +5,23 @@ import { randomBytes, randomInt } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import type { BankConfig, Config } from '../config.ts';
-import {
-  claimIdempotencyKey,
-  IDEMPOTENCY_TTL_MS,
-  releaseIdempotencyKey,
-  requestFingerprint,
-} from '../http/idempotency.ts';
 import { ProblemError } from '../http/problem.ts';
 import type { KeyRing } from '../infra/crypto.ts';
-import type { Database, SqlPool } from '../infra/database.ts';
 import { enqueueCheckoutJob, JOB_NAMES } from './checkout.jobs.ts';
-import {
-  type CheckoutRow,
-  findCheckout,
-  findCheckoutWithTimeline,
-  insertCheckout,
-  transition,
-} from './checkout.repository.ts';
+import type { CheckoutRepository, CheckoutRow, ListCursor } from './checkout.repository.ts';
 import type { CheckoutView, CreateCheckoutInput } from './checkout.schemas.ts';
 import { CANCELABLE_STATUSES, type CheckoutStatus, isTerminal } from './checkout.states.ts';
 import { issueClientSecret } from './client-secret.ts';
+import {
+  IDEMPOTENCY_TTL_MS,
+  type IdempotencyRepository,
+  requestFingerprint,
+} from './idempotency.repository.ts';
 import { isSupportedCurrency } from './money.ts';
 
 export interface CheckoutDeps {
-  db: Database;
-  sql: SqlPool;
+  checkouts: CheckoutRepository;
+  idempotency: IdempotencyRepository;
   queue: Queue;
   keys: KeyRing;
   config: Config;
@@ -158,10 +150,27 @@ export async function createCheckout(
     expiresAt: new Date(now.getTime() + IDEMPOTENCY_TTL_MS),
   };
   // The usual case, a key never seen: checkout, event and stored response in one statement.
-  if (!(await insertCheckout(deps.sql, row, response, 'new'))) {
+  if (!(await deps.checkouts.insert(row, response, 'new'))) {
     // The key exists: a replay, a reused key (422), one still in flight (409), or an expired or
     // abandoned record this request may take over.
-    const claim = await claimIdempotencyKey(deps.db, apiKeyId, idempotencyKey, fingerprint);
+    const claim = await deps.idempotency.claim(apiKeyId, idempotencyKey, fingerprint);
+    if (claim.kind === 'reused') {
+      throw new ProblemError(
+        422,
+        'idempotency_key_reused',
+        'Idempotency-Key reused',
+        'This Idempotency-Key was used with a different request body',
+      );
+    }
+    if (claim.kind === 'in_flight') {
+      throw new ProblemError(
+        409,
+        'idempotency_key_in_use',
+        'Request in progress',
+        'A request with this Idempotency-Key is still being processed; retry later',
+        { retryAfterSeconds: 1 },
+      );
+    }
     if (claim.kind === 'replay') {
       const body = claim.body as unknown as CheckoutView;
       return {
@@ -172,9 +181,9 @@ export async function createCheckout(
     }
     let stored = false;
     try {
-      stored = await insertCheckout(deps.sql, row, response, 'claimed');
+      stored = await deps.checkouts.insert(row, response, 'claimed');
     } finally {
-      if (!stored) await releaseIdempotencyKey(deps.db, apiKeyId, idempotencyKey);
+      if (!stored) await deps.idempotency.release(apiKeyId, idempotencyKey);
     }
     if (!stored) throw new Error('the Idempotency-Key claim was lost while creating the checkout');
   }
@@ -200,7 +209,7 @@ export async function getCheckout(
   deps: CheckoutDeps,
   id: string,
 ): Promise<{ view: CheckoutView; retryAfter: number | undefined }> {
-  const found = await findCheckoutWithTimeline(deps.sql, id);
+  const found = await deps.checkouts.findWithTimeline(id);
   if (!found) throw checkoutNotFound(id);
   return {
     view: { ...toView(found.row), timeline: found.timeline },
@@ -217,12 +226,9 @@ export async function listCheckouts(
   query: { limit?: number; starting_after?: string; status?: CheckoutStatus },
 ): Promise<{ data: CheckoutView[]; has_more: boolean }> {
   const limit = query.limit ?? 20;
-  let cursor: { createdAt: Date; id: string } | undefined;
+  let cursor: ListCursor | undefined;
   if (query.starting_after) {
-    const after = await deps.db.checkout.findUnique({
-      where: { id: query.starting_after },
-      select: { createdAt: true, id: true },
-    });
+    const after = await deps.checkouts.findCursor(query.starting_after);
     if (!after) {
       throw new ProblemError(
         400,
@@ -236,28 +242,16 @@ export async function listCheckouts(
     }
     cursor = after;
   }
-  // Newest first; (created_at, id) breaks ties so a page boundary never skips or repeats a row.
-  const rows = await deps.db.checkout.findMany({
-    where: {
-      ...(query.status ? { status: query.status } : {}),
-      ...(cursor
-        ? {
-            OR: [
-              { createdAt: { lt: cursor.createdAt } },
-              { createdAt: cursor.createdAt, id: { lt: cursor.id } },
-            ],
-          }
-        : {}),
-    },
-    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-    take: limit + 1,
+  const rows = await deps.checkouts.list({
+    limit: limit + 1,
+    ...(cursor ? { cursor } : {}),
+    ...(query.status ? { status: query.status } : {}),
   });
   return { data: rows.slice(0, limit).map(toView), has_more: rows.length > limit };
 }
 
 export async function cancelCheckout(deps: CheckoutDeps, id: string): Promise<CheckoutView> {
-  const updated = await transition(
-    deps.db,
+  const updated = await deps.checkouts.transition(
     id,
     CANCELABLE_STATUSES,
     'canceled',
@@ -265,7 +259,7 @@ export async function cancelCheckout(deps: CheckoutDeps, id: string): Promise<Ch
     { step: 'cancel', outcome: 'canceled' },
   );
   if (updated) return toView(updated);
-  const row = await findCheckout(deps.db, id);
+  const row = await deps.checkouts.find(id);
   if (!row) throw checkoutNotFound(id);
   if (row.status === 'canceled') return toView(row); // canceling twice is harmless
   throw new ProblemError(

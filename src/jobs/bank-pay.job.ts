@@ -6,7 +6,6 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { findCheckout, transition, updateWhileInStatus } from '../checkout/checkout.repository.ts';
 import { BankError } from '../integrations/bank.errors.ts';
 import { type JobContext, paymentInitiation, persistBankAnswer, retryStepLater } from './job.context.ts';
 import type { StoredTokens } from './token-poller.ts';
@@ -20,11 +19,10 @@ export async function executePayment(
   token?: string,
 ): Promise<string> {
   const now = Date.now();
-  const checkout = await findCheckout(ctx.db, job.data.checkoutId);
+  const checkout = await ctx.checkouts.find(job.data.checkoutId);
   if (!checkout || checkout.status !== 'authorized') return 'skipped';
   const fail = async (code: string, message: string, patch: Record<string, unknown> = {}) => {
-    await transition(
-      ctx.db,
+    await ctx.checkouts.transition(
       checkout.id,
       'authorized',
       'failed',
@@ -46,7 +44,7 @@ export async function executePayment(
   // rejection of the payment. An earlier unanswered attempt also shows in stepErrors.
   const askedBefore = checkout.paymentStatus === PAYMENT_REQUESTED || checkout.stepErrors > 0;
   if (checkout.paymentStatus !== PAYMENT_REQUESTED) {
-    await updateWhileInStatus(ctx.db, checkout.id, 'authorized', { paymentStatus: PAYMENT_REQUESTED });
+    await ctx.checkouts.updateWhileInStatus(checkout.id, 'authorized', { paymentStatus: PAYMENT_REQUESTED });
   }
   try {
     const result = await bank.initiatePayment(
@@ -56,8 +54,7 @@ export async function executePayment(
     );
     if (result.status === 'accepted') {
       const recorded = await persistBankAnswer(ctx, 'payment answer', () =>
-        transition(
-          ctx.db,
+        ctx.checkouts.transition(
           checkout.id,
           'authorized',
           'succeeded',

@@ -9,7 +9,6 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { findCheckout, transition } from '../checkout/checkout.repository.ts';
 import { BankError } from '../integrations/bank.errors.ts';
 import { type JobContext, paymentInitiation, persistBankAnswer, retryStepLater } from './job.context.ts';
 
@@ -21,21 +20,20 @@ export async function startBackchannelAuthentication(
   token?: string,
 ): Promise<string> {
   const now = Date.now();
-  const checkout = await findCheckout(ctx.db, job.data.checkoutId);
+  const checkout = await ctx.checkouts.find(job.data.checkoutId);
   if (!checkout || checkout.status !== 'pending') return 'skipped';
 
   const bankConfig = ctx.config.banks.find((b) => b.id === checkout.bankId);
   const bank = ctx.banks.get(checkout.bankId);
   if (!bankConfig || !bank) {
-    await transition(ctx.db, checkout.id, 'pending', 'failed', {
+    await ctx.checkouts.transition(checkout.id, 'pending', 'failed', {
       failureCode: 'configuration_error',
       failureMessage: `bank ${checkout.bankId} is no longer configured`,
     });
     return 'failed';
   }
   if (now >= checkout.expiresAt.getTime()) {
-    await transition(
-      ctx.db,
+    await ctx.checkouts.transition(
       checkout.id,
       'pending',
       'failed',
@@ -59,8 +57,7 @@ export async function startBackchannelAuthentication(
     const acked = Date.now();
     const interval = ack.interval ?? DEFAULT_POLL_INTERVAL_S;
     const moved = await persistBankAnswer(ctx, 'backchannel acknowledgement', () =>
-      transition(
-        ctx.db,
+      ctx.checkouts.transition(
         checkout.id,
         'pending',
         'awaiting_approval',
@@ -98,8 +95,7 @@ export async function startBackchannelAuthentication(
         error,
       );
     }
-    await transition(
-      ctx.db,
+    await ctx.checkouts.transition(
       checkout.id,
       'pending',
       'failed',

@@ -1,21 +1,21 @@
 /**
- * What every job gets: the database, the queue, the key ring, one bank client per configured bank
- * (each with its own pooled mTLS connections), the configuration and a logger.
+ * What every job gets: the repositories, the queue, the key ring, one bank client per configured
+ * bank (each with its own pooled mTLS connections), the configuration and a logger.
  */
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { type CheckoutRow, updateWhileInStatus } from '../checkout/checkout.repository.ts';
+import type { CheckoutRow } from '../checkout/checkout.repository.ts';
 import type { CheckoutStatus } from '../checkout/checkout.states.ts';
 import { toDecimalString } from '../checkout/money.ts';
+import type { Repositories } from '../checkout/repositories.ts';
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
-import { type Database, isDatabaseUnavailable } from '../infra/database.ts';
+import { isDatabaseUnavailable } from '../infra/database.ts';
 import type { BankClient, PaymentInitiation } from '../integrations/bank.client.ts';
 import type { BankError } from '../integrations/bank.errors.ts';
 
-export interface JobContext {
+export interface JobContext extends Repositories {
   config: Config;
-  db: Database;
   queue: Queue;
   keys: KeyRing;
   banks: ReadonlyMap<string, BankClient>;
@@ -64,8 +64,7 @@ export async function retryStepLater(
 ): Promise<never> {
   const errors = checkout.stepErrors + 1;
   const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
-  await updateWhileInStatus(
-    ctx.db,
+  await ctx.checkouts.updateWhileInStatus(
     checkout.id,
     step.status,
     { stepErrors: errors },

@@ -7,7 +7,6 @@
  */
 import type { Job } from 'bullmq';
 import { enqueueCheckoutJob, JOB_NAMES, type JobName, jobId } from '../checkout/checkout.jobs.ts';
-import { transition } from '../checkout/checkout.repository.ts';
 import type { CheckoutStatus } from '../checkout/checkout.states.ts';
 import type { JobContext } from './job.context.ts';
 
@@ -32,19 +31,15 @@ export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<Re
   const report: ReconcileReport = { requeued: 0, expired: 0, idempotencyRecordsPurged: 0 };
 
   // Past the expiry and still waiting for the customer (or for the bank to accept the request).
-  const overdue = await ctx.db.checkout.findMany({
-    where: {
-      status: { in: ['pending', 'awaiting_approval'] },
-      expiresAt: { lt: new Date(now - EXPIRY_SLACK_MS) },
-    },
-    select: { id: true, status: true },
-    take: BATCH,
-  });
+  const overdue = await ctx.checkouts.findExpired(
+    ['pending', 'awaiting_approval'],
+    new Date(now - EXPIRY_SLACK_MS),
+    BATCH,
+  );
   for (const c of overdue) {
     const closed =
       c.status === 'awaiting_approval'
-        ? await transition(
-            ctx.db,
+        ? await ctx.checkouts.transition(
             c.id,
             'awaiting_approval',
             'expired',
@@ -55,8 +50,7 @@ export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<Re
             },
             { step: 'reconcile', outcome: 'expired' },
           )
-        : await transition(
-            ctx.db,
+        : await ctx.checkouts.transition(
             c.id,
             'pending',
             'failed',
@@ -71,15 +65,10 @@ export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<Re
 
   // No progress for longer than the grace period: is the job that should move it still alive?
   const stale = new Date(now - ctx.config.worker.reconcileGraceMs);
-  const stuck = await ctx.db.checkout.findMany({
-    // (Checkouts awaiting approval need no job: the token poller finds them by `nextPollAt`.)
-    where: { status: { in: ['pending', 'authorized'] }, updatedAt: { lt: stale } },
-    select: { id: true, status: true },
-    orderBy: { updatedAt: 'asc' },
-    take: BATCH,
-  });
+  // (Checkouts awaiting approval need no job: the token poller finds them by `nextPollAt`.)
+  const stuck = await ctx.checkouts.findStalled(['pending', 'authorized'], stale, BATCH);
   for (const c of stuck) {
-    const name = NEXT_JOB[c.status as CheckoutStatus];
+    const name = NEXT_JOB[c.status];
     if (!name) continue;
     const existing = await ctx.queue.getJob(jobId(name, c.id));
     if (existing) {
@@ -95,8 +84,7 @@ export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<Re
     );
   }
 
-  const purged = await ctx.db.idempotencyRecord.deleteMany({ where: { expiresAt: { lt: new Date(now) } } });
-  report.idempotencyRecordsPurged = purged.count;
+  report.idempotencyRecordsPurged = await ctx.idempotency.purgeExpired(new Date(now));
   if (report.requeued || report.expired) ctx.log.info(report, 'reconciled');
   return report;
 }

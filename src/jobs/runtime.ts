@@ -5,15 +5,16 @@
  */
 import type { QueueInfra } from '../infra/queue.ts';
 import { createJobProcessor } from './index.ts';
+import type { JobContext } from './job.context.ts';
 import { scheduleReconciler } from './reconcile.job.ts';
-import { DEFAULT_TOKEN_POLLER_OPTIONS, type PollContext, startTokenPoller } from './token-poller.ts';
+import { DEFAULT_TOKEN_POLLER_OPTIONS, startTokenPoller } from './token-poller.ts';
 
 export interface WorkerRuntime {
   /** Stops taking work, lets running jobs and token requests finish, records their answers. */
   close(): Promise<void>;
 }
 
-export async function startWorkerRuntime(ctx: PollContext, queue: QueueInfra): Promise<WorkerRuntime> {
+export async function startWorkerRuntime(ctx: JobContext, queue: QueueInfra): Promise<WorkerRuntime> {
   const { worker: settings } = ctx.config;
   const worker = queue.createWorker(createJobProcessor(ctx), {
     concurrency: settings.concurrency,

@@ -27,16 +27,8 @@
  */
 
 import { enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
-import {
-  claimDuePolls,
-  type DuePoll,
-  type EventDetail,
-  extendPollLease,
-  type PollAnswer,
-  recordPollAnswers,
-  transition,
-} from '../checkout/checkout.repository.ts';
-import type { SqlPool } from '../infra/database.ts';
+import type { EventDetail } from '../checkout/checkout.repository.ts';
+import type { DuePoll, PollAnswer } from '../checkout/poll-schedule.repository.ts';
 import { BankError } from '../integrations/bank.errors.ts';
 import { DEFAULT_POLL_INTERVAL_S } from './ciba-start.job.ts';
 import { backoffMs, type JobContext, persistBankAnswer } from './job.context.ts';
@@ -73,12 +65,8 @@ export interface TokenPoller {
   close(): Promise<void>;
 }
 
-export interface PollContext extends JobContext {
-  sql: SqlPool;
-}
-
 export function startTokenPoller(
-  ctx: PollContext,
+  ctx: JobContext,
   options: TokenPollerOptions = DEFAULT_TOKEN_POLLER_OPTIONS,
 ): TokenPoller {
   const writer = createAnswerWriter(ctx, options.flushMs, options.batchSize);
@@ -112,13 +100,14 @@ export function startTokenPoller(
       let claimed = 0;
       if (want > 0) {
         try {
-          const due = await claimDuePolls(ctx.sql, leaseSeconds, want, busyBanks);
+          const due = await ctx.pollSchedule.claimDue(leaseSeconds, want, busyBanks);
           claimed = due.length;
           for (const poll of due) {
             // A request that runs long keeps its claim: extended every third of the lease.
             const keeper = setInterval(
               () => {
-                extendPollLease(ctx.sql, poll.id, poll.lease, leaseSeconds)
+                ctx.pollSchedule
+                  .extendLease(poll.id, poll.lease, leaseSeconds)
                   .then((lease) => {
                     if (lease) poll.lease = lease;
                   })
@@ -174,7 +163,7 @@ interface AnswerWriter {
 }
 
 /** Collects "ask again later" answers and writes them in batches (at most `flushMs` later). */
-function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number): AnswerWriter {
+function createAnswerWriter(ctx: JobContext, flushMs: number, maxBatch: number): AnswerWriter {
   let batch: Array<{ poll: DuePoll; answer: Omit<PollAnswer, 'id' | 'lease'> }> = [];
   let timer: NodeJS.Timeout | undefined;
   const writes = new Set<Promise<void>>();
@@ -184,7 +173,7 @@ function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number)
     if (batch.length === 0) return;
     const answers = batch.map(({ poll, answer }) => ({ ...answer, id: poll.id, lease: poll.lease }));
     batch = [];
-    const write = persistBankAnswer(ctx, 'token poll answers', () => recordPollAnswers(ctx.sql, answers))
+    const write = persistBankAnswer(ctx, 'token poll answers', () => ctx.pollSchedule.recordAnswers(answers))
       .then(() => undefined)
       .catch((err: Error) =>
         // Nothing is lost: these polls are claimed again when their lease lapses.
@@ -207,7 +196,7 @@ function createAnswerWriter(ctx: PollContext, flushMs: number, maxBatch: number)
 }
 
 async function settle(
-  ctx: PollContext,
+  ctx: JobContext,
   poll: DuePoll,
   to: 'declined' | 'expired' | 'failed',
   code: string,
@@ -215,8 +204,7 @@ async function settle(
   detail: EventDetail = {},
 ) {
   const done = await persistBankAnswer(ctx, 'token poll outcome', () =>
-    transition(
-      ctx.db,
+    ctx.checkouts.transition(
       poll.id,
       'awaiting_approval',
       to,
@@ -229,7 +217,7 @@ async function settle(
 }
 
 /** One token request for one claimed checkout, and what follows from its answer. */
-async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
+async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
   const expiresAt = poll.expiresAt.getTime();
   if (Date.now() >= expiresAt)
     return settle(ctx, poll, 'expired', 'expired_token', 'the customer did not approve in time');
@@ -309,8 +297,7 @@ async function pollOnce(ctx: PollContext, poll: DuePoll, writer: AnswerWriter): 
       };
       // The bank will not give these tokens twice: keep trying to store them through a short outage.
       const authorized = await persistBankAnswer(ctx, 'tokens', () =>
-        transition(
-          ctx.db,
+        ctx.checkouts.transition(
           poll.id,
           'awaiting_approval',
           'authorized',

@@ -69,7 +69,7 @@ describe('Idempotency-Key', () => {
     const apiKeyId = apiKey.id;
     const body = checkoutBody('alice');
     // The state a request leaves while it runs: its claim on the key, no response yet.
-    const { requestFingerprint } = await import('../../src/http/idempotency.ts');
+    const { requestFingerprint } = await import('../../src/checkout/idempotency.repository.ts');
     await system.db.idempotencyRecord.create({
       data: {
         apiKeyId,
@@ -88,7 +88,7 @@ describe('Idempotency-Key', () => {
     const key = randomUUID();
     const apiKey = await createApiKey(system.db, 'stale');
     const body = checkoutBody('alice');
-    const { requestFingerprint } = await import('../../src/http/idempotency.ts');
+    const { requestFingerprint } = await import('../../src/checkout/idempotency.repository.ts');
     await system.db.idempotencyRecord.create({
       data: {
         apiKeyId: apiKey.id,

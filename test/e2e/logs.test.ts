@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type DestinationStream } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { loggerOptions } from '../../src/infra/logging.ts';
@@ -44,7 +45,7 @@ beforeAll(async () => {
   const log = pino(loggerOptions(api.config.logLevel, 'bankpay-worker'), workerLogs);
   const keys = createKeyRing(api.config.tokenEncryptionKeys);
   worker = await startWorkerRuntime(
-    { config: api.config, db: api.db, sql, queue: api.queue.queue, keys, banks, log },
+    { config: api.config, ...createRepositories(api.db, sql), queue: api.queue.queue, keys, banks, log },
     api.queue,
   );
 });

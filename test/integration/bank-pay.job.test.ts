@@ -9,17 +9,22 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckoutJobData } from '../../src/checkout/checkout.jobs.ts';
 import { newCheckoutId } from '../../src/checkout/checkout.service.ts';
+import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
+import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { type BankClient, BankError } from '../../src/integrations/bank.client.ts';
 import { executePayment } from '../../src/jobs/bank-pay.job.ts';
 import type { JobContext } from '../../src/jobs/job.context.ts';
 import { type System, startSystem } from '../support/system.ts';
 
 let system: System;
+let sql: SqlPool;
 beforeAll(async () => {
   system = await startSystem({}, { worker: false });
+  sql = createSqlPool(system.config.databaseUrl, { poolSize: 2 });
 });
 afterAll(async () => {
+  await sql?.end();
   await system?.close();
 });
 
@@ -63,7 +68,7 @@ function runWithBank(initiatePayment: () => Promise<never>, checkoutId: string) 
   const bank = { initiatePayment } as unknown as BankClient;
   const ctx: JobContext = {
     config: system.config,
-    db: system.db,
+    ...createRepositories(system.db, sql),
     queue: system.queue.queue,
     keys: createKeyRing(system.config.tokenEncryptionKeys),
     banks: new Map([['sandbox', bank]]),

@@ -5,23 +5,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  claimDuePolls,
-  type DuePoll,
-  extendPollLease,
-  type PollAnswer,
-  recordPollAnswers,
-  transition,
-} from '../../src/checkout/checkout.repository.ts';
+import type { CheckoutRepository } from '../../src/checkout/checkout.repository.ts';
 import { newCheckoutId } from '../../src/checkout/checkout.service.ts';
+import type {
+  DuePoll,
+  PollAnswer,
+  PollScheduleRepository,
+} from '../../src/checkout/poll-schedule.repository.ts';
+import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { type System, startSystem } from '../support/system.ts';
 
 let system: System;
 let sql: SqlPool;
+let schedule: PollScheduleRepository;
+let checkouts: CheckoutRepository;
 beforeAll(async () => {
   system = await startSystem({}, { worker: false });
   sql = createSqlPool(system.config.databaseUrl, { poolSize: 4 });
+  ({ pollSchedule: schedule, checkouts } = createRepositories(system.db, sql));
 });
 afterAll(async () => {
   await sql?.end();
@@ -80,7 +82,7 @@ describe('token poll claims', () => {
     const due = await Promise.all(Array.from({ length: 40 }, () => awaiting(past)));
     const notYet = await awaiting(new Date(Date.now() + 60_000));
     const settled = await awaiting(past, 'declined');
-    const claims = await Promise.all(Array.from({ length: 6 }, () => claimDuePolls(sql, 15, 10)));
+    const claims = await Promise.all(Array.from({ length: 6 }, () => schedule.claimDue(15, 10)));
     const claimed = claims.flat().map((c) => c.id);
     expect(new Set(claimed).size).toBe(claimed.length); // nobody got one twice
     expect(claimed.sort()).toEqual([...due].sort()); // every due one, once
@@ -93,41 +95,41 @@ describe('token poll claims', () => {
       expect(ahead).toBeGreaterThan(13_000);
       expect(ahead).toBeLessThan(17_000);
     }
-    expect(await claimDuePolls(sql, 15, 100)).toEqual([]);
+    expect(await schedule.claimDue(15, 100)).toEqual([]);
     // Once the lease lapses (a crashed worker), they are due again.
     await lapse(due);
-    const again = await claimDuePolls(sql, 15, 100);
+    const again = await schedule.claimDue(15, 100);
     expect(again.map((c) => c.id).sort()).toEqual([...due].sort());
   });
 
   it('never leases for less than the poll interval (a lost answer must not bring the next request early)', async () => {
     const id = await awaiting(new Date(Date.now() - 1_000));
     await system.db.checkout.update({ where: { id }, data: { pollIntervalS: 40 } });
-    const [poll] = await mine([id], claimDuePolls(sql, 15, 100));
+    const [poll] = await mine([id], schedule.claimDue(15, 100));
     expect(poll!.lease.getTime() - Date.now()).toBeGreaterThan(35_000);
   });
 
   it('extends a claim only while it is still ours', async () => {
     const id = await awaiting(new Date(Date.now() - 1_000));
-    const [poll] = await mine([id], claimDuePolls(sql, 15, 100));
-    const extended = await extendPollLease(sql, id, poll!.lease, 30);
+    const [poll] = await mine([id], schedule.claimDue(15, 100));
+    const extended = await schedule.extendLease(id, poll!.lease, 30);
     expect(extended?.getTime()).toBeGreaterThan(poll!.lease.getTime());
     // The old lease is no longer the claim.
-    expect(await extendPollLease(sql, id, poll!.lease, 30)).toBeNull();
+    expect(await schedule.extendLease(id, poll!.lease, 30)).toBeNull();
   });
 
   it('records an answer only under the claim that asked: not over a cancel, not over a newer claim', async () => {
     const past = new Date(Date.now() - 1_000);
     const ids = [await awaiting(past), await awaiting(past), await awaiting(past)];
-    const [kept, canceled, reclaimed] = await mine(ids, claimDuePolls(sql, 15, 100));
-    await transition(system.db, canceled!.id, 'awaiting_approval', 'canceled');
+    const [kept, canceled, reclaimed] = await mine(ids, schedule.claimDue(15, 100));
+    await checkouts.transition(canceled!.id, 'awaiting_approval', 'canceled');
     // Someone else's claim after ours lapsed.
     await system.db.checkout.update({
       where: { id: reclaimed!.id },
       data: { nextPollAt: new Date(Date.now() + 99_000) },
     });
 
-    const recorded = await recordPollAnswers(sql, [answer(kept!), answer(canceled!), answer(reclaimed!)]);
+    const recorded = await schedule.recordAnswers([answer(kept!), answer(canceled!), answer(reclaimed!)]);
     expect(recorded).toBe(1);
     const rows = await system.db.checkout.findMany({
       where: { id: { in: ids } },
@@ -146,9 +148,9 @@ describe('token poll claims', () => {
 
   it('keeps a slow_down interval, and never schedules past the expiry', async () => {
     const id = await awaiting(new Date(Date.now() - 1_000));
-    const [poll] = await mine([id], claimDuePolls(sql, 15, 100));
+    const [poll] = await mine([id], schedule.claimDue(15, 100));
     const slowDown = { ...answer(poll!, 'slow_down'), pollIntervalS: 10, waitMs: 600_000 };
-    expect(await recordPollAnswers(sql, [slowDown])).toBe(1);
+    expect(await schedule.recordAnswers([slowDown])).toBe(1);
     const row = await system.db.checkout.findUnique({ where: { id } });
     expect(row?.pollIntervalS).toBe(10);
     expect(row?.nextPollAt?.getTime()).toBe(row?.expiresAt.getTime());
@@ -158,9 +160,9 @@ describe('token poll claims', () => {
     const past = new Date(Date.now() - 1_000);
     const busy = await awaiting(past, 'awaiting_approval', 'sandbox-short');
     const free = await awaiting(past);
-    const claimed = (await claimDuePolls(sql, 15, 100, ['sandbox-short'])).map((c) => c.id);
+    const claimed = (await schedule.claimDue(15, 100, ['sandbox-short'])).map((c) => c.id);
     expect(claimed).toContain(free);
     expect(claimed).not.toContain(busy);
-    expect((await claimDuePolls(sql, 15, 100)).map((c) => c.id)).toEqual([busy]);
+    expect((await schedule.claimDue(15, 100)).map((c) => c.id)).toEqual([busy]);
   });
 });

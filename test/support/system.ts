@@ -10,6 +10,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
+import { createRepositories } from '../../src/checkout/repositories.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createApiKey } from '../../src/infra/api-keys.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
@@ -71,7 +72,10 @@ export async function startSystem(
     banks,
     async startWorker() {
       // As src/worker.ts runs it (the log is silent unless a test asks for LOG_LEVEL).
-      runtime = await startWorkerRuntime({ config, db, sql, queue: queue.queue, keys, banks, log }, queue);
+      runtime = await startWorkerRuntime(
+        { config, ...createRepositories(db, sql), queue: queue.queue, keys, banks, log },
+        queue,
+      );
     },
     async stopWorker() {
       await runtime?.close();
