@@ -42,6 +42,7 @@ export type {
   PaymentStatus,
   TokenPollOutcome,
 } from './bank.types.ts';
+export { DEFAULT_POLL_INTERVAL_S, SLOW_DOWN_INCREMENT_S } from './bank.types.ts';
 
 export interface BankClient {
   readonly bankId: string;

@@ -10,6 +10,12 @@ export interface PaymentInitiation {
   remittanceInformationUnstructured: string;
 }
 
+/** CIBA Core §7.3: the poll interval when the acknowledgement gives none, in seconds. */
+export const DEFAULT_POLL_INTERVAL_S = 5;
+
+/** CIBA Core §11 (via RFC 8628 §3.5): `slow_down` adds 5 seconds to the interval, for good. */
+export const SLOW_DOWN_INCREMENT_S = 5;
+
 /** CIBA Core §7.3: the bank accepted the authentication request. */
 export interface BackchannelAuthenticationAck {
   authReqId: string;

@@ -6,9 +6,12 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { BankError } from '../integrations/bank.errors.ts';
-import { type JobContext, paymentInitiation, persistBankAnswer, retryStepLater } from './job.context.ts';
-import type { StoredTokens } from './token-poller.ts';
+import { FAILURE_CODES, type Failure, failCheckout, failures } from '../checkout/checkout.outcomes.ts';
+import { isAccessTokenUsable, openTokens, paymentInitiation } from '../checkout/checkout.payment.ts';
+import type { CheckoutPatch } from '../checkout/checkout.repository.ts';
+import { BankError, bankErrorCodes } from '../integrations/bank.errors.ts';
+import { persistBankAnswer, retryStepLater } from './bank-step.ts';
+import type { JobContext } from './job.context.ts';
 
 /** `paymentStatus` while a payment request may be out at the bank and no answer is recorded. */
 const PAYMENT_REQUESTED = 'requested';
@@ -21,23 +24,20 @@ export async function executePayment(
   const now = Date.now();
   const checkout = await ctx.checkouts.find(job.data.checkoutId);
   if (!checkout || checkout.status !== 'authorized') return 'skipped';
-  const fail = async (code: string, message: string, patch: Record<string, unknown> = {}) => {
-    await ctx.checkouts.transition(
+  const fail = async (failure: Failure, patch: CheckoutPatch = {}) => {
+    await failCheckout(
+      ctx.checkouts,
       checkout.id,
       'authorized',
-      'failed',
-      { failureCode: code, failureMessage: message, tokensEncrypted: null, ...patch },
-      {
-        step: 'payment',
-        outcome: code,
-      },
+      failure,
+      { step: 'payment', outcome: failure.code },
+      patch,
     );
     return 'failed';
   };
   const bank = ctx.banks.get(checkout.bankId);
-  if (!bank || !checkout.tokensEncrypted)
-    return fail('configuration_error', 'no bank client or no access token for this checkout');
-  const tokens = JSON.parse(ctx.keys.decrypt(checkout.tokensEncrypted)) as StoredTokens;
+  if (!bank || !checkout.tokensEncrypted) return fail(failures.noAccessToken);
+  const tokens = openTokens(ctx.keys, checkout.tokensEncrypted);
 
   // Written down before asking: whatever happens to this run (a crash, a lost answer, a write that
   // fails), a later run knows a request may have reached the bank and never reads a refusal as a
@@ -73,18 +73,13 @@ export async function executePayment(
       }
       return 'succeeded';
     }
-    return fail(
-      'payment_rejected',
-      result.reason ? `the bank rejected the payment: ${result.reason}` : 'the bank rejected the payment',
-      {
-        bankPaymentId: result.paymentId,
-        paymentStatus: 'rejected',
-      },
-    );
+    return fail(failures.paymentRejected(result.reason), {
+      bankPaymentId: result.paymentId,
+      paymentStatus: 'rejected',
+    });
   } catch (error) {
     if (!(error instanceof BankError)) throw error;
-    const tokenUsable = tokens.accessTokenExpiresAt === null || now < tokens.accessTokenExpiresAt;
-    if (error.retryable && tokenUsable) {
+    if (error.retryable && isAccessTokenUsable(tokens, now)) {
       // The request may have reached the bank: only the same Idempotency-Key may ask again.
       return retryStepLater(
         ctx,
@@ -104,12 +99,10 @@ export async function executePayment(
       // (often an access token that expired meanwhile) says nothing about that. Never report it
       // as rejected: the merchant must check with the bank (the payment's Idempotency-Key is the
       // checkout id).
-      return fail(
-        'payment_outcome_unknown',
-        `an earlier payment request got no answer and the bank now refuses to answer again (${error.code}): check with the bank under Idempotency-Key ${checkout.id}`,
-      );
+      return fail(failures.paymentOutcomeUnknown(error.code, checkout.id));
     }
-    const code = error.code === 'payment_api_error' ? 'payment_rejected' : error.code;
-    return fail(code, error.message);
+    // A 4xx from the payment API is its refusal of this payment; any other code is the bank's own.
+    const code = error.code === bankErrorCodes.paymentApiError ? FAILURE_CODES.paymentRejected : error.code;
+    return fail({ code, message: error.message });
   }
 }

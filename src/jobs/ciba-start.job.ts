@@ -9,10 +9,11 @@
  */
 import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
-import { BankError } from '../integrations/bank.errors.ts';
-import { type JobContext, paymentInitiation, persistBankAnswer, retryStepLater } from './job.context.ts';
-
-export const DEFAULT_POLL_INTERVAL_S = 5;
+import { expireCheckout, failCheckout, failures, isPastExpiry } from '../checkout/checkout.outcomes.ts';
+import { paymentInitiation } from '../checkout/checkout.payment.ts';
+import { BankError, DEFAULT_POLL_INTERVAL_S } from '../integrations/bank.client.ts';
+import { persistBankAnswer, retryStepLater } from './bank-step.ts';
+import type { JobContext } from './job.context.ts';
 
 export async function startBackchannelAuthentication(
   job: Job<CheckoutJobData>,
@@ -26,33 +27,22 @@ export async function startBackchannelAuthentication(
   const bankConfig = ctx.config.banks.find((b) => b.id === checkout.bankId);
   const bank = ctx.banks.get(checkout.bankId);
   if (!bankConfig || !bank) {
-    await ctx.checkouts.transition(checkout.id, 'pending', 'failed', {
-      failureCode: 'configuration_error',
-      failureMessage: `bank ${checkout.bankId} is no longer configured`,
-    });
+    await failCheckout(ctx.checkouts, checkout.id, 'pending', failures.bankNotConfigured(checkout.bankId));
     return 'failed';
   }
-  if (now >= checkout.expiresAt.getTime()) {
-    await ctx.checkouts.transition(
-      checkout.id,
-      'pending',
-      'failed',
-      {
-        failureCode: 'bank_unavailable',
-        failureMessage: 'the bank did not accept the authentication request in time',
-      },
-      { step: 'backchannel_authentication', outcome: 'gave_up' },
-    );
+  if (isPastExpiry(checkout.expiresAt, now)) {
+    await expireCheckout(ctx.checkouts, { id: checkout.id, status: 'pending' }, 'backchannel_authentication');
     return 'failed';
   }
 
-  const payment = paymentInitiation(checkout, ctx.config.merchant);
   try {
     const ack = await bank.startBackchannelAuthentication({
       loginHint: checkout.loginHint,
       bindingMessage: checkout.bindingMessage,
       requestedExpiry: bankConfig.requestedExpiry,
-      ...(bankConfig.authorizationDetails ? { payment } : {}),
+      ...(bankConfig.authorizationDetails
+        ? { payment: paymentInitiation(checkout, ctx.config.merchant) }
+        : {}),
     });
     const acked = Date.now();
     const interval = ack.interval ?? DEFAULT_POLL_INTERVAL_S;
@@ -95,16 +85,12 @@ export async function startBackchannelAuthentication(
         error,
       );
     }
-    await ctx.checkouts.transition(
+    await failCheckout(
+      ctx.checkouts,
       checkout.id,
       'pending',
-      'failed',
-      { failureCode: error.code, failureMessage: error.message },
-      {
-        step: 'backchannel_authentication',
-        outcome: error.code,
-        detail: { status: error.status ?? null },
-      },
+      { code: error.code, message: error.message },
+      { step: 'backchannel_authentication', outcome: error.code, detail: { status: error.status ?? null } },
     );
     return 'failed';
   }

@@ -1,18 +1,14 @@
 /**
- * What every job gets: the repositories, the queue, the key ring, one bank client per configured
- * bank (each with its own pooled mTLS connections), the configuration and a logger.
+ * What every job and the token poller get: the repositories, the queue, the key ring, one bank
+ * client per configured bank (each with its own pooled mTLS connections), the configuration and
+ * a logger.
  */
-import { DelayedError, type Job, type Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import type { CheckoutRow } from '../checkout/checkout.repository.ts';
-import type { CheckoutStatus } from '../checkout/checkout.states.ts';
-import { toDecimalString } from '../checkout/money.ts';
 import type { Repositories } from '../checkout/repositories.ts';
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
-import { isDatabaseUnavailable } from '../infra/database.ts';
-import type { BankClient, PaymentInitiation } from '../integrations/bank.client.ts';
-import type { BankError } from '../integrations/bank.errors.ts';
+import type { BankClient } from '../integrations/bank.client.ts';
 
 export interface JobContext extends Repositories {
   config: Config;
@@ -20,91 +16,4 @@ export interface JobContext extends Repositories {
   keys: KeyRing;
   banks: ReadonlyMap<string, BankClient>;
   log: Logger;
-}
-
-/**
- * "Not a failure, run me again at `at`": the job goes back to the delayed set with its attempt
- * count untouched (BullMQ's moveToDelayed + DelayedError). The next run makes the next request.
- */
-export async function runAgainAt(job: Job, token: string | undefined, at: number): Promise<never> {
-  await job.moveToDelayed(Math.ceil(at), token);
-  throw new DelayedError();
-}
-
-/**
- * The payment of a checkout as the bank sees it: what the customer approves (RFC 9396
- * authorization_details in ciba-start) and what bank-pay then pays must be the same, so both are
- * built here.
- */
-export function paymentInitiation(checkout: CheckoutRow, merchant: Config['merchant']): PaymentInitiation {
-  return {
-    instructedAmount: {
-      currency: checkout.currency,
-      amount: toDecimalString(checkout.amount, checkout.currency),
-    },
-    creditorName: merchant.name,
-    creditorAccount: { iban: merchant.iban },
-    remittanceInformationUnstructured: checkout.reference,
-  };
-}
-
-/**
- * A bank step that got no usable answer (network error, 5xx, 429/503): counts the error on the
- * checkout, puts it on the timeline, and runs the job again after the backoff or the bank's
- * Retry-After, whichever is longer, counted from the answer (RFC 9110 §10.2.3), never past
- * `notAfter`.
- */
-export async function retryStepLater(
-  ctx: JobContext,
-  job: Job,
-  token: string | undefined,
-  checkout: { id: string; stepErrors: number },
-  step: { status: CheckoutStatus; name: string; logMessage: string; notAfter?: number },
-  error: BankError,
-): Promise<never> {
-  const errors = checkout.stepErrors + 1;
-  const wait = Math.max(backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
-  await ctx.checkouts.updateWhileInStatus(
-    checkout.id,
-    step.status,
-    { stepErrors: errors },
-    { step: step.name, outcome: error.code, detail: { status: error.status ?? null, retryInMs: wait } },
-  );
-  ctx.log.warn({ checkoutId: checkout.id, code: error.code, retryInMs: wait }, step.logMessage);
-  const answeredAt = Date.now();
-  return runAgainAt(job, token, Math.min(answeredAt + wait, step.notAfter ?? Number.POSITIVE_INFINITY));
-}
-
-/** Exponential backoff with jitter for a bank that did not answer: 1 s, 2 s, 4 s … capped at 60 s. */
-export function backoffMs(consecutiveErrors: number): number {
-  const base = Math.min(60_000, 1_000 * 2 ** Math.max(0, consecutiveErrors - 1));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
-}
-
-/**
- * Runs a database write that records what a bank just said, retrying while PostgreSQL is briefly
- * unreachable. Losing such a write is costly: a lost acknowledgement leaves an orphan request at
- * the bank, and lost tokens cannot be fetched again (the bank redeems an auth_req_id once). Other
- * errors, and an outage longer than `maxWaitMs`, propagate (the job is then retried as a whole).
- */
-export async function persistBankAnswer<T>(
-  ctx: JobContext,
-  what: string,
-  write: () => Promise<T>,
-  maxWaitMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + maxWaitMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      if (!isDatabaseUnavailable(error) || Date.now() > deadline) throw error;
-      const wait = Math.min(2_000, 100 * 2 ** attempt);
-      ctx.log.warn(
-        { what, attempt, retryInMs: wait },
-        'database unavailable while recording a bank answer; retrying',
-      );
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
 }

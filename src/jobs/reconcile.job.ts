@@ -7,6 +7,7 @@
  */
 import type { Job } from 'bullmq';
 import { enqueueCheckoutJob, JOB_NAMES, type JobName, jobId } from '../checkout/checkout.jobs.ts';
+import { expireCheckout } from '../checkout/checkout.outcomes.ts';
 import type { CheckoutStatus } from '../checkout/checkout.states.ts';
 import type { JobContext } from './job.context.ts';
 
@@ -37,30 +38,8 @@ export async function reconcileCheckouts(_job: Job, ctx: JobContext): Promise<Re
     BATCH,
   );
   for (const c of overdue) {
-    const closed =
-      c.status === 'awaiting_approval'
-        ? await ctx.checkouts.transition(
-            c.id,
-            'awaiting_approval',
-            'expired',
-            {
-              failureCode: 'expired_token',
-              failureMessage: 'the customer did not approve in time',
-              nextPollAt: null,
-            },
-            { step: 'reconcile', outcome: 'expired' },
-          )
-        : await ctx.checkouts.transition(
-            c.id,
-            'pending',
-            'failed',
-            {
-              failureCode: 'bank_unavailable',
-              failureMessage: 'the bank did not accept the authentication request in time',
-            },
-            { step: 'reconcile', outcome: 'gave_up' },
-          );
-    if (closed) report.expired++;
+    if (c.status !== 'pending' && c.status !== 'awaiting_approval') continue;
+    if (await expireCheckout(ctx.checkouts, { id: c.id, status: c.status }, 'reconcile')) report.expired++;
   }
 
   // No progress for longer than the grace period: is the job that should move it still alive?

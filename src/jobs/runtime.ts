@@ -4,8 +4,8 @@
  * then so a Redis that lost its data gets it back without a restart.
  */
 import type { QueueInfra } from '../infra/queue.ts';
-import { createJobProcessor } from './index.ts';
 import type { JobContext } from './job.context.ts';
+import { createJobProcessor } from './job.dispatch.ts';
 import { scheduleReconciler } from './reconcile.job.ts';
 import { DEFAULT_TOKEN_POLLER_OPTIONS, startTokenPoller } from './token-poller.ts';
 

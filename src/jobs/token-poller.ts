@@ -27,20 +27,20 @@
  */
 
 import { enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
-import type { EventDetail } from '../checkout/checkout.repository.ts';
+import {
+  declineCheckout,
+  expireCheckout,
+  type Failure,
+  failCheckout,
+  failures,
+  isPastExpiry,
+} from '../checkout/checkout.outcomes.ts';
+import { sealTokens } from '../checkout/checkout.payment.ts';
+import type { CheckoutRow, EventDetail } from '../checkout/checkout.repository.ts';
 import type { DuePoll, PollAnswer } from '../checkout/poll-schedule.repository.ts';
-import { BankError } from '../integrations/bank.errors.ts';
-import { DEFAULT_POLL_INTERVAL_S } from './ciba-start.job.ts';
-import { backoffMs, type JobContext, persistBankAnswer } from './job.context.ts';
-
-/** CIBA Core §11 (via RFC 8628 §3.5): slow_down adds 5 seconds to the interval. */
-export const SLOW_DOWN_INCREMENT_S = 5;
-
-export interface StoredTokens {
-  accessToken: string;
-  /** Epoch ms after which the access token is no longer usable. */
-  accessTokenExpiresAt: number | null;
-}
+import { BankError, DEFAULT_POLL_INTERVAL_S, SLOW_DOWN_INCREMENT_S } from '../integrations/bank.client.ts';
+import { backoffMs, persistBankAnswer } from './bank-step.ts';
+import type { JobContext } from './job.context.ts';
 
 export interface TokenPollerOptions {
   /** Token requests in flight at once to one bank (a bank that hangs does not hold up the others). */
@@ -199,31 +199,33 @@ async function settle(
   ctx: JobContext,
   poll: DuePoll,
   to: 'declined' | 'expired' | 'failed',
-  code: string,
-  message: string,
+  failure: Failure,
   detail: EventDetail = {},
 ) {
-  const done = await persistBankAnswer(ctx, 'token poll outcome', () =>
-    ctx.checkouts.transition(
-      poll.id,
-      'awaiting_approval',
-      to,
-      { failureCode: code, failureMessage: message, nextPollAt: null },
-      { step: 'token_poll', outcome: code, detail },
-    ),
+  const event = { step: 'token_poll', outcome: failure.code, detail };
+  const done: CheckoutRow | null = await persistBankAnswer(ctx, 'token poll outcome', () =>
+    to === 'declined'
+      ? declineCheckout(ctx.checkouts, poll.id, event)
+      : to === 'expired'
+        ? expireCheckout(
+            ctx.checkouts,
+            { id: poll.id, status: 'awaiting_approval' },
+            'token_poll',
+            failure.code,
+          )
+        : failCheckout(ctx.checkouts, poll.id, 'awaiting_approval', failure, event),
   );
-  if (done) ctx.log.info({ checkoutId: poll.id, status: to, code }, 'checkout settled by the bank');
+  if (done)
+    ctx.log.info({ checkoutId: poll.id, status: to, code: failure.code }, 'checkout settled by the bank');
   return to;
 }
 
 /** One token request for one claimed checkout, and what follows from its answer. */
 async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
   const expiresAt = poll.expiresAt.getTime();
-  if (Date.now() >= expiresAt)
-    return settle(ctx, poll, 'expired', 'expired_token', 'the customer did not approve in time');
+  if (isPastExpiry(expiresAt, Date.now())) return settle(ctx, poll, 'expired', failures.notApprovedInTime);
   const bank = ctx.banks.get(poll.bankId);
-  if (!bank)
-    return settle(ctx, poll, 'failed', 'configuration_error', `bank ${poll.bankId} is no longer configured`);
+  if (!bank) return settle(ctx, poll, 'failed', failures.bankNotConfigured(poll.bankId));
 
   let interval = poll.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S;
   const askAgain = (
@@ -260,7 +262,13 @@ async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): P
       );
     }
     // invalid_id_token and anything else we cannot use: the tokens are never stored nor used.
-    return settle(ctx, poll, 'failed', error.code, error.message, { status: error.status ?? null });
+    return settle(
+      ctx,
+      poll,
+      'failed',
+      { code: error.code, message: error.message },
+      { status: error.status ?? null },
+    );
   }
 
   switch (outcome.kind) {
@@ -279,22 +287,12 @@ async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): P
       );
     }
     case 'denied':
-      return settle(ctx, poll, 'declined', 'access_denied', 'the customer declined in their bank app');
+      return settle(ctx, poll, 'declined', failures.declined);
     case 'expired':
-      return settle(ctx, poll, 'expired', 'expired_token', 'the customer did not approve in time');
+      return settle(ctx, poll, 'expired', failures.notApprovedInTime);
     case 'failed':
-      return settle(
-        ctx,
-        poll,
-        'failed',
-        outcome.code,
-        outcome.description ?? `the bank answered ${outcome.code}`,
-      );
+      return settle(ctx, poll, 'failed', failures.bankAnswered(outcome.code, outcome.description));
     case 'tokens': {
-      const stored: StoredTokens = {
-        accessToken: outcome.tokens.accessToken,
-        accessTokenExpiresAt: outcome.tokens.expiresIn ? Date.now() + outcome.tokens.expiresIn * 1000 : null,
-      };
       // The bank will not give these tokens twice: keep trying to store them through a short outage.
       const authorized = await persistBankAnswer(ctx, 'tokens', () =>
         ctx.checkouts.transition(
@@ -302,7 +300,7 @@ async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): P
           'awaiting_approval',
           'authorized',
           {
-            tokensEncrypted: ctx.keys.encrypt(JSON.stringify(stored)),
+            tokensEncrypted: sealTokens(ctx.keys, outcome.tokens, Date.now()),
             subject: outcome.subject,
             nextPollAt: null,
             stepErrors: 0,

@@ -1,0 +1,145 @@
+/**
+ * How a checkout ends, in one place: the `failure.code` values and the sentence the merchant reads
+ * for each (DESIGN.md §2), the expiry rule, and the moves to a terminal status that the jobs make
+ * (each a compare-and-set through `transition`, with the event that explains it).
+ *
+ * A bank's own OAuth/CIBA error code (`unknown_user_id`, `invalid_request`, `transaction_failed`,
+ * …) passes through as the failure code; the codes below are ours.
+ */
+import type { CheckoutEventInput, CheckoutPatch, CheckoutRepository } from './checkout.repository.ts';
+import type { CheckoutStatus } from './checkout.states.ts';
+
+/** `failure` of the checkout object: a stable code and a sentence for the merchant. */
+export interface Failure {
+  code: string;
+  message: string;
+}
+
+export const FAILURE_CODES = {
+  /** The customer refused in their bank app (CIBA Core §11 `access_denied`): status declined. */
+  accessDenied: 'access_denied',
+  /** Not approved before the bank's or our deadline (CIBA Core §11 `expired_token`): status expired. */
+  expiredToken: 'expired_token',
+  /** The bank did not answer usably in time (network, 5xx, 503/429 until the deadline). */
+  bankUnavailable: 'bank_unavailable',
+  /** The bank's metadata or our configuration for it cannot work. */
+  configurationError: 'configuration_error',
+  /** The ID Token failed validation (OIDC Core §3.1.3.7, CIBA Core §7.4 / FAPI-CIBA). */
+  invalidIdToken: 'invalid_id_token',
+  /** The bank answered something we cannot use. */
+  invalidBankResponse: 'invalid_bank_response',
+  /** The bank's payment API refused the payment (DESIGN.md §4). */
+  paymentRejected: 'payment_rejected',
+  /** A payment request got no answer and the bank now refuses to answer again: check with the bank. */
+  paymentOutcomeUnknown: 'payment_outcome_unknown',
+} as const;
+
+/** The failures the jobs record, each with its message. */
+export const failures = {
+  declined: {
+    code: FAILURE_CODES.accessDenied,
+    message: 'the customer declined in their bank app',
+  },
+  notApprovedInTime: {
+    code: FAILURE_CODES.expiredToken,
+    message: 'the customer did not approve in time',
+  },
+  notAcceptedInTime: {
+    code: FAILURE_CODES.bankUnavailable,
+    message: 'the bank did not accept the authentication request in time',
+  },
+  bankNotConfigured: (bankId: string): Failure => ({
+    code: FAILURE_CODES.configurationError,
+    message: `bank ${bankId} is no longer configured`,
+  }),
+  noAccessToken: {
+    code: FAILURE_CODES.configurationError,
+    message: 'no bank client or no access token for this checkout',
+  },
+  /** A bank error answer to the token request (CIBA Core §11), with its description when it gave one. */
+  bankAnswered: (code: string, description?: string): Failure => ({
+    code,
+    message: description ?? `the bank answered ${code}`,
+  }),
+  paymentRejected: (reason?: string): Failure => ({
+    code: FAILURE_CODES.paymentRejected,
+    message: reason ? `the bank rejected the payment: ${reason}` : 'the bank rejected the payment',
+  }),
+  paymentOutcomeUnknown: (bankCode: string, checkoutId: string): Failure => ({
+    code: FAILURE_CODES.paymentOutcomeUnknown,
+    message: `an earlier payment request got no answer and the bank now refuses to answer again (${bankCode}): check with the bank under Idempotency-Key ${checkoutId}`,
+  }),
+} as const;
+
+/**
+ * The deadline rule: a checkout not authorized by `expiresAt` (the bank's `expires_in` from the
+ * acknowledgement, or before it our own grace) is over, whoever notices first. `slackMs` lets a
+ * safety net step in only once the step that owns the deadline is clearly late.
+ */
+export function isPastExpiry(expiresAt: Date | number, now: number, slackMs = 0): boolean {
+  return now >= (typeof expiresAt === 'number' ? expiresAt : expiresAt.getTime()) + slackMs;
+}
+
+/** Clears what a checkout no longer needs once it ends: its poll schedule and its tokens. */
+const ENDED: CheckoutPatch = { nextPollAt: null, tokensEncrypted: null };
+
+/**
+ * Moves a checkout from `from` to failed with `failure` (and `patch`, e.g. the bank's payment id).
+ * The row, or null when the checkout was no longer in `from`.
+ */
+export function failCheckout(
+  checkouts: CheckoutRepository,
+  id: string,
+  from: CheckoutStatus,
+  failure: Failure,
+  event?: CheckoutEventInput,
+  patch: CheckoutPatch = {},
+) {
+  return checkouts.transition(
+    id,
+    from,
+    'failed',
+    { ...ENDED, failureCode: failure.code, failureMessage: failure.message, ...patch },
+    event,
+  );
+}
+
+/** awaiting_approval → declined: the customer refused (CIBA Core §11 `access_denied`). */
+export function declineCheckout(checkouts: CheckoutRepository, id: string, event: CheckoutEventInput) {
+  const { code, message } = failures.declined;
+  return checkouts.transition(
+    id,
+    'awaiting_approval',
+    'declined',
+    { ...ENDED, failureCode: code, failureMessage: message },
+    event,
+  );
+}
+
+/**
+ * The end of a checkout the customer did not approve in time: awaiting_approval → expired
+ * (`expired_token`: the bank said so, or the deadline passed), or pending → failed
+ * (`bank_unavailable`: the bank never accepted the request). The event's outcome is `outcome`,
+ * by default `expired` or `gave_up`.
+ */
+export function expireCheckout(
+  checkouts: CheckoutRepository,
+  checkout: { id: string; status: 'pending' | 'awaiting_approval' },
+  step: string,
+  outcome?: string,
+) {
+  if (checkout.status === 'pending') {
+    return failCheckout(checkouts, checkout.id, 'pending', failures.notAcceptedInTime, {
+      step,
+      outcome: outcome ?? 'gave_up',
+    });
+  }
+  const { code, message } = failures.notApprovedInTime;
+  return checkouts.transition(
+    checkout.id,
+    'awaiting_approval',
+    'expired',
+    { ...ENDED, failureCode: code, failureMessage: message },
+    { step, outcome: outcome ?? 'expired' },
+  );
+}

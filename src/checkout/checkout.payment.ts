@@ -1,0 +1,54 @@
+/**
+ * The payment a checkout stands for, as the bank sees it, and the access token that pays it.
+ *
+ * What the customer approves (RFC 9396 `authorization_details` in the CIBA request) and what is
+ * then paid (DESIGN.md §4) must be the same, so both are built by `paymentInitiation`. The token
+ * is kept only encrypted (house convention 5) and only until the payment is settled.
+ */
+import type { Config } from '../config.ts';
+import type { KeyRing } from '../infra/crypto.ts';
+import type { BankTokens, PaymentInitiation } from '../integrations/bank.client.ts';
+import type { CheckoutRow } from './checkout.repository.ts';
+import { toDecimalString } from './money.ts';
+
+/** RFC 9396 `payment_initiation` for this checkout: amount, currency, creditor, reference. */
+export function paymentInitiation(
+  checkout: Pick<CheckoutRow, 'amount' | 'currency' | 'reference'>,
+  merchant: Config['merchant'],
+): PaymentInitiation {
+  return {
+    instructedAmount: {
+      currency: checkout.currency,
+      amount: toDecimalString(checkout.amount, checkout.currency),
+    },
+    creditorName: merchant.name,
+    creditorAccount: { iban: merchant.iban },
+    remittanceInformationUnstructured: checkout.reference,
+  };
+}
+
+/** The stored-token format (the plaintext of `tokensEncrypted`). */
+export interface StoredTokens {
+  accessToken: string;
+  /** Epoch ms after which the access token is no longer usable; null when the bank did not say. */
+  accessTokenExpiresAt: number | null;
+}
+
+/** Encrypts the access token of a token response received at `now` (epoch ms) for storage. */
+export function sealTokens(keys: KeyRing, tokens: BankTokens, now: number): string {
+  const stored: StoredTokens = {
+    accessToken: tokens.accessToken,
+    accessTokenExpiresAt: tokens.expiresIn ? now + tokens.expiresIn * 1000 : null,
+  };
+  return keys.encrypt(JSON.stringify(stored));
+}
+
+/** Decrypts what `sealTokens` stored; throws when no configured key opens it. */
+export function openTokens(keys: KeyRing, sealed: string): StoredTokens {
+  return JSON.parse(keys.decrypt(sealed)) as StoredTokens;
+}
+
+/** Whether the stored access token may still be presented at `now` (epoch ms). */
+export function isAccessTokenUsable(tokens: StoredTokens, now: number): boolean {
+  return tokens.accessTokenExpiresAt === null || now < tokens.accessTokenExpiresAt;
+}
