@@ -3,17 +3,8 @@
  * customer's approval. Postgres holds the schedule (`next_poll_at`); each worker process runs one
  * poller that claims due checkouts in batches (one UPDATE … FOR UPDATE SKIP LOCKED, so two
  * workers never ask the bank about the same auth_req_id at once), makes one token request per
- * claimed checkout, and records the answers:
- *
- *   authorization_pending → again after the interval
- *   slow_down             → interval + 5 s, for this and every later poll, persisted (CIBA Core §11)
- *   503 / 429             → again after Retry-After (never sooner than the interval)
- *   network errors, 5xx   → again with backoff, never sooner than the interval, until the expiry
- *   access_denied         → declined;  expired_token, or past the expiry → expired
- *   any other error       → failed; that auth_req_id is never polled again
- *   tokens                → the ID Token was validated by the client; the access token is stored
- *                           encrypted in the same update that authorizes the checkout; then
- *                           bank-pay is enqueued
+ * claimed checkout, and records what the answer means. This file is the mechanism (claims,
+ * leases, per-bank limits, batched writes); what each answer means is token-poll.policy.ts.
  *
  * "Ask again later" answers, nearly all of them, are written in batches (one statement for many
  * checkouts: the next poll time plus a `token_poll` event each); settling answers are written one
@@ -27,20 +18,14 @@
  */
 
 import { enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
-import {
-  declineCheckout,
-  expireCheckout,
-  type Failure,
-  failCheckout,
-  failures,
-  isPastExpiry,
-} from '../checkout/checkout.outcomes.ts';
+import { declineCheckout, expireCheckout, failCheckout } from '../checkout/checkout.outcomes.ts';
 import { sealTokens } from '../checkout/checkout.payment.ts';
-import type { CheckoutRow, EventDetail } from '../checkout/checkout.repository.ts';
+import type { CheckoutRow } from '../checkout/checkout.repository.ts';
 import type { DuePoll, PollAnswer } from '../checkout/poll-schedule.repository.ts';
-import { BankError, DEFAULT_POLL_INTERVAL_S, SLOW_DOWN_INCREMENT_S } from '../integrations/bank.client.ts';
-import { backoffMs, persistBankAnswer } from './bank-step.ts';
+import { BankError, type TokenPollOutcome } from '../integrations/bank.client.ts';
+import { persistBankAnswer } from './bank-step.ts';
 import type { JobContext } from './job.context.ts';
+import { decideBeforePoll, decidePollAnswer, type PollDecision } from './token-poll.policy.ts';
 
 export interface TokenPollerOptions {
   /** Token requests in flight at once to one bank (a bank that hangs does not hold up the others). */
@@ -195,14 +180,9 @@ function createAnswerWriter(ctx: JobContext, flushMs: number, maxBatch: number):
   };
 }
 
-async function settle(
-  ctx: JobContext,
-  poll: DuePoll,
-  to: 'declined' | 'expired' | 'failed',
-  failure: Failure,
-  detail: EventDetail = {},
-) {
-  const event = { step: 'token_poll', outcome: failure.code, detail };
+async function settle(ctx: JobContext, poll: DuePoll, decision: Extract<PollDecision, { kind: 'settle' }>) {
+  const { to, failure } = decision;
+  const event = { step: 'token_poll', outcome: failure.code, detail: decision.detail };
   const done: CheckoutRow | null = await persistBankAnswer(ctx, 'token poll outcome', () =>
     to === 'declined'
       ? declineCheckout(ctx.checkouts, poll.id, event)
@@ -220,102 +200,68 @@ async function settle(
   return to;
 }
 
-/** One token request for one claimed checkout, and what follows from its answer. */
+async function authorize(
+  ctx: JobContext,
+  poll: DuePoll,
+  decision: Extract<PollDecision, { kind: 'authorize' }>,
+) {
+  // The bank will not give these tokens twice: keep trying to store them through a short outage.
+  const authorized = await persistBankAnswer(ctx, 'tokens', () =>
+    ctx.checkouts.transition(
+      poll.id,
+      'awaiting_approval',
+      'authorized',
+      {
+        tokensEncrypted: sealTokens(ctx.keys, decision.tokens, Date.now()),
+        subject: decision.subject,
+        nextPollAt: null,
+        stepErrors: 0,
+      },
+      { step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
+    ),
+  );
+  // Canceled in the meantime: the tokens are dropped unused and nothing is paid.
+  if (!authorized) return 'skipped';
+  ctx.log.info({ checkoutId: poll.id }, 'checkout authorized by the customer');
+  // If this enqueue fails (Redis down), the reconciler enqueues the payment later.
+  await enqueueCheckoutJob(ctx.queue, JOB_NAMES.bankPay, poll.id).catch((err: Error) =>
+    ctx.log.warn({ checkoutId: poll.id, err: err.message }, 'could not enqueue the payment yet'),
+  );
+  return 'authorized';
+}
+
+/** One token request for one claimed checkout, and what follows from its answer (token-poll.policy.ts). */
 async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
-  const expiresAt = poll.expiresAt.getTime();
-  if (isPastExpiry(expiresAt, Date.now())) return settle(ctx, poll, 'expired', failures.notApprovedInTime);
   const bank = ctx.banks.get(poll.bankId);
-  if (!bank) return settle(ctx, poll, 'failed', failures.bankNotConfigured(poll.bankId));
-
-  let interval = poll.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S;
-  const askAgain = (
-    waitMs: number,
-    outcome: string,
-    patch: { pollIntervalS?: number; stepErrors: number },
-    detail: EventDetail = {},
-  ) => {
-    // Counted from the answer (from when it is written, a few ms later), not from when we asked:
-    // the next request then arrives at least `waitMs` after the previous one did.
-    writer.add(poll, { waitMs, ...patch, outcome, detail });
-    return outcome;
-  };
-
-  let outcome: Awaited<ReturnType<typeof bank.pollToken>>;
-  try {
-    outcome = await bank.pollToken(poll.authReqId, { loginHint: poll.loginHint });
-  } catch (error) {
-    if (!(error instanceof BankError)) throw error;
-    if (error.retryable) {
-      const errors = poll.stepErrors + 1;
-      const wait = Math.max(interval * 1000, backoffMs(errors), (error.retryAfterSeconds ?? 0) * 1000);
-      // Debug, not warn: in a bank outage this is every poll of every checkout (thousands a
-      // second); the timeline records each, and the bank's health shows in the other steps' logs.
-      ctx.log.debug(
-        { checkoutId: poll.id, code: error.code, retryInMs: wait },
-        'token poll failed; retrying',
-      );
-      return askAgain(
-        wait,
-        error.code,
-        { stepErrors: errors },
-        { status: error.status ?? null, retryInMs: wait },
-      );
+  let decision = decideBeforePoll(poll, Date.now(), bank !== undefined);
+  if (!decision && bank) {
+    let answer: TokenPollOutcome | BankError;
+    try {
+      answer = await bank.pollToken(poll.authReqId, { loginHint: poll.loginHint });
+    } catch (error) {
+      if (!(error instanceof BankError)) throw error;
+      answer = error;
     }
-    // invalid_id_token and anything else we cannot use: the tokens are never stored nor used.
-    return settle(
-      ctx,
-      poll,
-      'failed',
-      { code: error.code, message: error.message },
-      { status: error.status ?? null },
-    );
+    decision = decidePollAnswer(poll, answer);
   }
-
-  switch (outcome.kind) {
-    case 'pending':
-      return askAgain(interval * 1000, 'authorization_pending', { stepErrors: 0 });
-    case 'slow_down':
-      interval += SLOW_DOWN_INCREMENT_S;
-      return askAgain(interval * 1000, 'slow_down', { pollIntervalS: interval, stepErrors: 0 }, { interval });
-    case 'unavailable': {
-      const wait = Math.max(interval * 1000, (outcome.retryAfterSeconds ?? 0) * 1000);
-      return askAgain(
-        wait,
-        'unavailable',
-        { stepErrors: poll.stepErrors + 1 },
-        { retryAfter: outcome.retryAfterSeconds ?? null },
-      );
+  if (!decision) throw new Error('no decision for a claimed token poll');
+  switch (decision.kind) {
+    case 'ask_again': {
+      const { kind: _, ...answer } = decision;
+      if (answer.stepErrors > 0) {
+        // Debug, not warn: in a bank outage this is every poll of every checkout (thousands a
+        // second); the timeline records each, and the bank's health shows in the other steps' logs.
+        ctx.log.debug(
+          { checkoutId: poll.id, code: answer.outcome, retryInMs: answer.waitMs },
+          'token poll failed; retrying',
+        );
+      }
+      writer.add(poll, answer);
+      return answer.outcome;
     }
-    case 'denied':
-      return settle(ctx, poll, 'declined', failures.declined);
-    case 'expired':
-      return settle(ctx, poll, 'expired', failures.notApprovedInTime);
-    case 'failed':
-      return settle(ctx, poll, 'failed', failures.bankAnswered(outcome.code, outcome.description));
-    case 'tokens': {
-      // The bank will not give these tokens twice: keep trying to store them through a short outage.
-      const authorized = await persistBankAnswer(ctx, 'tokens', () =>
-        ctx.checkouts.transition(
-          poll.id,
-          'awaiting_approval',
-          'authorized',
-          {
-            tokensEncrypted: sealTokens(ctx.keys, outcome.tokens, Date.now()),
-            subject: outcome.subject,
-            nextPollAt: null,
-            stepErrors: 0,
-          },
-          { step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
-        ),
-      );
-      // Canceled in the meantime: the tokens are dropped unused and nothing is paid.
-      if (!authorized) return 'skipped';
-      ctx.log.info({ checkoutId: poll.id }, 'checkout authorized by the customer');
-      // If this enqueue fails (Redis down), the reconciler enqueues the payment later.
-      await enqueueCheckoutJob(ctx.queue, JOB_NAMES.bankPay, poll.id).catch((err: Error) =>
-        ctx.log.warn({ checkoutId: poll.id, err: err.message }, 'could not enqueue the payment yet'),
-      );
-      return 'authorized';
-    }
+    case 'settle':
+      return settle(ctx, poll, decision);
+    case 'authorize':
+      return authorize(ctx, poll, decision);
   }
 }

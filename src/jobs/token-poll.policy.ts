@@ -1,0 +1,144 @@
+/**
+ * What a token poll's answer means for the checkout (CIBA Core §7.3, §10.1.1, §11): a pure
+ * function from the poll (the checkout's CIBA state as claimed) and the bank's answer to a
+ * decision. The token poller (token-poller.ts) is the mechanism that asks and records; this is the
+ * policy, apart so that it can be read and table-tested on its own and reused by every path that
+ * makes a token request.
+ *
+ *   before asking: past the expiry → expired;  bank no longer configured → failed
+ *   authorization_pending → again after the interval
+ *   slow_down             → interval + 5 s, for this and every later poll, persisted (CIBA Core §11)
+ *   503 / 429             → again after Retry-After (never sooner than the interval)
+ *   network errors, 5xx   → again with backoff, never sooner than the interval, until the expiry
+ *   access_denied         → declined;  expired_token → expired
+ *   any other error       → failed; that auth_req_id is never polled again
+ *   tokens                → authorized (the client validated the ID Token; the tokens are stored)
+ *
+ * The wait of "ask again" is counted from when the answer is recorded, not from when we asked:
+ * the next request then arrives at least that long after the previous one did.
+ */
+import { type Failure, failures, isPastExpiry } from '../checkout/checkout.outcomes.ts';
+import type { EventDetail } from '../checkout/checkout.repository.ts';
+import type { DuePoll } from '../checkout/poll-schedule.repository.ts';
+import {
+  BankError,
+  type BankTokens,
+  DEFAULT_POLL_INTERVAL_S,
+  SLOW_DOWN_INCREMENT_S,
+  type TokenPollOutcome,
+} from '../integrations/bank.client.ts';
+import { backoffMs } from './bank-step.ts';
+
+/** The part of a claimed poll the policy reads. */
+export type PollState = Pick<DuePoll, 'pollIntervalS' | 'stepErrors'>;
+
+export type PollDecision =
+  /** Still awaiting approval: ask again `waitMs` after recording this answer. */
+  | {
+      kind: 'ask_again';
+      waitMs: number;
+      /** The timeline event's outcome: the answer's name (`authorization_pending`, `slow_down`, …). */
+      outcome: string;
+      /** Consecutive unusable answers, after this one (drives the backoff). */
+      stepErrors: number;
+      /** Only when the interval changes (slow_down), in seconds. */
+      pollIntervalS?: number;
+      detail: EventDetail;
+    }
+  /** A terminal answer: the checkout ends as `to` with `failure`. */
+  | { kind: 'settle'; to: 'declined' | 'expired' | 'failed'; failure: Failure; detail: EventDetail }
+  /** The customer approved: store the tokens and pay. */
+  | { kind: 'authorize'; tokens: BankTokens; subject: string };
+
+/**
+ * Whether a claimed poll should be asked at all: a settle decision when the checkout is past its
+ * expiry at `now` (epoch ms) or its bank is no longer configured, else null.
+ */
+export function decideBeforePoll(
+  poll: Pick<DuePoll, 'expiresAt' | 'bankId'>,
+  now: number,
+  bankConfigured: boolean,
+): PollDecision | null {
+  if (isPastExpiry(poll.expiresAt, now)) {
+    return { kind: 'settle', to: 'expired', failure: failures.notApprovedInTime, detail: {} };
+  }
+  if (!bankConfigured) {
+    return { kind: 'settle', to: 'failed', failure: failures.bankNotConfigured(poll.bankId), detail: {} };
+  }
+  return null;
+}
+
+/**
+ * The decision for one token request's answer: `answer` is what the bank client returned, or the
+ * BankError it threw. `backoff` (ms for the n-th consecutive error) is injectable for tests.
+ */
+export function decidePollAnswer(
+  poll: PollState,
+  answer: TokenPollOutcome | BankError,
+  backoff: (consecutiveErrors: number) => number = backoffMs,
+): PollDecision {
+  const intervalMs = (poll.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S) * 1000;
+  if (answer instanceof BankError) {
+    const error = answer;
+    if (error.retryable) {
+      const stepErrors = poll.stepErrors + 1;
+      const waitMs = Math.max(intervalMs, backoff(stepErrors), (error.retryAfterSeconds ?? 0) * 1000);
+      return {
+        kind: 'ask_again',
+        waitMs,
+        outcome: error.code,
+        stepErrors,
+        detail: { status: error.status ?? null, retryInMs: waitMs },
+      };
+    }
+    // invalid_id_token and anything else we cannot use: the tokens are never stored nor used.
+    return {
+      kind: 'settle',
+      to: 'failed',
+      failure: { code: error.code, message: error.message },
+      detail: { status: error.status ?? null },
+    };
+  }
+  switch (answer.kind) {
+    case 'pending':
+      return {
+        kind: 'ask_again',
+        waitMs: intervalMs,
+        outcome: 'authorization_pending',
+        stepErrors: 0,
+        detail: {},
+      };
+    case 'slow_down': {
+      const interval = intervalMs / 1000 + SLOW_DOWN_INCREMENT_S;
+      return {
+        kind: 'ask_again',
+        waitMs: interval * 1000,
+        outcome: 'slow_down',
+        stepErrors: 0,
+        pollIntervalS: interval,
+        detail: { interval },
+      };
+    }
+    case 'unavailable':
+      return {
+        kind: 'ask_again',
+        waitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
+        outcome: 'unavailable',
+        stepErrors: poll.stepErrors + 1,
+        detail: { retryAfter: answer.retryAfterSeconds ?? null },
+      };
+    case 'denied':
+      return { kind: 'settle', to: 'declined', failure: failures.declined, detail: {} };
+    case 'expired':
+      return { kind: 'settle', to: 'expired', failure: failures.notApprovedInTime, detail: {} };
+    case 'failed':
+      return {
+        kind: 'settle',
+        to: 'failed',
+        failure: failures.bankAnswered(answer.code, answer.description),
+        detail: {},
+      };
+    case 'tokens':
+      return { kind: 'authorize', tokens: answer.tokens, subject: answer.subject };
+  }
+}

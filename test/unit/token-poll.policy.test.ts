@@ -1,0 +1,212 @@
+/**
+ * The token poll policy, row by row (src/jobs/token-poll.policy.ts): every kind of bank answer
+ * against the decision it must lead to, without a database or a bank.
+ */
+import { describe, expect, it } from 'vitest';
+import { BankError, type TokenPollOutcome } from '../../src/integrations/bank.client.ts';
+import { decideBeforePoll, decidePollAnswer, type PollState } from '../../src/jobs/token-poll.policy.ts';
+
+/** A backoff that says which error count it was asked about, so the table can check both. */
+const backoff = (errors: number) => errors * 1_000;
+const fresh: PollState = { pollIntervalS: null, stepErrors: 0 };
+const after3Errors: PollState = { pollIntervalS: 7, stepErrors: 3 };
+const tokens = { accessToken: 'at', idToken: 'id', expiresIn: 60 };
+
+describe('before asking', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  it.each([
+    ['past the expiry', now - 1, true, { kind: 'settle', to: 'expired', failure: { code: 'expired_token' } }],
+    [
+      'exactly at the expiry',
+      now,
+      true,
+      { kind: 'settle', to: 'expired', failure: { code: 'expired_token' } },
+    ],
+    [
+      'bank no longer configured',
+      now + 1,
+      false,
+      {
+        kind: 'settle',
+        to: 'failed',
+        failure: { code: 'configuration_error', message: 'bank b1 is no longer configured' },
+      },
+    ],
+    ['expired and unconfigured: expiry first', now - 1, false, { kind: 'settle', to: 'expired' }],
+  ])('%s', (_name, expiresAt, configured, expected) => {
+    expect(decideBeforePoll({ expiresAt: new Date(expiresAt), bankId: 'b1' }, now, configured)).toMatchObject(
+      expected,
+    );
+  });
+
+  it('asks when neither', () => {
+    expect(decideBeforePoll({ expiresAt: new Date(now + 1), bankId: 'b1' }, now, true)).toBeNull();
+  });
+});
+
+const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> = [
+  [
+    'authorization_pending, default interval (CIBA Core §7.3: 5 s)',
+    fresh,
+    { kind: 'pending' },
+    { kind: 'ask_again', waitMs: 5_000, outcome: 'authorization_pending', stepErrors: 0, detail: {} },
+  ],
+  [
+    'authorization_pending, the bank interval; resets the error count',
+    after3Errors,
+    { kind: 'pending' },
+    { kind: 'ask_again', waitMs: 7_000, outcome: 'authorization_pending', stepErrors: 0 },
+  ],
+  [
+    'slow_down: interval + 5 s, persisted',
+    after3Errors,
+    { kind: 'slow_down' },
+    {
+      kind: 'ask_again',
+      waitMs: 12_000,
+      outcome: 'slow_down',
+      pollIntervalS: 12,
+      stepErrors: 0,
+      detail: { interval: 12 },
+    },
+  ],
+  [
+    'slow_down from the default interval',
+    fresh,
+    { kind: 'slow_down' },
+    { kind: 'ask_again', waitMs: 10_000, pollIntervalS: 10 },
+  ],
+  [
+    '503 with a Retry-After longer than the interval',
+    fresh,
+    { kind: 'unavailable', retryAfterSeconds: 30 },
+    {
+      kind: 'ask_again',
+      waitMs: 30_000,
+      outcome: 'unavailable',
+      stepErrors: 1,
+      detail: { retryAfter: 30 },
+    },
+  ],
+  [
+    '503 with a Retry-After shorter than the interval: never sooner than the interval',
+    after3Errors,
+    { kind: 'unavailable', retryAfterSeconds: 1 },
+    { kind: 'ask_again', waitMs: 7_000, stepErrors: 4 },
+  ],
+  [
+    '429 without Retry-After',
+    fresh,
+    { kind: 'unavailable', retryAfterSeconds: undefined },
+    { kind: 'ask_again', waitMs: 5_000, detail: { retryAfter: null } },
+  ],
+  [
+    'network error: backoff for the 4th error (4 s) is under the interval (7 s)',
+    after3Errors,
+    new BankError('bank_unavailable', 'token: connection reset'),
+    {
+      kind: 'ask_again',
+      waitMs: 7_000,
+      outcome: 'bank_unavailable',
+      stepErrors: 4,
+      detail: { status: null, retryInMs: 7_000 },
+    },
+  ],
+  [
+    'network error: backoff longer than the interval',
+    { pollIntervalS: 5, stepErrors: 9 },
+    new BankError('bank_unavailable', 'token: timed out'),
+    { kind: 'ask_again', waitMs: 10_000, stepErrors: 10 },
+  ],
+  [
+    '5xx with Retry-After longer than backoff and interval',
+    fresh,
+    new BankError('bank_unavailable', 'token: 502', { status: 502, retryAfterSeconds: 40 }),
+    { kind: 'ask_again', waitMs: 40_000, stepErrors: 1, detail: { status: 502, retryInMs: 40_000 } },
+  ],
+  [
+    'access_denied → declined',
+    fresh,
+    { kind: 'denied' },
+    {
+      kind: 'settle',
+      to: 'declined',
+      failure: { code: 'access_denied', message: 'the customer declined in their bank app' },
+    },
+  ],
+  [
+    'expired_token → expired',
+    fresh,
+    { kind: 'expired' },
+    {
+      kind: 'settle',
+      to: 'expired',
+      failure: { code: 'expired_token', message: 'the customer did not approve in time' },
+    },
+  ],
+  [
+    'another CIBA error with a description → failed with the bank code and description',
+    fresh,
+    { kind: 'failed', code: 'transaction_failed', description: 'limit exceeded' },
+    { kind: 'settle', to: 'failed', failure: { code: 'transaction_failed', message: 'limit exceeded' } },
+  ],
+  [
+    'another CIBA error without a description',
+    fresh,
+    { kind: 'failed', code: 'invalid_grant' },
+    {
+      kind: 'settle',
+      to: 'failed',
+      failure: { code: 'invalid_grant', message: 'the bank answered invalid_grant' },
+    },
+  ],
+  [
+    'an ID Token that fails validation → failed, tokens unused',
+    fresh,
+    new BankError('invalid_id_token', 'the ID Token audience is wrong'),
+    {
+      kind: 'settle',
+      to: 'failed',
+      failure: { code: 'invalid_id_token', message: 'the ID Token audience is wrong' },
+      detail: { status: null },
+    },
+  ],
+  [
+    'an answer we cannot use → failed',
+    fresh,
+    new BankError('invalid_bank_response', 'token: not JSON', { status: 400 }),
+    { kind: 'settle', to: 'failed', failure: { code: 'invalid_bank_response' }, detail: { status: 400 } },
+  ],
+  [
+    'tokens → authorize with the tokens and subject',
+    after3Errors,
+    { kind: 'tokens', tokens, subject: 'alice' },
+    { kind: 'authorize', tokens, subject: 'alice' },
+  ],
+];
+
+describe('the answer', () => {
+  it.each(answers)('%s', (_name, poll, answer, expected) => {
+    expect(decidePollAnswer(poll, answer, backoff)).toMatchObject(expected);
+  });
+
+  it('never asks again sooner than the interval, whatever the answer', () => {
+    for (const [, poll, answer] of answers) {
+      const decision = decidePollAnswer(poll, answer, () => 0);
+      if (decision.kind === 'ask_again') {
+        expect(decision.waitMs).toBeGreaterThanOrEqual((poll.pollIntervalS ?? 5) * 1000);
+      }
+    }
+  });
+
+  it('uses the real backoff (with jitter) by default', () => {
+    const decision = decidePollAnswer(
+      { pollIntervalS: 1, stepErrors: 20 },
+      new BankError('bank_unavailable', 'token: reset'),
+    );
+    expect(decision).toMatchObject({ kind: 'ask_again' });
+    const wait = (decision as { waitMs: number }).waitMs;
+    expect(wait).toBeGreaterThanOrEqual(48_000);
+    expect(wait).toBeLessThanOrEqual(72_000);
+  });
+});
