@@ -6,18 +6,18 @@ import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import type { DestinationStream, Logger } from 'pino';
+import type { DestinationStream } from 'pino';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
+import { healthRoutes } from './http/health.ts';
 import { registerProblemHandlers, sendError } from './http/problem.ts';
+import { type RateLimitSettings, security, setApiSecurityHeaders } from './http/security.ts';
 import { registerValidators } from './http/validation.ts';
 import { createKeyRing } from './infra/crypto.ts';
 import { createSqlPool, type Database, isDatabaseReachable, type SqlPool } from './infra/database.ts';
-import { healthRoutes } from './infra/health.ts';
 import { loggerOptions } from './infra/logging.ts';
 import type { QueueInfra } from './infra/queue.ts';
-import { type RateLimitSettings, security, setApiSecurityHeaders } from './infra/security.ts';
 import { registerSwagger } from './infra/swagger.ts';
 
 export interface AppDependencies {
@@ -89,7 +89,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     queue: deps.queue.queue,
     keys: createKeyRing(deps.config.tokenEncryptionKeys),
     config: deps.config,
-    log: app.log as unknown as Logger,
+    log: app.log,
   });
 
   await app.register(healthRoutes, {

@@ -2,11 +2,13 @@
  * /v1/checkouts and /v1/banks (DESIGN.md §2). Thin: authenticate, validate, call the service,
  * shape the HTTP answer.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
 import { ProblemSchema } from '../http/problem.ts';
 import { authenticateApiKey } from '../infra/api-keys.ts';
 import type { Database } from '../infra/database.ts';
+import { checkoutNotFound } from './checkout.errors.ts';
 import {
   BankListSchema,
   CheckoutIdParams,
@@ -19,7 +21,6 @@ import {
 import {
   type CheckoutDeps,
   cancelCheckout,
-  checkoutNotFound,
   createCheckout,
   getCheckout,
   listCheckouts,
@@ -36,7 +37,7 @@ function withUnauthorizedHeader(reply: FastifyReply) {
 /** The service's dependencies, and the database merchant API keys are checked against. */
 export type CheckoutRouteOptions = CheckoutDeps & { db: Database };
 
-export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOptions): Promise<void> {
+export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = async (app, deps) => {
   app.addHook('onSend', async (_request, reply) => {
     if (reply.statusCode === 401) withUnauthorizedHeader(reply);
   });
@@ -61,8 +62,8 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOp
     async (request, reply) => {
       const apiKeyId = await requireMerchant(deps.db, request);
       // Required, 1-255 visible ASCII: checked by the header schema (IdempotencyKeyHeader).
-      const key = (request.headers as { 'idempotency-key': string })['idempotency-key'];
-      const result = await createCheckout(deps, apiKeyId, key, request.body as never);
+      const key = request.headers['idempotency-key'];
+      const result = await createCheckout(deps, apiKeyId, key, request.body);
       if (result.replayed) reply.header('Idempotent-Replayed', 'true');
       reply.header('Location', `/v1/checkouts/${result.body.id}`);
       reply.header('Retry-After', '1');
@@ -84,7 +85,7 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOp
       },
     },
     async (request, reply) => {
-      const { id } = request.params as { id: string };
+      const { id } = request.params;
       const token = bearerToken(request);
       if (!token)
         throw unauthorized("Send a merchant API key or the checkout's clientSecret as a Bearer token");
@@ -116,7 +117,7 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOp
     },
     async (request) => {
       await requireMerchant(deps.db, request);
-      return listCheckouts(deps, request.query as never);
+      return listCheckouts(deps, request.query);
     },
   );
 
@@ -136,7 +137,7 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOp
     },
     async (request) => {
       await requireMerchant(deps.db, request);
-      return cancelCheckout(deps, (request.params as { id: string }).id);
+      return cancelCheckout(deps, request.params.id);
     },
   );
 
@@ -152,4 +153,4 @@ export async function checkoutRoutes(app: FastifyInstance, deps: CheckoutRouteOp
     },
     async () => ({ data: deps.config.banks.map((b) => ({ id: b.id, name: b.name })) }),
   );
-}
+};

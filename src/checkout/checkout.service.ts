@@ -3,10 +3,10 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { Logger } from 'pino';
+import type { BaseLogger } from 'pino';
 import type { BankConfig, Config } from '../config.ts';
-import { ProblemError } from '../http/problem.ts';
 import type { KeyRing } from '../infra/crypto.ts';
+import { CheckoutError, checkoutNotFound } from './checkout.errors.ts';
 import { enqueueCheckoutJob, JOB_NAMES } from './checkout.jobs.ts';
 import type { CheckoutRepository, CheckoutRow, ListCursor } from './checkout.repository.ts';
 import type { CheckoutView, CreateCheckoutInput } from './checkout.schemas.ts';
@@ -25,7 +25,7 @@ export interface CheckoutDeps {
   queue: Queue;
   keys: KeyRing;
   config: Config;
-  log: Logger;
+  log: Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'>;
 }
 
 /** Time the worker gets to have the bank accept the request, on top of the bank's expiry. */
@@ -79,12 +79,7 @@ export function retryAfterSeconds(row: CheckoutRow, now = Date.now()): number | 
 function findBank(config: Config, bankId: string): BankConfig {
   const bank = config.banks.find((b) => b.id === bankId);
   if (!bank) {
-    throw new ProblemError(
-      422,
-      'unknown_bank',
-      'Unknown bank',
-      `No bank "${bankId}" is configured (GET /v1/banks lists them)`,
-    );
+    throw new CheckoutError('unknown_bank', `No bank "${bankId}" is configured (GET /v1/banks lists them)`);
   }
   return bank;
 }
@@ -102,15 +97,9 @@ export async function createCheckout(
   input: CreateCheckoutInput,
 ): Promise<CreateResult> {
   if (!isSupportedCurrency(input.currency)) {
-    throw new ProblemError(
-      400,
-      'invalid_request',
-      'Invalid request',
-      'The request does not match the schema',
-      {
-        errors: [{ pointer: '/body/currency', detail: 'not a supported ISO 4217 currency' }],
-      },
-    );
+    throw new CheckoutError('invalid_request', 'The request does not match the schema', {
+      fields: [{ pointer: '/body/currency', detail: 'not a supported ISO 4217 currency' }],
+    });
   }
   const bank = findBank(deps.config, input.bankId);
 
@@ -155,18 +144,14 @@ export async function createCheckout(
     // abandoned record this request may take over.
     const claim = await deps.idempotency.claim(apiKeyId, idempotencyKey, fingerprint);
     if (claim.kind === 'reused') {
-      throw new ProblemError(
-        422,
+      throw new CheckoutError(
         'idempotency_key_reused',
-        'Idempotency-Key reused',
         'This Idempotency-Key was used with a different request body',
       );
     }
     if (claim.kind === 'in_flight') {
-      throw new ProblemError(
-        409,
+      throw new CheckoutError(
         'idempotency_key_in_use',
-        'Request in progress',
         'A request with this Idempotency-Key is still being processed; retry later',
         { retryAfterSeconds: 1 },
       );
@@ -217,10 +202,6 @@ export async function getCheckout(
   };
 }
 
-export function checkoutNotFound(id: string): ProblemError {
-  return new ProblemError(404, 'checkout_not_found', 'Checkout not found', `No checkout ${id}`);
-}
-
 export async function listCheckouts(
   deps: CheckoutDeps,
   query: { limit?: number; starting_after?: string; status?: CheckoutStatus },
@@ -230,15 +211,9 @@ export async function listCheckouts(
   if (query.starting_after) {
     const after = await deps.checkouts.findCursor(query.starting_after);
     if (!after) {
-      throw new ProblemError(
-        400,
-        'invalid_request',
-        'Invalid request',
-        'starting_after is not a known checkout id',
-        {
-          errors: [{ pointer: '/querystring/starting_after', detail: 'unknown checkout id' }],
-        },
-      );
+      throw new CheckoutError('invalid_request', 'starting_after is not a known checkout id', {
+        fields: [{ pointer: '/querystring/starting_after', detail: 'unknown checkout id' }],
+      });
     }
     cursor = after;
   }
@@ -262,10 +237,8 @@ export async function cancelCheckout(deps: CheckoutDeps, id: string): Promise<Ch
   const row = await deps.checkouts.find(id);
   if (!row) throw checkoutNotFound(id);
   if (row.status === 'canceled') return toView(row); // canceling twice is harmless
-  throw new ProblemError(
-    409,
+  throw new CheckoutError(
     'checkout_not_cancelable',
-    'Checkout cannot be canceled',
     `The checkout is ${row.status}; only pending or awaiting_approval checkouts can be canceled`,
   );
 }

@@ -17,7 +17,7 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 export function unauthorized(
   detail = 'Send a merchant API key as "Authorization: Bearer <key>"',
 ): ProblemError {
-  return new ProblemError(401, 'unauthorized', 'Unauthorized', detail);
+  return new ProblemError('unauthorized', detail);
 }
 
 /** The merchant API key's id, or a 401. */

@@ -4,6 +4,7 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { CheckoutError, type CheckoutErrorCode } from '../checkout/checkout.errors.ts';
 import { isDatabaseUnavailable } from '../infra/database.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -15,24 +16,58 @@ export interface FieldError {
   detail: string;
 }
 
+/**
+ * Every problem the API answers, by its stable `code`: the HTTP status and the title (RFC 9457
+ * §3.1.3: the same for every occurrence; `detail` says what happened this time). The `type` URI
+ * is TYPE_BASE + code.
+ */
+export const PROBLEMS = {
+  invalid_request: { status: 400, title: 'Invalid request' },
+  malformed_json: { status: 400, title: 'Malformed JSON body' },
+  idempotency_key_missing: { status: 400, title: 'Idempotency-Key required' },
+  invalid_idempotency_key: { status: 400, title: 'Invalid Idempotency-Key' },
+  unauthorized: { status: 401, title: 'Unauthorized' },
+  not_found: { status: 404, title: 'Not found' },
+  checkout_not_found: { status: 404, title: 'Checkout not found' },
+  checkout_not_cancelable: { status: 409, title: 'Checkout cannot be canceled' },
+  idempotency_key_in_use: { status: 409, title: 'Request in progress' },
+  body_too_large: { status: 413, title: 'Request body too large' },
+  uri_too_long: { status: 414, title: 'URI too long' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused' },
+  unknown_bank: { status: 422, title: 'Unknown bank' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  internal_error: { status: 500, title: 'Internal error' },
+  dependency_unavailable: { status: 503, title: 'Service unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof PROBLEMS;
+
+// Every domain error code has its answer here.
+const _everyCheckoutErrorAnswered: CheckoutErrorCode extends ProblemCode ? true : never = true;
+void _everyCheckoutErrorAnswered;
+
 export class ProblemError extends Error {
   readonly status: number;
-  readonly code: string;
+  readonly code: ProblemCode;
   readonly title: string;
   readonly errors: FieldError[] | undefined;
   readonly retryAfterSeconds: number | undefined;
 
+  /**
+   * `code` gives the status and the title (PROBLEMS); `status` overrides the status only where
+   * another layer already chose a 4xx this list has no code for (Fastify's own client errors).
+   */
   constructor(
-    status: number,
-    code: string,
-    title: string,
+    code: ProblemCode,
     detail?: string,
-    extra: { errors?: FieldError[]; retryAfterSeconds?: number; cause?: unknown } = {},
+    extra: { errors?: FieldError[]; retryAfterSeconds?: number; cause?: unknown; status?: number } = {},
   ) {
-    super(detail ?? title, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.status = status;
+    const known = PROBLEMS[code];
+    super(detail ?? known.title, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.status = extra.status ?? known.status;
     this.code = code;
-    this.title = title;
+    this.title = known.title;
     this.errors = extra.errors;
     this.retryAfterSeconds = extra.retryAfterSeconds;
   }
@@ -108,26 +143,14 @@ function toFieldErrors(error: FastifyError): FieldError[] {
     });
 }
 
-/** Maps Fastify's own client errors (bad JSON, wrong content type, too large) to stable codes. */
-const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; title: string }> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'malformed_json', title: 'Malformed JSON body' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'malformed_json', title: 'Empty JSON body' },
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'body_too_large', title: 'Request body too large' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
-    status: 415,
-    code: 'unsupported_media_type',
-    title: 'Unsupported media type',
-  },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
-    status: 400,
-    code: 'invalid_request',
-    title: 'Invalid Content-Length',
-  },
-  FST_ERR_CTP_INVALID_CONTENT_TYPE: {
-    status: 415,
-    code: 'unsupported_media_type',
-    title: 'Unsupported media type',
-  },
+/** Fastify's own client errors (bad JSON, wrong content type, too large) by their stable codes. */
+const FASTIFY_CLIENT_ERRORS: Record<string, ProblemCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_INVALID_CONTENT_TYPE: 'unsupported_media_type',
 };
 
 /**
@@ -135,16 +158,9 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; titl
  * segment over the router's limit): Fastify's `frameworkErrors` option, else it answers plain JSON.
  */
 const FASTIFY_ROUTING_ERRORS: Record<string, ProblemError> = {
-  FST_ERR_BAD_URL: new ProblemError(
-    400,
-    'invalid_request',
-    'Invalid URL',
-    'The URL is not valid (malformed percent-encoding)',
-  ),
+  FST_ERR_BAD_URL: new ProblemError('invalid_request', 'The URL is not valid (malformed percent-encoding)'),
   FST_ERR_MAX_PARAM_LENGTH: new ProblemError(
-    414,
     'uri_too_long',
-    'URI too long',
     'A path segment of the URL is longer than the API accepts',
   ),
 };
@@ -157,6 +173,16 @@ export function sendError(error: FastifyError, request: FastifyRequest, reply: F
       request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
     return sendProblem(request, reply, error);
   }
+  if (error instanceof CheckoutError) {
+    return sendProblem(
+      request,
+      reply,
+      new ProblemError(error.code, error.message, {
+        ...(error.fields ? { errors: error.fields } : {}),
+        ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+      }),
+    );
+  }
   if (error.validation) {
     const errors = toFieldErrors(error);
     // The Idempotency-Key header has codes of its own (DESIGN.md §2), whatever else is wrong.
@@ -167,15 +193,11 @@ export function sendError(error: FastifyError, request: FastifyRequest, reply: F
         reply,
         keyError.detail === 'is required'
           ? new ProblemError(
-              400,
               'idempotency_key_missing',
-              'Idempotency-Key required',
               'Send an Idempotency-Key header (a unique value per operation, e.g. a UUID)',
             )
           : new ProblemError(
-              400,
               'invalid_idempotency_key',
-              'Invalid Idempotency-Key',
               'Idempotency-Key must be 1-255 visible ASCII characters',
             ),
       );
@@ -183,56 +205,35 @@ export function sendError(error: FastifyError, request: FastifyRequest, reply: F
     return sendProblem(
       request,
       reply,
-      new ProblemError(400, 'invalid_request', 'Invalid request', 'The request does not match the schema', {
-        errors,
-      }),
+      new ProblemError('invalid_request', 'The request does not match the schema', { errors }),
     );
   }
   const routing = error.code ? FASTIFY_ROUTING_ERRORS[error.code] : undefined;
   if (routing) return sendProblem(request, reply, routing);
   const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
-  if (known)
-    return sendProblem(
-      request,
-      reply,
-      new ProblemError(known.status, known.code, known.title, error.message),
-    );
+  if (known) return sendProblem(request, reply, new ProblemError(known, error.message));
   if (isDatabaseUnavailable(error)) {
     request.log.warn({ err: error.message }, 'database unavailable');
     return sendProblem(
       request,
       reply,
-      new ProblemError(
-        503,
-        'dependency_unavailable',
-        'Service unavailable',
-        'The database is unreachable; retry later',
-        {
-          retryAfterSeconds: 5,
-        },
-      ),
+      new ProblemError('dependency_unavailable', 'The database is unreachable; retry later', {
+        retryAfterSeconds: 5,
+      }),
     );
   }
   if (error.statusCode === 429) {
-    return sendProblem(
-      request,
-      reply,
-      new ProblemError(429, 'rate_limited', 'Too many requests', error.message),
-    );
+    return sendProblem(request, reply, new ProblemError('rate_limited', error.message));
   }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return sendProblem(
       request,
       reply,
-      new ProblemError(error.statusCode, 'invalid_request', 'Invalid request', error.message),
+      new ProblemError('invalid_request', error.message, { status: error.statusCode }),
     );
   }
   request.log.error({ err: error }, 'unhandled error');
-  return sendProblem(
-    request,
-    reply,
-    new ProblemError(500, 'internal_error', 'Internal error', 'An unexpected error occurred'),
-  );
+  return sendProblem(request, reply, new ProblemError('internal_error', 'An unexpected error occurred'));
 }
 
 export function registerProblemHandlers(app: FastifyInstance): void {
@@ -240,12 +241,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     sendProblem(
       request,
       reply,
-      new ProblemError(
-        404,
-        'not_found',
-        'Not found',
-        `No route for ${request.method} ${request.url.split('?')[0]}`,
-      ),
+      new ProblemError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
   app.setErrorHandler(sendError);

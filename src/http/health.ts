@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { ProblemError, ProblemSchema } from '../http/problem.ts';
+import { ProblemError, ProblemSchema } from './problem.ts';
 
 const HealthSchema = Type.Object(
   {
@@ -46,9 +46,7 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDependencie
       const [database, queue] = await Promise.all([deps.isDatabaseReachable(), deps.isQueueReachable()]);
       if (!database || !queue) {
         const down = [!database && 'database', !queue && 'queue'].filter(Boolean).join(' and ');
-        throw new ProblemError(503, 'dependency_unavailable', 'Service unavailable', `${down} unreachable`, {
-          retryAfterSeconds: 5,
-        });
+        throw new ProblemError('dependency_unavailable', `${down} unreachable`, { retryAfterSeconds: 5 });
       }
       return { status: 'ok' as const, checks: { database: 'ok', queue: 'ok' } };
     },

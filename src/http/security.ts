@@ -13,9 +13,9 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import helmet from 'helmet';
-import { bearerToken } from '../http/auth.ts';
-import { ProblemError } from '../http/problem.ts';
-import { hashSecret } from './api-keys.ts';
+import { hashSecret } from '../infra/api-keys.ts';
+import { bearerToken } from './auth.ts';
+import { ProblemError } from './problem.ts';
 
 export interface RateLimitSettings {
   /** Requests allowed per key in one window. */
@@ -72,7 +72,7 @@ function rateLimitKey(request: FastifyRequest): string {
 }
 
 function rateLimited(retryAfterSeconds: number, detail: string): ProblemError {
-  return new ProblemError(429, 'rate_limited', 'Too many requests', detail, {
+  return new ProblemError('rate_limited', detail, {
     retryAfterSeconds: Math.max(1, retryAfterSeconds),
   });
 }
