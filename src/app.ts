@@ -7,6 +7,7 @@ import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
+import { CheckoutError } from './checkout/checkout.errors.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
@@ -75,7 +76,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     });
   }
   await registerSwagger(app);
-  registerProblemHandlers(app);
+  registerProblemHandlers(app, [CheckoutError]);
 
   let sql = deps.sql;
   if (!sql) {

@@ -1,7 +1,8 @@
 /**
  * The ways a checkout operation refuses a request, as domain errors with stable codes. They say
  * nothing of HTTP: src/http/problem.ts answers each code with its status and title (RFC 9457), the
- * way bank.errors.ts lists the outbound codes.
+ * way bank.errors.ts lists the outbound codes; app.ts registers this class there, and the compiler
+ * refuses a code that has no problem.
  */
 
 export const CHECKOUT_ERROR_CODES = [

@@ -4,7 +4,6 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import { CheckoutError, type CheckoutErrorCode } from '../checkout/checkout.errors.ts';
 import { isDatabaseUnavailable } from '../infra/database.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -43,9 +42,22 @@ export const PROBLEMS = {
 
 export type ProblemCode = keyof typeof PROBLEMS;
 
-// Every domain error code has its answer here.
-const _everyCheckoutErrorAnswered: CheckoutErrorCode extends ProblemCode ? true : never = true;
-void _everyCheckoutErrorAnswered;
+/**
+ * An error the domain throws with a stable code that is also a problem code (checkout.errors.ts):
+ * answered as that problem. The app names the classes (`registerProblemHandlers`), so that this
+ * layer needs no import of the domain, and the compiler checks each class's codes against PROBLEMS.
+ */
+export interface DomainError extends Error {
+  code: ProblemCode;
+  fields?: FieldError[] | undefined;
+  retryAfterSeconds?: number | undefined;
+}
+export type DomainErrorClass = abstract new (...args: never[]) => DomainError;
+
+function asDomainError(error: unknown, kinds: readonly DomainErrorClass[]): DomainError | undefined {
+  for (const kind of kinds) if (error instanceof kind) return error;
+  return undefined;
+}
 
 export class ProblemError extends Error {
   readonly status: number;
@@ -166,20 +178,26 @@ const FASTIFY_ROUTING_ERRORS: Record<string, ProblemError> = {
 };
 
 /** The error handler: every error becomes problem+json; 5xx details stay in the logs. */
-export function sendError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function sendError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  domainErrors: readonly DomainErrorClass[] = [],
+): FastifyReply {
   if (error instanceof ProblemError) {
     if (error.status === 503) request.log.warn({ code: error.code }, error.message);
     else if (error.status >= 500)
       request.log.error({ err: error.cause ?? error, code: error.code }, error.message);
     return sendProblem(request, reply, error);
   }
-  if (error instanceof CheckoutError) {
+  const domain = asDomainError(error, domainErrors);
+  if (domain) {
     return sendProblem(
       request,
       reply,
-      new ProblemError(error.code, error.message, {
-        ...(error.fields ? { errors: error.fields } : {}),
-        ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+      new ProblemError(domain.code, domain.message, {
+        ...(domain.fields ? { errors: domain.fields } : {}),
+        ...(domain.retryAfterSeconds !== undefined ? { retryAfterSeconds: domain.retryAfterSeconds } : {}),
       }),
     );
   }
@@ -236,7 +254,11 @@ export function sendError(error: FastifyError, request: FastifyRequest, reply: F
   return sendProblem(request, reply, new ProblemError('internal_error', 'An unexpected error occurred'));
 }
 
-export function registerProblemHandlers(app: FastifyInstance): void {
+/** Not-found and error handlers for `app`; errors of `domainErrors` are answered by their code. */
+export function registerProblemHandlers(
+  app: FastifyInstance,
+  domainErrors: readonly DomainErrorClass[],
+): void {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       request,
@@ -244,5 +266,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       new ProblemError('not_found', `No route for ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
-  app.setErrorHandler(sendError);
+  app.setErrorHandler((error: FastifyError, request, reply) =>
+    sendError(error, request, reply, domainErrors),
+  );
 }
