@@ -3,31 +3,19 @@
  * connections, 5xx, slow answers. The checkout still ends right, and an ambiguous payment answer
  * is resolved by re-sending with the same Idempotency-Key: one payment, never two.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   eventually,
   newCustomer,
   pendingInBankApp,
-  type System,
   setFaults,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem({ BANK_TIMEOUT_MS: '1500' });
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem({ BANK_TIMEOUT_MS: '1500' });
 
 interface Timeline {
   bcAuthorize: Array<{ outcome: unknown }>;

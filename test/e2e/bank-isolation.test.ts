@@ -4,37 +4,31 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { sandboxBanksFile } from '../support/env.ts';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   eventually,
   newCustomer,
   pendingInBankApp,
-  type System,
   setFaults,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-let slowCustomer: string | undefined;
-
-beforeAll(async () => {
+const { http } = useSystem(() => {
   // The sandbox bank twice, under two ids: to Bankpay, two banks.
   const [sandbox] = (JSON.parse(readFileSync(sandboxBanksFile(), 'utf8')) as { banks: object[] }).banks;
   const banksFile = join(dirname(sandboxBanksFile()), `banks-isolation-${process.pid}.json`);
   writeFileSync(banksFile, JSON.stringify({ banks: [sandbox, { ...sandbox, id: 'sandbox-b', name: 'B' }] }));
-  system = await startSystem({ BANKS_FILE: banksFile, POLL_CONCURRENCY: '2', BANK_TIMEOUT_MS: '9000' });
-  http = api(system);
+  return { BANKS_FILE: banksFile, POLL_CONCURRENCY: '2', BANK_TIMEOUT_MS: '9000' };
 });
+let slowCustomer: string | undefined;
+
+// Registered after useSystem: runs before the system is closed.
 afterAll(async () => {
   if (slowCustomer) await setFaults(slowCustomer, {});
-  await system?.close();
 });
 
 describe('token polls, per bank', () => {

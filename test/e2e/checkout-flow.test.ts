@@ -2,29 +2,17 @@
  * The product, end to end through the public API only: a storefront creates a checkout, the
  * customer decides in the sandbox bank's app, the worker talks CIBA over mTLS to the bank.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   newCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem();
 
 interface Payments {
   count: number;

@@ -3,29 +3,17 @@
  * used: the bank sees no payment call. The sandbox bank rewrites the ID Token of its token
  * response per customer; the access token stays valid, so only validation stops the payment.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   newCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem();
 
 const CASES: Array<[string, Record<string, unknown>]> = [
   ["signed by a key not in the bank's JWKS", { sign: 'foreign-key' }],

@@ -1,27 +1,15 @@
 /** Every way a checkout ends, driven through the public API and the sandbox bank's app. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   newCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http, system } = useSystem();
 
 async function create(login: string, overrides: Record<string, unknown> = {}) {
   const res = await http.createCheckout(checkoutBody(login, overrides));
@@ -105,14 +93,14 @@ describe.concurrent('checkout outcomes', () => {
   });
 
   it('a pending checkout can be canceled before the bank is even asked', async () => {
-    await system.stopWorker();
+    await system().stopWorker();
     try {
       const login = await newCustomer();
       const checkout = await create(login);
       const res = await http.post(`/v1/checkouts/${checkout.id}/cancel`);
       expect(await res.json()).toMatchObject({ status: 'canceled' });
     } finally {
-      await system.startWorker();
+      await system().startWorker();
     }
   });
 });

@@ -2,29 +2,17 @@
  * The worker paces its token polls as the bank asks (CIBA Core §7.3 interval, §11 slow_down,
  * RFC 9110 Retry-After), measured on the wire: at the bank, from the times its token endpoint saw.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   newCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem();
 
 interface Poll {
   at: number;

@@ -3,42 +3,31 @@
  * still reaches the right terminal state, and the bank pays at most once. The sandbox bank holds
  * its answer after doing the work ("holdMs"), which opens each gap wide enough to kill in.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
-  type Api,
-  api,
   checkoutBody,
   control,
   decideInBankApp,
   eventually,
   newCustomer,
   pendingInBankApp,
-  type System,
   setFaults,
   spawnWorker,
-  startSystem,
+  useSystem,
   type WorkerProcess,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
+// Short locks: a dead worker's job goes to the next worker after ~2 s instead of 15 s.
+const { http, system } = useSystem({ WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' }, { worker: false });
 const workers: WorkerProcess[] = [];
 
-beforeAll(async () => {
-  // Short locks: a dead worker's job goes to the next worker after ~2 s instead of 15 s.
-  system = await startSystem({ WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' }, { worker: false });
-  http = api(system);
-});
 // Each test owns its workers: one left alive would do the work the test means to interrupt.
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.kill()));
 });
-afterAll(async () => {
-  await system?.close();
-});
 
 function worker(): WorkerProcess {
-  const w = spawnWorker(system);
+  const w = spawnWorker(system());
   workers.push(w);
   return w;
 }

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import pino from 'pino';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createApiKey } from '../../src/infra/api-keys.ts';
@@ -182,22 +182,23 @@ export interface Api {
   waitForStatus(id: string, statuses: string[], timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-export function api(system: System): Api {
+/** The API of `system()` over HTTP, as a merchant with the system's key (read at each request). */
+function api(system: () => System): Api {
   const self: Api = {
     createCheckout(body, options = {}) {
       const headers: Record<string, string> = {
         'content-type': 'application/json',
-        authorization: `Bearer ${options.key ?? system.apiKey}`,
+        authorization: `Bearer ${options.key ?? system().apiKey}`,
       };
       if (options.idempotencyKey !== null)
         headers['idempotency-key'] = options.idempotencyKey ?? randomUUID();
-      return fetch(`${system.url}/v1/checkouts`, { method: 'POST', headers, body: JSON.stringify(body) });
+      return fetch(`${system().url}/v1/checkouts`, { method: 'POST', headers, body: JSON.stringify(body) });
     },
-    get(path, token = system.apiKey) {
-      return fetch(`${system.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    get(path, token = system().apiKey) {
+      return fetch(`${system().url}${path}`, { headers: { authorization: `Bearer ${token}` } });
     },
-    post(path, body, token = system.apiKey) {
-      return fetch(`${system.url}${path}`, {
+    post(path, body, token = system().apiKey) {
+      return fetch(`${system().url}${path}`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${token}`,
@@ -219,6 +220,39 @@ export function api(system: System): Api {
     },
   };
   return self;
+}
+
+export interface SystemUnderTest {
+  /** The running system: from its beforeAll on (throws before it started). */
+  system(): System;
+  /** Its API over HTTP, as the merchant of `system().apiKey`. */
+  http: Api;
+}
+
+type Overrides = Record<string, string>;
+
+/**
+ * One system for the tests of a file, or of a describe block when called in one: started in a
+ * beforeAll, closed in an afterAll, with `startSystem`'s overrides and options. Overrides known
+ * only once earlier hooks ran (a port, a file) are given as a function, called in the beforeAll.
+ * Hooks registered before this call run before the start and after the close.
+ */
+export function useSystem(
+  overrides: Overrides | (() => Overrides | Promise<Overrides>) = {},
+  options: { worker?: boolean } = {},
+): SystemUnderTest {
+  let started: System | undefined;
+  const system = (): System => {
+    if (!started) throw new Error('the system is not started yet: use it in a hook or a test');
+    return started;
+  };
+  beforeAll(async () => {
+    started = await startSystem(typeof overrides === 'function' ? await overrides() : overrides, options);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  return { system, http: api(system) };
 }
 
 export function checkoutBody(
