@@ -7,11 +7,11 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sandboxBanksFile } from '../support/env.ts';
 import {
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
   eventually,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
   setFaults,
   useSystem,
@@ -33,7 +33,7 @@ afterAll(async () => {
 
 describe('token polls, per bank', () => {
   it('a bank that answers token requests 7 s late holds up only its own checkouts', async () => {
-    slowCustomer = await newCustomer({ delayMs: { token: 7_000 } });
+    slowCustomer = await newBankCustomer({ delayMs: { token: 7_000 } });
     for (let i = 0; i < 3; i++) {
       const res = await http.createCheckout(checkoutBody(slowCustomer, { bankId: 'sandbox-b' }));
       expect(res.status).toBe(202);
@@ -41,7 +41,7 @@ describe('token polls, per bank', () => {
     // Bank B's slots are taken by token requests it is sitting on.
     await eventually(
       async () => {
-        const t = await control<{ requests: Array<{ polls: unknown[] }> }>(
+        const t = await bankControl<{ requests: Array<{ polls: unknown[] }> }>(
           `/customers/${slowCustomer}/timeline`,
         );
         return t.requests.filter((r) => r.polls.length > 0).length >= 2;
@@ -51,7 +51,7 @@ describe('token polls, per bank', () => {
     );
 
     // Meanwhile a customer of the other bank approves: paid at the usual pace (1 s interval).
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);

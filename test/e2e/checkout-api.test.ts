@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/infra/api-keys.ts';
-import { checkoutBody, newCustomer, useSystem } from '../support/system.ts';
+import { checkoutBody, newBankCustomer, useSystem } from '../support/system.ts';
 
 // No worker: these tests are about the API's answers, not the bank.
 const { http, system } = useSystem({}, { worker: false });
@@ -220,7 +220,7 @@ describe('validation', () => {
 
 describe('listing', () => {
   it('pages newest first with starting_after and has_more, and filters by status', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await json(await http.createCheckout(checkoutBody(login)))).id);
     const seen: string[] = [];

@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
   useSystem,
 } from '../support/system.ts';
@@ -28,7 +28,7 @@ interface Payments {
 
 describe('a checkout the customer approves', () => {
   it('succeeds with exactly one payment at the bank, for the right amount and creditor', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const created = await http.createCheckout(
       checkoutBody(login, {
         amount: 4990,
@@ -79,7 +79,7 @@ describe('a checkout the customer approves', () => {
     const finalRes = await http.get(`/v1/checkouts/${checkout.id}`);
     expect(finalRes.headers.get('retry-after')).toBeNull();
 
-    const payments = await control<Payments>(`/payments?login=${login}`);
+    const payments = await bankControl<Payments>(`/payments?login=${login}`);
     expect(payments.count).toBe(1);
     const [payment] = payments.payments;
     expect(payment?.paymentId).toBe((done.payment as { bankPaymentId: string }).bankPaymentId);

@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
   useSystem,
 } from '../support/system.ts';
@@ -34,7 +34,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
 
 describe.concurrent('ID Token validation before anything else', () => {
   it.each(CASES)('an ID Token %s → failed invalid_id_token, no payment call', async (_label, idToken) => {
-    const login = await newCustomer({ idToken });
+    const login = await newBankCustomer({ idToken });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);
@@ -42,13 +42,13 @@ describe.concurrent('ID Token validation before anything else', () => {
     const done = await http.waitForStatus(id, ['failed', 'succeeded']);
     expect(done.status).toBe('failed');
     expect(done.failure).toMatchObject({ code: 'invalid_id_token' });
-    const payments = await control<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
+    const payments = await bankControl<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
     expect(payments.attemptCount).toBe(0);
     expect(payments.count).toBe(0);
   });
 
   it('the same flow with an untouched ID Token pays (the cases above fail for their ID Token alone)', async () => {
-    const login = await newCustomer({ idToken: { claims: {}, sign: 'op' } });
+    const login = await newBankCustomer({ idToken: { claims: {}, sign: 'op' } });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);

@@ -5,11 +5,11 @@
  */
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
   eventually,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
   setFaults,
   spawnWorker,
@@ -40,9 +40,9 @@ interface Timeline {
     polls: Array<{ at: number; outcome: unknown; result: unknown }>;
   }>;
 }
-const timelineOf = (login: string) => control<Timeline>(`/customers/${login}/timeline`);
+const timelineOf = (login: string) => bankControl<Timeline>(`/customers/${login}/timeline`);
 const paymentsOf = (login: string) =>
-  control<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
+  bankControl<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
     `/payments?login=${login}`,
   );
 
@@ -55,7 +55,7 @@ async function approveAll(login: string): Promise<number> {
 
 describe('a worker killed with SIGKILL', () => {
   it('after the backchannel request was sent, before its answer was stored: a new request, one payment', async () => {
-    const login = await newCustomer({ holdMs: { 'bc-authorize': 5_000 } });
+    const login = await newBankCustomer({ holdMs: { 'bc-authorize': 5_000 } });
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
@@ -81,7 +81,7 @@ describe('a worker killed with SIGKILL', () => {
   }, 60_000);
 
   it('after the tokens were issued, before they were stored: failed, nothing paid, nothing stuck', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
@@ -113,7 +113,7 @@ describe('a worker killed with SIGKILL', () => {
   }, 90_000);
 
   it("after the payment was sent, before the bank's answer was stored: re-sent with the same key, paid once", async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
@@ -141,7 +141,7 @@ describe('a worker killed with SIGKILL', () => {
 
 describe('a worker stopped with SIGTERM', () => {
   it('finishes the bank request it is in, records the answer, then exits 0', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const w = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };

@@ -18,7 +18,7 @@ import {
   approveAllInBankApp,
   checkoutBody,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
   useSystem,
 } from '../support/system.ts';
@@ -50,7 +50,7 @@ describe.skipIf(!findRedisServer())('Redis outage', () => {
 
   it('accepts checkouts while Redis is down and completes them once it is back', async () => {
     await redis.stop();
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const started = Date.now();
     const res = await http.createCheckout(checkoutBody(login));
     expect(res.status).toBe(202);
@@ -67,7 +67,7 @@ describe.skipIf(!findRedisServer())('Redis outage', () => {
   }, 60_000);
 
   it('re-creates the jobs Redis lost (FLUSHALL while a customer is deciding)', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);
@@ -96,7 +96,7 @@ describe('PostgreSQL outage', () => {
   const { http, system } = useSystem(() => ({ DATABASE_URL: db.url, ...FAST_RECONCILER }));
 
   it('answers 503 problem+json with Retry-After while PostgreSQL is down, and recovers without a restart', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const before = await http.createCheckout(checkoutBody(login));
     expect(before.status).toBe(202);
     const { id } = (await before.json()) as { id: string };

@@ -102,11 +102,14 @@ export async function createSystemDatabase(): Promise<string> {
   return inject('postgresAdminUrl').replace(/\/postgres$/, `/${name}`);
 }
 
-/** A fresh customer at the sandbox bank, so that fault scripts never leak between tests. */
-export async function newCustomer(faults?: Record<string, unknown>): Promise<string> {
-  const control = inject('bank').controlUrl;
+/**
+ * A fresh customer at the run's sandbox bank (the bank the system under test talks to), so that
+ * fault scripts never leak between tests.
+ */
+export async function newBankCustomer(faults?: Record<string, unknown>): Promise<string> {
+  const controlUrl = inject('bank').controlUrl;
   const login = `t-${randomBytes(6).toString('hex')}`;
-  const res = await fetch(`${control}/customers`, {
+  const res = await fetch(`${controlUrl}/customers`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ login }),
@@ -125,7 +128,8 @@ export async function setFaults(login: string, faults: Record<string, unknown>):
   if (!res.ok) throw new Error(`could not set faults: ${res.status} ${await res.text()}`);
 }
 
-export async function control<T = unknown>(path: string, init?: RequestInit): Promise<T> {
+/** A request to the control API of the run's sandbox bank: its JSON answer, or an error unless 2xx. */
+export async function bankControl<T = unknown>(path: string, init?: RequestInit): Promise<T> {
   const res = await fetch(`${inject('bank').controlUrl}${path}`, init);
   if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
