@@ -3,39 +3,27 @@
  * connections, 5xx, slow answers. The checkout still ends right, and an ambiguous payment answer
  * is resolved by re-sending with the same Idempotency-Key: one payment, never two.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
   eventually,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
   setFaults,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem({ BANK_TIMEOUT_MS: '1500' });
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem({ BANK_TIMEOUT_MS: '1500' });
 
 interface Timeline {
   bcAuthorize: Array<{ outcome: unknown }>;
   requests: Array<{ polls: Array<{ outcome: unknown }> }>;
 }
-const timelineOf = (login: string) => control<Timeline>(`/customers/${login}/timeline`);
+const timelineOf = (login: string) => bankControl<Timeline>(`/customers/${login}/timeline`);
 const paymentsOf = (login: string) =>
-  control<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
+  bankControl<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
     `/payments?login=${login}`,
   );
 
@@ -51,14 +39,14 @@ async function payThrough(login: string, between?: () => Promise<void>) {
 
 describe.concurrent('bank faults', () => {
   it('bc-authorize: a dropped connection is retried', async () => {
-    const login = await newCustomer({ drop: { 'bc-authorize': { times: 1, afterCommit: false } } });
+    const login = await newBankCustomer({ drop: { 'bc-authorize': { times: 1, afterCommit: false } } });
     const { done } = await payThrough(login);
     expect(done.status).toBe('succeeded');
     expect((await timelineOf(login)).bcAuthorize.map((a) => a.outcome)).toEqual(['dropped', 200]);
   });
 
   it('bc-authorize: a timeout (the bank answers too late) is retried', async () => {
-    const login = await newCustomer({ delayMs: { 'bc-authorize': 3_000 } });
+    const login = await newBankCustomer({ delayMs: { 'bc-authorize': 3_000 } });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     await eventually(
@@ -81,7 +69,7 @@ describe.concurrent('bank faults', () => {
   });
 
   it('token: dropped connections are retried, never sooner than the interval', async () => {
-    const login = await newCustomer({ drop: { token: { times: 2, afterCommit: false } } });
+    const login = await newBankCustomer({ drop: { token: { times: 2, afterCommit: false } } });
     const { done } = await payThrough(login);
     expect(done.status).toBe('succeeded');
     const polls = (await timelineOf(login)).requests[0]?.polls ?? [];
@@ -89,14 +77,14 @@ describe.concurrent('bank faults', () => {
   });
 
   it('token: slow answers (under the timeout) are waited for', async () => {
-    const login = await newCustomer({ delayMs: { token: 800, 'bc-authorize': 800, payments: 800 } });
+    const login = await newBankCustomer({ delayMs: { token: 800, 'bc-authorize': 800, payments: 800 } });
     const { done } = await payThrough(login);
     expect(done.status).toBe('succeeded');
     expect((await paymentsOf(login)).count).toBe(1);
   });
 
   it('payments: a 500 is retried with the same Idempotency-Key', async () => {
-    const login = await newCustomer({ paymentError: { times: 2 } });
+    const login = await newBankCustomer({ paymentError: { times: 2 } });
     const { id, done } = await payThrough(login);
     expect(done.status).toBe('succeeded');
     const payments = await paymentsOf(login);
@@ -106,7 +94,7 @@ describe.concurrent('bank faults', () => {
   });
 
   it('payments: the answer is lost after the bank paid (connection dropped) → re-sent, paid once', async () => {
-    const login = await newCustomer({ drop: { payments: { times: 1, afterCommit: true } } });
+    const login = await newBankCustomer({ drop: { payments: { times: 1, afterCommit: true } } });
     const { done } = await payThrough(login);
     expect(done.status).toBe('succeeded');
     const payments = await paymentsOf(login);
@@ -115,7 +103,7 @@ describe.concurrent('bank faults', () => {
   });
 
   it('payments: the bank paid but answered after our timeout → re-sent, paid once', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const { done } = await payThrough(login, () => setFaults(login, { holdMs: { payments: 3_000 } }));
     // The first attempt timed out at 1.5 s while the bank had already paid; the retry with the
     // same key gets the bank's first answer back.

@@ -4,42 +4,36 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { sandboxBanksFile } from '../support/env.ts';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
   eventually,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
   setFaults,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-let slowCustomer: string | undefined;
-
-beforeAll(async () => {
+const { http } = useSystem(() => {
   // The sandbox bank twice, under two ids: to Bankpay, two banks.
   const [sandbox] = (JSON.parse(readFileSync(sandboxBanksFile(), 'utf8')) as { banks: object[] }).banks;
   const banksFile = join(dirname(sandboxBanksFile()), `banks-isolation-${process.pid}.json`);
   writeFileSync(banksFile, JSON.stringify({ banks: [sandbox, { ...sandbox, id: 'sandbox-b', name: 'B' }] }));
-  system = await startSystem({ BANKS_FILE: banksFile, POLL_CONCURRENCY: '2', BANK_TIMEOUT_MS: '9000' });
-  http = api(system);
+  return { BANKS_FILE: banksFile, POLL_CONCURRENCY: '2', BANK_TIMEOUT_MS: '9000' };
 });
+let slowCustomer: string | undefined;
+
+// Registered after useSystem: runs before the system is closed.
 afterAll(async () => {
   if (slowCustomer) await setFaults(slowCustomer, {});
-  await system?.close();
 });
 
 describe('token polls, per bank', () => {
   it('a bank that answers token requests 7 s late holds up only its own checkouts', async () => {
-    slowCustomer = await newCustomer({ delayMs: { token: 7_000 } });
+    slowCustomer = await newBankCustomer({ delayMs: { token: 7_000 } });
     for (let i = 0; i < 3; i++) {
       const res = await http.createCheckout(checkoutBody(slowCustomer, { bankId: 'sandbox-b' }));
       expect(res.status).toBe(202);
@@ -47,7 +41,7 @@ describe('token polls, per bank', () => {
     // Bank B's slots are taken by token requests it is sitting on.
     await eventually(
       async () => {
-        const t = await control<{ requests: Array<{ polls: unknown[] }> }>(
+        const t = await bankControl<{ requests: Array<{ polls: unknown[] }> }>(
           `/customers/${slowCustomer}/timeline`,
         );
         return t.requests.filter((r) => r.polls.length > 0).length >= 2;
@@ -57,7 +51,7 @@ describe('token polls, per bank', () => {
     );
 
     // Meanwhile a customer of the other bank approves: paid at the usual pace (1 s interval).
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);

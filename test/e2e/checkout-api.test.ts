@@ -1,20 +1,11 @@
 /** The public API's contract: authentication, Idempotency-Key, validation, pagination, banks. */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/infra/api-keys.ts';
-import { type Api, api, checkoutBody, newCustomer, type System, startSystem } from '../support/system.ts';
+import { checkoutBody, newBankCustomer, useSystem } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  // No worker: these tests are about the API's answers, not the bank.
-  system = await startSystem({}, { worker: false });
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+// No worker: these tests are about the API's answers, not the bank.
+const { http, system } = useSystem({}, { worker: false });
 
 // biome-ignore lint/suspicious/noExplicitAny: test assertions read JSON freely
 const json = (res: Response): Promise<any> => res.json();
@@ -42,7 +33,7 @@ describe('Idempotency-Key', () => {
     const a = await json(first);
     const b = await json(second);
     expect(b).toEqual(a);
-    expect(await system.db.checkout.count({ where: { reference: body.reference as string } })).toBe(1);
+    expect(await system().db.checkout.count({ where: { reference: body.reference as string } })).toBe(1);
   });
 
   it('key order in the body does not make it another body', async () => {
@@ -65,12 +56,12 @@ describe('Idempotency-Key', () => {
 
   it('the same key while the first request is still running → 409 with Retry-After', async () => {
     const key = randomUUID();
-    const apiKey = await createApiKey(system.db, 'in-flight');
+    const apiKey = await createApiKey(system().db, 'in-flight');
     const apiKeyId = apiKey.id;
     const body = checkoutBody('alice');
     // The state a request leaves while it runs: its claim on the key, no response yet.
     const { requestFingerprint } = await import('../../src/checkout/idempotency.repository.ts');
-    await system.db.idempotencyRecord.create({
+    await system().db.idempotencyRecord.create({
       data: {
         apiKeyId,
         key,
@@ -86,10 +77,10 @@ describe('Idempotency-Key', () => {
 
   it('a claim left by a crashed request is taken over after a minute', async () => {
     const key = randomUUID();
-    const apiKey = await createApiKey(system.db, 'stale');
+    const apiKey = await createApiKey(system().db, 'stale');
     const body = checkoutBody('alice');
     const { requestFingerprint } = await import('../../src/checkout/idempotency.repository.ts');
-    await system.db.idempotencyRecord.create({
+    await system().db.idempotencyRecord.create({
       data: {
         apiKeyId: apiKey.id,
         key,
@@ -111,7 +102,7 @@ describe('Idempotency-Key', () => {
     const statuses = answers.map((r) => r.status);
     expect(statuses.every((s) => s === 202 || s === 409)).toBe(true);
     expect(statuses).toContain(202);
-    expect(await system.db.checkout.count({ where: { reference: body.reference as string } })).toBe(1);
+    expect(await system().db.checkout.count({ where: { reference: body.reference as string } })).toBe(1);
   });
 
   it('a missing key → 400 idempotency_key_missing; an overlong one → 400', async () => {
@@ -129,7 +120,7 @@ describe('Idempotency-Key', () => {
 
   it('keys are per API key: another merchant key with the same value is another request', async () => {
     const key = randomUUID();
-    const other = await createApiKey(system.db, 'other');
+    const other = await createApiKey(system().db, 'other');
     const a = await json(await http.createCheckout(checkoutBody('alice'), { idempotencyKey: key }));
     const b = await json(
       await http.createCheckout(checkoutBody('alice'), { idempotencyKey: key, key: other.key }),
@@ -143,7 +134,7 @@ describe('authentication', () => {
     const res = await http.createCheckout(checkoutBody('alice'), { key: 'bpk_wrong' });
     await expectProblem(res, 401, 'unauthorized');
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
-    await expectProblem(await fetch(`${system.url}/v1/checkouts`), 401, 'unauthorized');
+    await expectProblem(await fetch(`${system().url}/v1/checkouts`), 401, 'unauthorized');
   });
 
   it('a clientSecret reads its own checkout and nothing else', async () => {
@@ -203,11 +194,11 @@ describe('validation', () => {
   });
 
   it('malformed JSON → 400 malformed_json', async () => {
-    const res = await fetch(`${system.url}/v1/checkouts`, {
+    const res = await fetch(`${system().url}/v1/checkouts`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        authorization: `Bearer ${system.apiKey}`,
+        authorization: `Bearer ${system().apiKey}`,
         'idempotency-key': randomUUID(),
       },
       body: '{"amount": 49',
@@ -229,7 +220,7 @@ describe('validation', () => {
 
 describe('listing', () => {
   it('pages newest first with starting_after and has_more, and filters by status', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await json(await http.createCheckout(checkoutBody(login)))).id);
     const seen: string[] = [];
@@ -260,7 +251,7 @@ describe('listing', () => {
 
 describe('banks', () => {
   it('lists the configured banks for a picker', async () => {
-    const res = await fetch(`${system.url}/v1/banks`);
+    const res = await fetch(`${system().url}/v1/banks`);
     expect(await res.json()).toEqual({
       data: [
         { id: 'sandbox', name: 'Sandbox Bank' },

@@ -2,29 +2,17 @@
  * The product, end to end through the public API only: a storefront creates a checkout, the
  * customer decides in the sandbox bank's app, the worker talks CIBA over mTLS to the bank.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem();
 
 interface Payments {
   count: number;
@@ -40,7 +28,7 @@ interface Payments {
 
 describe('a checkout the customer approves', () => {
   it('succeeds with exactly one payment at the bank, for the right amount and creditor', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const created = await http.createCheckout(
       checkoutBody(login, {
         amount: 4990,
@@ -91,7 +79,7 @@ describe('a checkout the customer approves', () => {
     const finalRes = await http.get(`/v1/checkouts/${checkout.id}`);
     expect(finalRes.headers.get('retry-after')).toBeNull();
 
-    const payments = await control<Payments>(`/payments?login=${login}`);
+    const payments = await bankControl<Payments>(`/payments?login=${login}`);
     expect(payments.count).toBe(1);
     const [payment] = payments.payments;
     expect(payment?.paymentId).toBe((done.payment as { bankPaymentId: string }).bankPaymentId);

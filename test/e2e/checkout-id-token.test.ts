@@ -3,29 +3,17 @@
  * used: the bank sees no payment call. The sandbox bank rewrites the ID Token of its token
  * response per customer; the access token stays valid, so only validation stops the payment.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem();
 
 const CASES: Array<[string, Record<string, unknown>]> = [
   ["signed by a key not in the bank's JWKS", { sign: 'foreign-key' }],
@@ -46,7 +34,7 @@ const CASES: Array<[string, Record<string, unknown>]> = [
 
 describe.concurrent('ID Token validation before anything else', () => {
   it.each(CASES)('an ID Token %s → failed invalid_id_token, no payment call', async (_label, idToken) => {
-    const login = await newCustomer({ idToken });
+    const login = await newBankCustomer({ idToken });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);
@@ -54,13 +42,13 @@ describe.concurrent('ID Token validation before anything else', () => {
     const done = await http.waitForStatus(id, ['failed', 'succeeded']);
     expect(done.status).toBe('failed');
     expect(done.failure).toMatchObject({ code: 'invalid_id_token' });
-    const payments = await control<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
+    const payments = await bankControl<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
     expect(payments.attemptCount).toBe(0);
     expect(payments.count).toBe(0);
   });
 
   it('the same flow with an untouched ID Token pays (the cases above fail for their ID Token alone)', async () => {
-    const login = await newCustomer({ idToken: { claims: {}, sign: 'op' } });
+    const login = await newBankCustomer({ idToken: { claims: {}, sign: 'op' } });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);

@@ -1,27 +1,15 @@
 /** Every way a checkout ends, driven through the public API and the sandbox bank's app. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http, system } = useSystem();
 
 async function create(login: string, overrides: Record<string, unknown> = {}) {
   const res = await http.createCheckout(checkoutBody(login, overrides));
@@ -30,11 +18,11 @@ async function create(login: string, overrides: Record<string, unknown> = {}) {
 }
 
 const paymentsOf = (login: string) =>
-  control<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
+  bankControl<{ count: number; attemptCount: number }>(`/payments?login=${login}`);
 
 describe.concurrent('checkout outcomes', () => {
   it('the customer denies → declined, nothing paid', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const checkout = await create(login);
     const request = await pendingInBankApp(login);
     await decideInBankApp(login, request.authReqId, 'deny');
@@ -44,7 +32,7 @@ describe.concurrent('checkout outcomes', () => {
   });
 
   it('the customer never answers → expired when the bank says so', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const checkout = await create(login, { bankId: 'sandbox-short' });
     await pendingInBankApp(login);
     const done = await http.waitForStatus(checkout.id, ['expired', 'failed', 'succeeded'], 20_000);
@@ -59,7 +47,7 @@ describe.concurrent('checkout outcomes', () => {
   });
 
   it('the bank rejects the payment → failed with payment_rejected', async () => {
-    const login = await newCustomer({ rejectPayment: { reason: 'insufficient_funds' } });
+    const login = await newBankCustomer({ rejectPayment: { reason: 'insufficient_funds' } });
     const checkout = await create(login);
     const request = await pendingInBankApp(login);
     await decideInBankApp(login, request.authReqId, 'approve');
@@ -74,7 +62,7 @@ describe.concurrent('checkout outcomes', () => {
   });
 
   it('canceled before approval → canceled, and a later approval pays nothing', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const checkout = await create(login);
     const request = await pendingInBankApp(login);
     await http.waitForStatus(checkout.id, ['awaiting_approval']);
@@ -93,7 +81,7 @@ describe.concurrent('checkout outcomes', () => {
   });
 
   it('cancel after the payment → 409 checkout_not_cancelable', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const checkout = await create(login);
     const request = await pendingInBankApp(login);
     await decideInBankApp(login, request.authReqId, 'approve');
@@ -105,14 +93,14 @@ describe.concurrent('checkout outcomes', () => {
   });
 
   it('a pending checkout can be canceled before the bank is even asked', async () => {
-    await system.stopWorker();
+    await system().stopWorker();
     try {
-      const login = await newCustomer();
+      const login = await newBankCustomer();
       const checkout = await create(login);
       const res = await http.post(`/v1/checkouts/${checkout.id}/cancel`);
       expect(await res.json()).toMatchObject({ status: 'canceled' });
     } finally {
-      await system.startWorker();
+      await system().startWorker();
     }
   });
 });

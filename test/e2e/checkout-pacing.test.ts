@@ -2,29 +2,17 @@
  * The worker paces its token polls as the bank asks (CIBA Core §7.3 interval, §11 slow_down,
  * RFC 9110 Retry-After), measured on the wire: at the bank, from the times its token endpoint saw.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
-
-beforeAll(async () => {
-  system = await startSystem();
-  http = api(system);
-});
-afterAll(async () => {
-  await system?.close();
-});
+const { http } = useSystem();
 
 interface Poll {
   at: number;
@@ -33,7 +21,7 @@ interface Poll {
 }
 
 async function pollsOf(login: string): Promise<Poll[]> {
-  const timeline = await control<{ requests: Array<{ polls: Poll[] }> }>(`/customers/${login}/timeline`);
+  const timeline = await bankControl<{ requests: Array<{ polls: Poll[] }> }>(`/customers/${login}/timeline`);
   return timeline.requests[0]?.polls ?? [];
 }
 
@@ -59,7 +47,7 @@ async function finish(login: string, id: string) {
 
 describe.concurrent('poll pacing on the wire', () => {
   it('honours the interval of the acknowledgement', async () => {
-    const login = await newCustomer({ interval: 2 });
+    const login = await newBankCustomer({ interval: 2 });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const polls = await waitForPolls(login, 3);
@@ -68,7 +56,7 @@ describe.concurrent('poll pacing on the wire', () => {
   });
 
   it('slow_down adds 5 s to the interval, for that poll and every later one', async () => {
-    const login = await newCustomer({ interval: 1, slowDown: 1 });
+    const login = await newBankCustomer({ interval: 1, slowDown: 1 });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const polls = await waitForPolls(login, 3, 30_000);
@@ -85,7 +73,7 @@ describe.concurrent('poll pacing on the wire', () => {
   }, 40_000);
 
   it('a 503 with Retry-After delays the next poll by at least that long', async () => {
-    const login = await newCustomer({ interval: 1, unavailable: { token: { times: 1, retryAfter: 3 } } });
+    const login = await newBankCustomer({ interval: 1, unavailable: { token: { times: 1, retryAfter: 3 } } });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const polls = await waitForPolls(login, 2);
@@ -95,11 +83,11 @@ describe.concurrent('poll pacing on the wire', () => {
   });
 
   it('a 503 with Retry-After on the backchannel request is retried after it', async () => {
-    const login = await newCustomer({ unavailable: { 'bc-authorize': { times: 1, retryAfter: 2 } } });
+    const login = await newBankCustomer({ unavailable: { 'bc-authorize': { times: 1, retryAfter: 2 } } });
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     expect((await finish(login, id)).status).toBe('succeeded');
-    const timeline = await control<{ bcAuthorize: Array<{ at: number; outcome: number }> }>(
+    const timeline = await bankControl<{ bcAuthorize: Array<{ at: number; outcome: number }> }>(
       `/customers/${login}/timeline`,
     );
     expect(timeline.bcAuthorize.map((a) => a.outcome)).toEqual([503, 200]);

@@ -3,42 +3,31 @@
  * still reaches the right terminal state, and the bank pays at most once. The sandbox bank holds
  * its answer after doing the work ("holdMs"), which opens each gap wide enough to kill in.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
-  type Api,
-  api,
+  bankControl,
   checkoutBody,
-  control,
   decideInBankApp,
   eventually,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
   setFaults,
   spawnWorker,
-  startSystem,
+  useSystem,
   type WorkerProcess,
 } from '../support/system.ts';
 
-let system: System;
-let http: Api;
+// Short locks: a dead worker's job goes to the next worker after ~2 s instead of 15 s.
+const { http, system } = useSystem({ WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' }, { worker: false });
 const workers: WorkerProcess[] = [];
 
-beforeAll(async () => {
-  // Short locks: a dead worker's job goes to the next worker after ~2 s instead of 15 s.
-  system = await startSystem({ WORKER_LOCK_MS: '2000', LOG_LEVEL: 'warn' }, { worker: false });
-  http = api(system);
-});
 // Each test owns its workers: one left alive would do the work the test means to interrupt.
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.kill()));
 });
-afterAll(async () => {
-  await system?.close();
-});
 
 function worker(): WorkerProcess {
-  const w = spawnWorker(system);
+  const w = spawnWorker(system());
   workers.push(w);
   return w;
 }
@@ -51,9 +40,9 @@ interface Timeline {
     polls: Array<{ at: number; outcome: unknown; result: unknown }>;
   }>;
 }
-const timelineOf = (login: string) => control<Timeline>(`/customers/${login}/timeline`);
+const timelineOf = (login: string) => bankControl<Timeline>(`/customers/${login}/timeline`);
 const paymentsOf = (login: string) =>
-  control<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
+  bankControl<{ count: number; attemptCount: number; payments: Array<{ idempotencyKey: string }> }>(
     `/payments?login=${login}`,
   );
 
@@ -66,7 +55,7 @@ async function approveAll(login: string): Promise<number> {
 
 describe('a worker killed with SIGKILL', () => {
   it('after the backchannel request was sent, before its answer was stored: a new request, one payment', async () => {
-    const login = await newCustomer({ holdMs: { 'bc-authorize': 5_000 } });
+    const login = await newBankCustomer({ holdMs: { 'bc-authorize': 5_000 } });
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
@@ -92,7 +81,7 @@ describe('a worker killed with SIGKILL', () => {
   }, 60_000);
 
   it('after the tokens were issued, before they were stored: failed, nothing paid, nothing stuck', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
@@ -124,7 +113,7 @@ describe('a worker killed with SIGKILL', () => {
   }, 90_000);
 
   it("after the payment was sent, before the bank's answer was stored: re-sent with the same key, paid once", async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
@@ -152,7 +141,7 @@ describe('a worker killed with SIGKILL', () => {
 
 describe('a worker stopped with SIGTERM', () => {
   it('finishes the bank request it is in, records the answer, then exits 0', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const w = worker();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };

@@ -16,7 +16,12 @@ import { loggerOptions } from '../../src/infra/logging.ts';
 import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
 import { startWorkerRuntime, type WorkerRuntime } from '../../src/jobs/runtime.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
-import { createSystemDatabase, decideInBankApp, newCustomer, pendingInBankApp } from '../support/system.ts';
+import {
+  createSystemDatabase,
+  decideInBankApp,
+  newBankCustomer,
+  pendingInBankApp,
+} from '../support/system.ts';
 
 function memoryStream(): DestinationStream & { lines: string[] } {
   const lines: string[] = [];
@@ -65,7 +70,7 @@ interface Flow {
 
 /** One checkout, start to end; the bank fails once at each step so every job has something to say. */
 async function payOneCheckout(): Promise<Flow> {
-  const login = await newCustomer({
+  const login = await newBankCustomer({
     unavailable: { 'bc-authorize': { times: 1, retryAfter: 1 } },
     drop: { token: { times: 1, afterCommit: false } },
     paymentError: { times: 1 },

@@ -15,15 +15,12 @@ import { type EmbeddedDatabase, startEmbeddedDatabase } from '../../scripts/serv
 import { findRedisServer, type LocalRedis, startLocalRedis } from '../../scripts/services/redis.ts';
 import { applyMigrations } from '../../src/infra/migrations.ts';
 import {
-  type Api,
-  api,
   approveAllInBankApp,
   checkoutBody,
   decideInBankApp,
-  newCustomer,
+  newBankCustomer,
   pendingInBankApp,
-  type System,
-  startSystem,
+  useSystem,
 } from '../support/system.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'bankpay-outage-'));
@@ -36,29 +33,30 @@ const FAST_RECONCILER = { RECONCILE_EVERY_MS: '500', RECONCILE_GRACE_MS: '1000' 
 describe.skipIf(!findRedisServer())('Redis outage', () => {
   let redis: LocalRedis;
   let redisPort: number;
-  let system: System;
-  let http: Api;
 
   beforeAll(async () => {
     redisPort = await freePort();
     redis = await startLocalRedis({ port: redisPort, dataDir: join(dir, 'redis'), persistent: false });
-    system = await startSystem({ QUEUE_BACKEND: 'redis', REDIS_URL: redis.url, ...FAST_RECONCILER });
-    http = api(system);
   });
   afterAll(async () => {
-    await system?.close();
     await redis?.stop();
   });
+  // Registered after Redis's hooks: started after Redis, closed before it.
+  const { http, system } = useSystem(() => ({
+    QUEUE_BACKEND: 'redis',
+    REDIS_URL: redis.url,
+    ...FAST_RECONCILER,
+  }));
 
   it('accepts checkouts while Redis is down and completes them once it is back', async () => {
     await redis.stop();
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const started = Date.now();
     const res = await http.createCheckout(checkoutBody(login));
     expect(res.status).toBe(202);
     expect(Date.now() - started).toBeLessThan(3_000);
     const { id } = (await res.json()) as { id: string };
-    const ready = await fetch(`${system.url}/health/ready`);
+    const ready = await fetch(`${system().url}/health/ready`);
     expect(ready.status).toBe(503);
     expect(ready.headers.get('retry-after')).toBeTruthy();
 
@@ -69,7 +67,7 @@ describe.skipIf(!findRedisServer())('Redis outage', () => {
   }, 60_000);
 
   it('re-creates the jobs Redis lost (FLUSHALL while a customer is deciding)', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const res = await http.createCheckout(checkoutBody(login));
     const { id } = (await res.json()) as { id: string };
     const request = await pendingInBankApp(login);
@@ -85,23 +83,20 @@ describe.skipIf(!findRedisServer())('Redis outage', () => {
 describe('PostgreSQL outage', () => {
   let db: EmbeddedDatabase;
   let port: number;
-  let system: System;
-  let http: Api;
 
   beforeAll(async () => {
     port = await freePort();
     db = await startEmbeddedDatabase({ dataDir: join(dir, 'pg'), port, database: 'outage', ephemeral: true });
     await applyMigrations(db.url);
-    system = await startSystem({ DATABASE_URL: db.url, ...FAST_RECONCILER });
-    http = api(system);
   });
   afterAll(async () => {
-    await system?.close();
     await db?.stop();
   });
+  // Registered after the database's hooks: started after it, closed before it.
+  const { http, system } = useSystem(() => ({ DATABASE_URL: db.url, ...FAST_RECONCILER }));
 
   it('answers 503 problem+json with Retry-After while PostgreSQL is down, and recovers without a restart', async () => {
-    const login = await newCustomer();
+    const login = await newBankCustomer();
     const before = await http.createCheckout(checkoutBody(login));
     expect(before.status).toBe(202);
     const { id } = (await before.json()) as { id: string };
@@ -117,7 +112,7 @@ describe('PostgreSQL outage', () => {
       expect(res.headers.get('retry-after')).toBeTruthy();
       expect(await res.json()).toMatchObject({ code: 'dependency_unavailable', status: 503 });
     }
-    expect((await fetch(`${system.url}/health/ready`)).status).toBe(503);
+    expect((await fetch(`${system().url}/health/ready`)).status).toBe(503);
 
     db = await startEmbeddedDatabase({ dataDir: join(dir, 'pg'), port, database: 'outage', ephemeral: true });
     const after = await http.get(`/v1/checkouts/${id}`);

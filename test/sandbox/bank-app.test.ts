@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { app, control, errorCode, pollResult, startCibaOk, startTestBank, type TestBank } from './helpers.ts';
+import {
+  app,
+  errorCode,
+  pollResult,
+  startCibaOk,
+  startTestBank,
+  type TestBank,
+  testBankControl,
+} from './helpers.ts';
 
 let tb: TestBank;
 let quiet: TestBank;
@@ -71,9 +79,9 @@ describe('sandbox bank app (the authentication device)', () => {
 describe('sandbox bank control API', () => {
   it('lists pending requests per customer in test mode', async () => {
     const ack = await startCibaOk(tb, { loginHint: 'bob' });
-    const { body } = await control(tb, 'GET', '/customers/bob/requests');
+    const { body } = await testBankControl(tb, 'GET', '/customers/bob/requests');
     expect(body.requests.map((r: { authReqId: string }) => r.authReqId)).toContain(ack.auth_req_id);
-    expect((await control(tb, 'GET', '')).body.issuer).toBe(tb.bank.issuer);
+    expect((await testBankControl(tb, 'GET', '')).body.issuer).toBe(tb.bank.issuer);
   });
 
   it('is absent (404) when test mode is off, while the bank app still works', async () => {

@@ -5,7 +5,6 @@ import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   app,
-  control,
   DETAILS,
   errorCode,
   ORDER,
@@ -20,6 +19,7 @@ import {
   startCibaOk,
   startTestBank,
   type TestBank,
+  testBankControl,
   transport,
 } from './helpers.ts';
 
@@ -53,7 +53,7 @@ describe('sandbox bank: CIBA poll round trip over mTLS', () => {
     expect(ack.expires_in).toBeLessThanOrEqual(300); // requested_expiry honoured
 
     // the client used the mTLS alias (seen on the bank's side)
-    const timeline = await control(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    const timeline = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
     expect(timeline.body.bcAuthorize.path).toBe(new URL(`${tb.bank.issuer}/mtls/backchannel`).pathname);
 
     expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('authorization_pending');
@@ -116,7 +116,7 @@ describe('sandbox bank: CIBA poll round trip over mTLS', () => {
     const replay = await pay(tb, tokens.access_token, { idempotencyKey: 'checkout-round-1' });
     expect(replay.status).toBe(201);
     expect(await replay.json()).toEqual(created);
-    const payments = await control(tb, 'GET', '/payments?login=alice');
+    const payments = await testBankControl(tb, 'GET', '/payments?login=alice');
     expect(payments.body.count).toBe(1);
 
     // GET returns the same object
@@ -130,14 +130,14 @@ describe('sandbox bank: CIBA poll round trip over mTLS', () => {
     expect(await fetched.json()).toEqual(created);
 
     // the timeline recorded both polls
-    const after = await control(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    const after = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
     expect(after.body.polls).toHaveLength(2);
     expect(after.body.status).toBe('approved');
   });
 
   it('refuses a payment that differs from the approved details (403) and one without Idempotency-Key (400)', async () => {
     const ack = await startCibaOk(tb, { loginHint: 'bob' });
-    await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+    await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
     const tokens = await pollResult(tb, ack.auth_req_id);
 
     const noKey = await pay(tb, tokens.access_token);
@@ -153,12 +153,12 @@ describe('sandbox bank: CIBA poll round trip over mTLS', () => {
       (await pay(tb, tokens.access_token, { idempotencyKey: 'checkout-mismatch', body: otherCreditor }))
         .status,
     ).toBe(403);
-    expect((await control(tb, 'GET', '/payments?login=bob')).body.count).toBe(0);
+    expect((await testBankControl(tb, 'GET', '/payments?login=bob')).body.count).toBe(0);
   });
 
   it('rejects a token presented without any client certificate', async () => {
     const ack = await startCibaOk(tb, { loginHint: 'carol' });
-    await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+    await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
     const tokens = await pollResult(tb, ack.auth_req_id);
     const anonymous = transport(tb.certs, 'none');
     try {
@@ -241,7 +241,7 @@ describe('sandbox bank: refusals and the other client', () => {
           },
         ),
       );
-      await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+      await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
       const tokens = await oauth.processBackchannelAuthenticationGrantResponse(
         tb.as,
         shopJwtClient(tb),
@@ -262,7 +262,7 @@ describe('sandbox bank: refusals and the other client', () => {
 
   it('answers invalid_grant when an auth_req_id is redeemed twice', async () => {
     const ack = await startCibaOk(tb, { loginHint: 'bob' });
-    await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+    await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
     await pollResult(tb, ack.auth_req_id);
     const again = await poll(tb, ack.auth_req_id);
     expect(

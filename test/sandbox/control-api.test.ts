@@ -6,9 +6,8 @@ import { startSandboxBank } from '../../sandbox/bank.ts';
 import { syntheticIban } from '../../sandbox/customers.ts';
 import {
   app,
-  control,
   errorCode,
-  newCustomer,
+  newTestBankCustomer,
   obtainTokens,
   pay,
   poll,
@@ -19,6 +18,7 @@ import {
   startCibaOk,
   startTestBank,
   type TestBank,
+  testBankControl,
 } from './helpers.ts';
 
 let tb: TestBank;
@@ -31,7 +31,8 @@ afterAll(async () => {
   await tb?.close();
 });
 
-const script = (login: string, body: unknown) => control(tb, 'PUT', `/customers/${login}/faults`, body);
+const script = (login: string, body: unknown) =>
+  testBankControl(tb, 'PUT', `/customers/${login}/faults`, body);
 
 /** ISO 7064 MOD 97-10 over the rearranged IBAN (ISO 13616). */
 function ibanIsValid(iban: string): boolean {
@@ -44,7 +45,7 @@ function ibanIsValid(iban: string): boolean {
 describe('sandbox bank control API: customers created on demand', () => {
   it('creates a customer (201), refuses a duplicate (409) and invalid bodies (400)', async () => {
     const login = `t-${randomUUID().slice(0, 8)}`;
-    const created = await control(tb, 'POST', '/customers', { login, name: 'Test Person' });
+    const created = await testBankControl(tb, 'POST', '/customers', { login, name: 'Test Person' });
     expect(created.status).toBe(201);
     expect(created.body).toEqual({
       login,
@@ -55,8 +56,8 @@ describe('sandbox bank control API: customers created on demand', () => {
     });
     expect(ibanIsValid(created.body.iban)).toBe(true);
     expect(ibanIsValid('DE02120300000000202051')).toBe(true); // alice's: the check itself works
-    expect((await control(tb, 'POST', '/customers', { login })).status).toBe(409);
-    expect((await control(tb, 'POST', '/customers', { login: 'alice' })).status).toBe(409);
+    expect((await testBankControl(tb, 'POST', '/customers', { login })).status).toBe(409);
+    expect((await testBankControl(tb, 'POST', '/customers', { login: 'alice' })).status).toBe(409);
     for (const bad of [
       { login: 'Upper' },
       { login: '-dash-first' },
@@ -67,18 +68,18 @@ describe('sandbox bank control API: customers created on demand', () => {
       { login: 'ok-login', name: '' },
       [],
     ]) {
-      expect((await control(tb, 'POST', '/customers', bad)).status, JSON.stringify(bad)).toBe(400);
+      expect((await testBankControl(tb, 'POST', '/customers', bad)).status, JSON.stringify(bad)).toBe(400);
     }
-    expect((await control(tb, 'POST', '/customers', { login: 'a'.repeat(64) })).status).toBe(201);
-    expect((await control(tb, 'GET', `/customers/${login}`)).body.name).toBe('Test Person');
-    const listed = (await control(tb, 'GET', '/customers')).body.customers.map(
+    expect((await testBankControl(tb, 'POST', '/customers', { login: 'a'.repeat(64) })).status).toBe(201);
+    expect((await testBankControl(tb, 'GET', `/customers/${login}`)).body.name).toBe('Test Person');
+    const listed = (await testBankControl(tb, 'GET', '/customers')).body.customers.map(
       (c: { login: string }) => c.login,
     );
     expect(listed).toEqual(expect.arrayContaining(['alice', 'bob', 'carol', login]));
   });
 
   it('a created customer goes through the whole flow: bank app, approval, tokens, payment', async () => {
-    const login = await newCustomer(tb, 'flow');
+    const login = await newTestBankCustomer(tb, 'flow');
     const ack = await startCibaOk(tb, { loginHint: login, bindingMessage: 'PAY-NEW001' });
     // the bank app lists the request to that customer, and offers the customer on its page
     const inbox = await app(tb, 'GET', `/app/api/customers/${login}/requests`);
@@ -98,11 +99,11 @@ describe('sandbox bank control API: customers created on demand', () => {
     expect(decodeJwt(tokens.id_token!).sub).toBe(login);
     expect(decodeJwt(tokens.access_token).sub).toBe(login);
     expect((await pay(tb, tokens.access_token, { idempotencyKey: `pay-${login}` })).status).toBe(201);
-    expect((await control(tb, 'GET', `/payments?login=${login}`)).body.count).toBe(1);
+    expect((await testBankControl(tb, 'GET', `/payments?login=${login}`)).body.count).toBe(1);
   });
 
   it("applies a created customer's fault script to that customer only", async () => {
-    const [mine, theirs] = [await newCustomer(tb), await newCustomer(tb)];
+    const [mine, theirs] = [await newTestBankCustomer(tb), await newTestBankCustomer(tb)];
     await script(mine, { unavailable: { 'bc-authorize': { times: 1, retryAfter: 2 } } });
     expect((await startCiba(tb, { loginHint: theirs })).status).toBe(200);
     expect((await startCiba(tb, { loginHint: mine })).status).toBe(503);
@@ -110,22 +111,22 @@ describe('sandbox bank control API: customers created on demand', () => {
   });
 
   it('still answers unknown_user_id for a hint that is no customer, and deletes created customers only', async () => {
-    const login = await newCustomer(tb);
-    expect((await control(tb, 'DELETE', `/customers/${login}`)).status).toBe(200);
+    const login = await newTestBankCustomer(tb);
+    expect((await testBankControl(tb, 'DELETE', `/customers/${login}`)).status).toBe(200);
     const res = await startCiba(tb, { loginHint: login });
     expect(await errorCode(oauth.processBackchannelAuthenticationResponse(tb.as, shopClient(tb), res))).toBe(
       'unknown_user_id',
     );
-    expect((await control(tb, 'DELETE', `/customers/${login}`)).status).toBe(404);
-    expect((await control(tb, 'DELETE', '/customers/alice')).status).toBe(409);
-    expect((await control(tb, 'GET', `/customers/${login}/faults`)).status).toBe(404);
+    expect((await testBankControl(tb, 'DELETE', `/customers/${login}`)).status).toBe(404);
+    expect((await testBankControl(tb, 'DELETE', '/customers/alice')).status).toBe(409);
+    expect((await testBankControl(tb, 'GET', `/customers/${login}/faults`)).status).toBe(404);
   });
 });
 
 describe('sandbox bank control API: payment attempts', () => {
   it('counts every POST /payments, with its status, Idempotency-Key and the token subject', async () => {
-    const login = await newCustomer(tb, 'pay');
-    expect((await control(tb, 'GET', `/payments?login=${login}`)).body).toMatchObject({
+    const login = await newTestBankCustomer(tb, 'pay');
+    expect((await testBankControl(tb, 'GET', `/payments?login=${login}`)).body).toMatchObject({
       count: 0,
       attemptCount: 0,
       attempts: [],
@@ -144,7 +145,7 @@ describe('sandbox bank control API: payment attempts', () => {
     expect(ok.status).toBe(201);
     const { paymentId } = (await ok.json()) as { paymentId: string };
 
-    const mine = await control(tb, 'GET', `/payments?login=${login}`);
+    const mine = await testBankControl(tb, 'GET', `/payments?login=${login}`);
     expect(mine.body.count).toBe(1);
     expect(mine.body.attemptCount).toBe(3);
     expect(mine.body.attempts).toEqual([
@@ -162,7 +163,7 @@ describe('sandbox bank control API: payment attempts', () => {
       expect.objectContaining({ login, idempotencyKey: `k-${login}`, status: 201, error: null, paymentId }),
     ]);
     // without a verified token there is no customer: login null, listed with `login=` and in the total
-    const anonymous = await control(tb, 'GET', '/payment-attempts?login=');
+    const anonymous = await testBankControl(tb, 'GET', '/payment-attempts?login=');
     expect(anonymous.body.attempts).toContainEqual(
       expect.objectContaining({
         login: null,
@@ -172,22 +173,22 @@ describe('sandbox bank control API: payment attempts', () => {
       }),
     );
     expect(anonymous.body.attempts.every((a: { login: unknown }) => a.login === null)).toBe(true);
-    const all = await control(tb, 'GET', '/payment-attempts');
+    const all = await testBankControl(tb, 'GET', '/payment-attempts');
     expect(all.body.count).toBeGreaterThanOrEqual(4);
     expect(
       all.body.attempts.filter((a: { idempotencyKey: string }) => a.idempotencyKey?.endsWith(login)),
     ).toHaveLength(3);
-    expect((await control(tb, 'GET', `/payment-attempts?login=${login}&clientId=shop-jwt`)).body.count).toBe(
-      0,
-    );
+    expect(
+      (await testBankControl(tb, 'GET', `/payment-attempts?login=${login}&clientId=shop-jwt`)).body.count,
+    ).toBe(0);
   });
 
   it('records a dropped payment answer with the payment it created', async () => {
-    const login = await newCustomer(tb, 'drop');
+    const login = await newTestBankCustomer(tb, 'drop');
     await script(login, { drop: { payments: { times: 1, afterCommit: true } } });
     const { tokens } = await obtainTokens(tb, { loginHint: login });
     await pay(tb, tokens.access_token, { idempotencyKey: `d-${login}` }).catch(() => undefined);
-    const { body } = await control(tb, 'GET', `/payment-attempts?login=${login}`);
+    const { body } = await testBankControl(tb, 'GET', `/payment-attempts?login=${login}`);
     expect(body.attempts).toEqual([
       expect.objectContaining({ status: 'dropped', paymentId: expect.stringMatching(/^pay_/) }),
     ]);
@@ -196,26 +197,26 @@ describe('sandbox bank control API: payment attempts', () => {
 
 describe('sandbox bank control API: timelines and expiry', () => {
   it("lists a login's bc-authorize answers and every request with its poll outcomes", async () => {
-    const login = await newCustomer(tb, 'tl');
+    const login = await newTestBankCustomer(tb, 'tl');
     await script(login, { unavailable: { 'bc-authorize': { times: 1, retryAfter: 1 } }, slowDown: 1 });
     expect((await startCiba(tb, { loginHint: login })).status).toBe(503);
     const approvedAck = await startCibaOk(tb, { loginHint: login });
     expect(await errorCode(pollResult(tb, approvedAck.auth_req_id))).toBe('slow_down');
     expect(await errorCode(pollResult(tb, approvedAck.auth_req_id))).toBe('authorization_pending');
-    await control(tb, 'POST', `/requests/${approvedAck.auth_req_id}/approve`);
+    await testBankControl(tb, 'POST', `/requests/${approvedAck.auth_req_id}/approve`);
     await pollResult(tb, approvedAck.auth_req_id);
     expect(await errorCode(pollResult(tb, approvedAck.auth_req_id))).toBe('invalid_grant');
 
     const deniedAck = await startCibaOk(tb, { loginHint: login });
-    await control(tb, 'POST', `/requests/${deniedAck.auth_req_id}/deny`);
+    await testBankControl(tb, 'POST', `/requests/${deniedAck.auth_req_id}/deny`);
     expect(await errorCode(pollResult(tb, deniedAck.auth_req_id))).toBe('access_denied');
 
     const lostAck = await startCibaOk(tb, { loginHint: login });
-    await control(tb, 'POST', `/requests/${lostAck.auth_req_id}/approve`);
+    await testBankControl(tb, 'POST', `/requests/${lostAck.auth_req_id}/approve`);
     await script(login, { drop: { token: { times: 1, afterCommit: true } } });
     await poll(tb, lostAck.auth_req_id).catch(() => undefined);
 
-    const { status, body } = await control(tb, 'GET', `/customers/${login}/timeline`);
+    const { status, body } = await testBankControl(tb, 'GET', `/customers/${login}/timeline`);
     expect(status).toBe(200);
     expect(body.customer.login).toBe(login);
     expect(body.bcAuthorize.map((a: { result: string }) => a.result)).toEqual([
@@ -245,21 +246,21 @@ describe('sandbox bank control API: timelines and expiry', () => {
       expect.objectContaining({ outcome: 'dropped', result: 'dropped', unsent: 'tokens' }),
     ]);
     // each request also carries its own bc-authorize answer and the interval it was given
-    const single = await control(tb, 'GET', `/requests/${approvedAck.auth_req_id}/timeline`);
+    const single = await testBankControl(tb, 'GET', `/requests/${approvedAck.auth_req_id}/timeline`);
     expect(single.body.bcAuthorize).toMatchObject({ outcome: 200, result: 'acknowledged', interval: 1 });
   });
 
   it('shows the unknown_user_id answers of a hint that is no customer', async () => {
     const hint = `nobody-${randomUUID().slice(0, 8)}`;
     await startCiba(tb, { loginHint: hint });
-    const { status, body } = await control(tb, 'GET', `/customers/${hint}/timeline`);
+    const { status, body } = await testBankControl(tb, 'GET', `/customers/${hint}/timeline`);
     expect(status).toBe(200);
     expect(body).toMatchObject({ login: hint, customer: null, requests: [] });
     expect(body.bcAuthorize).toEqual([expect.objectContaining({ outcome: 400, result: 'unknown_user_id' })]);
   });
 
   it('honours requested_expiry of 1-2 s and answers expired_token after it (CIBA Core §11)', async () => {
-    const login = await newCustomer(tb, 'exp');
+    const login = await newTestBankCustomer(tb, 'exp');
     const short = await startCibaOk(tb, { loginHint: login, requestedExpiry: 1 });
     expect(short.expires_in).toBe(1);
     const ack = await startCibaOk(tb, { loginHint: login, requestedExpiry: 2 });
@@ -270,9 +271,9 @@ describe('sandbox bank control API: timelines and expiry', () => {
     expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('expired_token');
     expect(await errorCode(pollResult(tb, short.auth_req_id))).toBe('expired_token');
     // nothing left to approve, and the bank app no longer offers it
-    expect((await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`)).status).toBe(404);
+    expect((await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`)).status).toBe(404);
     expect((await app(tb, 'GET', `/app/api/customers/${login}/requests`)).body.requests).toEqual([]);
-    const timeline = await control(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    const timeline = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
     expect(timeline.body.expired).toBe(true);
     expect(timeline.body.polls.map((p: { result: string }) => p.result)).toEqual([
       'authorization_pending',
@@ -283,7 +284,7 @@ describe('sandbox bank control API: timelines and expiry', () => {
 
 describe('sandbox bank: default acknowledgement interval', () => {
   it('puts defaultInterval in every acknowledgement unless the fault script sets one', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     expect((await startCibaOk(tb, { loginHint: login })).interval).toBe(1);
     await script(login, { interval: 3 });
     expect((await startCibaOk(tb, { loginHint: login })).interval).toBe(3);

@@ -1,7 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  control,
   errorCode,
   obtainTokens,
   pay,
@@ -13,6 +12,7 @@ import {
   startCibaOk,
   startTestBank,
   type TestBank,
+  testBankControl,
 } from './helpers.ts';
 
 let tb: TestBank;
@@ -26,10 +26,11 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  expect((await control(tb, 'POST', '/reset')).status).toBe(200);
+  expect((await testBankControl(tb, 'POST', '/reset')).status).toBe(200);
 });
 
-const script = (login: string, body: unknown) => control(tb, 'PUT', `/customers/${login}/faults`, body);
+const script = (login: string, body: unknown) =>
+  testBankControl(tb, 'PUT', `/customers/${login}/faults`, body);
 
 /** The undici error code behind a failed fetch ("other side closed" and friends). */
 async function socketErrorOf(promise: Promise<unknown>): Promise<string> {
@@ -49,7 +50,7 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     expect((await script('mallory', {})).status).toBe(404);
     const set = await script('alice', { slowDown: 2, drop: { payments: { afterCommit: true } } });
     expect(set.body).toEqual({ slowDown: 2, drop: { payments: { times: 1, afterCommit: true } } });
-    expect((await control(tb, 'GET', '/customers/bob/faults')).body).toEqual({});
+    expect((await testBankControl(tb, 'GET', '/customers/bob/faults')).body).toEqual({});
   });
 
   it('adds the scripted interval to the bc-authorize acknowledgement', async () => {
@@ -66,7 +67,7 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('slow_down');
     expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('slow_down');
     expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('authorization_pending');
-    expect((await control(tb, 'GET', '/customers/bob/faults')).body.slowDown).toBe(0);
+    expect((await testBankControl(tb, 'GET', '/customers/bob/faults')).body.slowDown).toBe(0);
   });
 
   it('answers 503 with Retry-After on bc-authorize and on the token endpoint', async () => {
@@ -98,7 +99,7 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
       await errorCode(pollResult(tb, ack.auth_req_id));
       await sleep(150);
     }
-    const { body } = await control(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    const { body } = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
     expect(body.polls).toHaveLength(3);
     expect(body.polls.map((p: { outcome: number }) => p.outcome)).toEqual([400, 400, 400]);
     const at = body.polls.map((p: { at: number }) => p.at) as number[];
@@ -111,7 +112,7 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     await script('carol', { drop: { token: { times: 1 } }, unavailable: {} });
     expect(await socketErrorOf(poll(tb, ack.auth_req_id))).toBe('UND_ERR_SOCKET');
     expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('authorization_pending');
-    const { body } = await control(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    const { body } = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
     expect(body.polls.map((p: { outcome: unknown }) => p.outcome)).toEqual(['dropped', 400]);
 
     await script('carol', { drop: { 'bc-authorize': { times: 1 } } });
@@ -120,7 +121,7 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
 
   it('drops the token answer after the tokens were issued (the lost-response case)', async () => {
     const ack = await startCibaOk(tb, { loginHint: 'alice' });
-    await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+    await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
     await script('alice', { drop: { token: { times: 1, afterCommit: true } } });
     expect(await socketErrorOf(poll(tb, ack.auth_req_id))).toBe('UND_ERR_SOCKET');
     // the auth_req_id was consumed by the lost exchange
@@ -146,7 +147,7 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     await script('carol', { paymentError: { times: 1 } });
     const { tokens } = await obtainTokens(tb, { loginHint: 'carol' });
     expect((await pay(tb, tokens.access_token, { idempotencyKey: 'err-1' })).status).toBe(500);
-    expect((await control(tb, 'GET', '/payments?login=carol')).body.count).toBe(0);
+    expect((await testBankControl(tb, 'GET', '/payments?login=carol')).body.count).toBe(0);
     const ok = await pay(tb, tokens.access_token, { idempotencyKey: 'err-1' });
     expect(ok.status).toBe(201);
     expect(((await ok.json()) as { status: string }).status).toBe('accepted');
@@ -166,14 +167,14 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     expect(await socketErrorOf(pay(tb, first.tokens.access_token, { idempotencyKey: 'drop-before' }))).toBe(
       'UND_ERR_SOCKET',
     );
-    expect((await control(tb, 'GET', '/payments?login=bob')).body.count).toBe(0);
+    expect((await testBankControl(tb, 'GET', '/payments?login=bob')).body.count).toBe(0);
 
     await script('bob', { drop: { payments: { times: 1, afterCommit: true } } });
     const second = await obtainTokens(tb, { loginHint: 'bob' });
     expect(await socketErrorOf(pay(tb, second.tokens.access_token, { idempotencyKey: 'drop-after' }))).toBe(
       'UND_ERR_SOCKET',
     );
-    const recorded = await control(tb, 'GET', '/payments?login=bob');
+    const recorded = await testBankControl(tb, 'GET', '/payments?login=bob');
     expect(recorded.body.count).toBe(1);
     // retrying with the same key returns the payment the bank did create
     const retry = await pay(tb, second.tokens.access_token, { idempotencyKey: 'drop-after' });
@@ -181,6 +182,6 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     expect(((await retry.json()) as { paymentId: string }).paymentId).toBe(
       recorded.body.payments[0].paymentId,
     );
-    expect((await control(tb, 'GET', '/payments?login=bob')).body.count).toBe(1);
+    expect((await testBankControl(tb, 'GET', '/payments?login=bob')).body.count).toBe(1);
   });
 });

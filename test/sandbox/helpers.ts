@@ -207,7 +207,8 @@ export async function errorCode(promise: Promise<unknown>): Promise<string> {
 // biome-ignore lint/suspicious/noExplicitAny: see above
 type Json = any;
 
-export async function control(tb: TestBank, method: string, path: string, body?: unknown) {
+/** A request to the control API of the test's own bank (startTestBank): status and JSON body. */
+export async function testBankControl(tb: TestBank, method: string, path: string, body?: unknown) {
   const res = await fetch(`${tb.bank.controlUrl}${path}`, {
     method,
     ...(body === undefined
@@ -230,7 +231,7 @@ export async function app(tb: TestBank, method: string, path: string, body?: unk
 /** bc-authorize, approve through the control API, poll: a certificate-bound access token. */
 export async function obtainTokens(tb: TestBank, params: CibaParams) {
   const ack = await startCibaOk(tb, params);
-  const approved = await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+  const approved = await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
   if (approved.status !== 200) throw new Error(`approve failed: ${JSON.stringify(approved.body)}`);
   return { ack, tokens: await pollResult(tb, ack.auth_req_id) };
 }
@@ -255,10 +256,10 @@ export function pay(
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** A fresh customer of its own (POST /control/customers), so a test's fault script is its alone. */
-export async function newCustomer(tb: TestBank, prefix = 't'): Promise<string> {
+/** A fresh customer of the test's own bank (POST /control/customers): a fault script of its own. */
+export async function newTestBankCustomer(tb: TestBank, prefix = 't'): Promise<string> {
   const login = `${prefix}-${randomUUID().slice(0, 8)}`;
-  const created = await control(tb, 'POST', '/customers', { login });
+  const created = await testBankControl(tb, 'POST', '/customers', { login });
   if (created.status !== 201) throw new Error(`create customer failed: ${JSON.stringify(created.body)}`);
   return login;
 }
@@ -277,7 +278,7 @@ export async function bankJwks(tb: TestBank): Promise<{ keys: JWK[] }> {
 /** bc-authorize, approve, one raw token request: the token response as JSON, unvalidated. */
 export async function approvedTokenResponse(tb: TestBank, params: CibaParams) {
   const ack = await startCibaOk(tb, params);
-  const approved = await control(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+  const approved = await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
   if (approved.status !== 200) throw new Error(`approve failed: ${JSON.stringify(approved.body)}`);
   const res = await poll(tb, ack.auth_req_id);
   return { ack, res, body: (await res.clone().json()) as { access_token: string; id_token: string } & Json };

@@ -13,12 +13,12 @@ import { AUTH_REQ_ID_CLAIM } from '../../sandbox/id-token.ts';
 import {
   approvedTokenResponse,
   bankJwks,
-  control,
-  newCustomer,
+  newTestBankCustomer,
   pay,
   shopClient,
   startTestBank,
   type TestBank,
+  testBankControl,
 } from './helpers.ts';
 
 let tb: TestBank;
@@ -33,7 +33,8 @@ afterAll(async () => {
   await tb?.close();
 });
 
-const script = (login: string, body: unknown) => control(tb, 'PUT', `/customers/${login}/faults`, body);
+const script = (login: string, body: unknown) =>
+  testBankControl(tb, 'PUT', `/customers/${login}/faults`, body);
 
 /** Verifies with the bank's JWKS (any of the given algs); the payload, or the jose error code. */
 async function verifyWithJwks(idToken: string, algorithms = ['PS256']) {
@@ -60,7 +61,7 @@ const atHash = (accessToken: string) =>
 
 describe('sandbox bank: the ID Token of CIBA token responses', () => {
   it('is PS256-signed by the OP, carries at_hash, the auth_req_id claim and sub = the login', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     const { ack, res, body } = await approvedTokenResponse(tb, { loginHint: login });
     const header = decodeProtectedHeader(body.id_token);
     expect(header.alg).toBe('PS256');
@@ -84,7 +85,7 @@ describe('sandbox bank: the ID Token of CIBA token responses', () => {
   });
 
   it('signs with a foreign key under the OP kid: the signature fails, the access token still pays', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     await script(login, { idToken: { sign: 'foreign-key' } });
     const { ack, body } = await approvedTokenResponse(tb, { loginHint: login });
     const header = decodeProtectedHeader(body.id_token);
@@ -99,7 +100,7 @@ describe('sandbox bank: the ID Token of CIBA token responses', () => {
     });
     // the access token beside it is untouched: a client that ignored the ID Token could pay
     expect((await pay(tb, body.access_token, { idempotencyKey: `fk-${login}` })).status).toBe(201);
-    const timeline = await control(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    const timeline = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
     expect(timeline.body.polls[0]).toMatchObject({
       result: 'tokens',
       idTokenFault: { sign: 'foreign-key', alg: 'PS256', claims: [], shift: [] },
@@ -107,7 +108,7 @@ describe('sandbox bank: the ID Token of CIBA token responses', () => {
   });
 
   it('issues an unsigned alg "none" JWT, which oauth4webapi refuses', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     await script(login, { idToken: { sign: 'none' } });
     const { res } = await approvedTokenResponse(tb, { loginHint: login });
     const body = (await res.clone().json()) as { id_token: string };
@@ -120,7 +121,7 @@ describe('sandbox bank: the ID Token of CIBA token responses', () => {
 
   it('signs genuinely with the OP key but RS256 (or ES256) instead of the registered PS256', async () => {
     for (const alg of ['RS256', 'ES256'] as const) {
-      const login = await newCustomer(tb);
+      const login = await newTestBankCustomer(tb);
       await script(login, { idToken: { sign: 'op', alg } });
       const { res } = await approvedTokenResponse(tb, { loginHint: login });
       const body = (await res.clone().json()) as { id_token: string };
@@ -135,7 +136,7 @@ describe('sandbox bank: the ID Token of CIBA token responses', () => {
   });
 
   it('signs HS256 keyed with the OP RSA public key (key confusion)', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     await script(login, { idToken: { sign: 'hs256' } });
     const { body } = await approvedTokenResponse(tb, { loginHint: login });
     const rsa = jwks.keys.find((k) => k.kty === 'RSA')!;
@@ -217,7 +218,7 @@ describe('sandbox bank: ID Token claim faults (OP-signed, one claim changed)', (
   ];
 
   it.each(cases)('$name', async (c) => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     await script(login, { idToken: { ...c.fault, times: 1 } });
     const { ack, res } = await approvedTokenResponse(tb, { loginHint: login });
     const body = (await res.clone().json()) as { id_token: string; access_token: string };
@@ -248,23 +249,23 @@ describe('sandbox bank: ID Token claim faults (OP-signed, one claim changed)', (
       at_hash: atHash(clean.body.access_token),
       [AUTH_REQ_ID_CLAIM]: clean.ack.auth_req_id,
     });
-    expect((await control(tb, 'GET', `/customers/${login}/faults`)).body.idToken.times).toBe(0);
+    expect((await testBankControl(tb, 'GET', `/customers/${login}/faults`)).body.idToken.times).toBe(0);
   });
 
   it('keeps rewriting every token response while no times is given', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     await script(login, { idToken: { claims: { sub: 'carol' } } });
     for (let i = 0; i < 2; i++) {
       const { body } = await approvedTokenResponse(tb, { loginHint: login });
       expect(decodeJwt(body.id_token).sub).toBe('carol');
     }
     // another customer's tokens are untouched
-    const other = await newCustomer(tb);
+    const other = await newTestBankCustomer(tb);
     expect(decodeJwt((await approvedTokenResponse(tb, { loginHint: other })).body.id_token).sub).toBe(other);
   });
 
   it('validates the idToken member of a fault script', async () => {
-    const login = await newCustomer(tb);
+    const login = await newTestBankCustomer(tb);
     expect((await script(login, { idToken: { sign: 'rsa' } })).status).toBe(400);
     expect((await script(login, { idToken: { sign: 'none', alg: 'RS256' } })).status).toBe(400);
     expect((await script(login, { idToken: { alg: 'HS512' } })).status).toBe(400);

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import pino from 'pino';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { createRepositories } from '../../src/checkout/repositories.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
@@ -106,11 +106,14 @@ export async function createSystemDatabase(): Promise<string> {
   return inject('postgresAdminUrl').replace(/\/postgres$/, `/${name}`);
 }
 
-/** A fresh customer at the sandbox bank, so that fault scripts never leak between tests. */
-export async function newCustomer(faults?: Record<string, unknown>): Promise<string> {
-  const control = inject('bank').controlUrl;
+/**
+ * A fresh customer at the run's sandbox bank (the bank the system under test talks to), so that
+ * fault scripts never leak between tests.
+ */
+export async function newBankCustomer(faults?: Record<string, unknown>): Promise<string> {
+  const controlUrl = inject('bank').controlUrl;
   const login = `t-${randomBytes(6).toString('hex')}`;
-  const res = await fetch(`${control}/customers`, {
+  const res = await fetch(`${controlUrl}/customers`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ login }),
@@ -129,7 +132,8 @@ export async function setFaults(login: string, faults: Record<string, unknown>):
   if (!res.ok) throw new Error(`could not set faults: ${res.status} ${await res.text()}`);
 }
 
-export async function control<T = unknown>(path: string, init?: RequestInit): Promise<T> {
+/** A request to the control API of the run's sandbox bank: its JSON answer, or an error unless 2xx. */
+export async function bankControl<T = unknown>(path: string, init?: RequestInit): Promise<T> {
   const res = await fetch(`${inject('bank').controlUrl}${path}`, init);
   if (!res.ok) throw new Error(`control ${path}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
@@ -186,22 +190,23 @@ export interface Api {
   waitForStatus(id: string, statuses: string[], timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-export function api(system: System): Api {
+/** The API of `system()` over HTTP, as a merchant with the system's key (read at each request). */
+function api(system: () => System): Api {
   const self: Api = {
     createCheckout(body, options = {}) {
       const headers: Record<string, string> = {
         'content-type': 'application/json',
-        authorization: `Bearer ${options.key ?? system.apiKey}`,
+        authorization: `Bearer ${options.key ?? system().apiKey}`,
       };
       if (options.idempotencyKey !== null)
         headers['idempotency-key'] = options.idempotencyKey ?? randomUUID();
-      return fetch(`${system.url}/v1/checkouts`, { method: 'POST', headers, body: JSON.stringify(body) });
+      return fetch(`${system().url}/v1/checkouts`, { method: 'POST', headers, body: JSON.stringify(body) });
     },
-    get(path, token = system.apiKey) {
-      return fetch(`${system.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    get(path, token = system().apiKey) {
+      return fetch(`${system().url}${path}`, { headers: { authorization: `Bearer ${token}` } });
     },
-    post(path, body, token = system.apiKey) {
-      return fetch(`${system.url}${path}`, {
+    post(path, body, token = system().apiKey) {
+      return fetch(`${system().url}${path}`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${token}`,
@@ -223,6 +228,39 @@ export function api(system: System): Api {
     },
   };
   return self;
+}
+
+export interface SystemUnderTest {
+  /** The running system: from its beforeAll on (throws before it started). */
+  system(): System;
+  /** Its API over HTTP, as the merchant of `system().apiKey`. */
+  http: Api;
+}
+
+type Overrides = Record<string, string>;
+
+/**
+ * One system for the tests of a file, or of a describe block when called in one: started in a
+ * beforeAll, closed in an afterAll, with `startSystem`'s overrides and options. Overrides known
+ * only once earlier hooks ran (a port, a file) are given as a function, called in the beforeAll.
+ * Hooks registered before this call run before the start and after the close.
+ */
+export function useSystem(
+  overrides: Overrides | (() => Overrides | Promise<Overrides>) = {},
+  options: { worker?: boolean } = {},
+): SystemUnderTest {
+  let started: System | undefined;
+  const system = (): System => {
+    if (!started) throw new Error('the system is not started yet: use it in a hook or a test');
+    return started;
+  };
+  beforeAll(async () => {
+    started = await startSystem(typeof overrides === 'function' ? await overrides() : overrides, options);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  return { system, http: api(system) };
 }
 
 export function checkoutBody(
