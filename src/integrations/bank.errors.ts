@@ -51,16 +51,59 @@ export function safeOAuthCode(value: unknown): string | undefined {
 }
 
 /**
- * RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date, as whole seconds from `now`
- * (never negative); undefined when absent or unparseable.
+ * The longest wait a bank's Retry-After can impose, in seconds (one day). A checkout's own
+ * deadline comes far sooner, and a larger value from a faulty or hostile bank must not park a
+ * payment for years or overflow what the schedule stores.
+ */
+export const MAX_RETRY_AFTER_SECONDS = 86_400;
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MONTH = `(?<month>${MONTHS.join('|')})`;
+const TIME = '(?<hour>\\d{2}):(?<minute>\\d{2}):(?<second>\\d{2})';
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+/** RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient must accept. */
+const HTTP_DATES = [
+  new RegExp(`^${DAY}, (?<day>\\d{2}) ${MONTH} (?<year>\\d{4}) ${TIME} GMT$`),
+  new RegExp(
+    `^(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (?<day>\\d{2})-${MONTH}-(?<yy>\\d{2}) ${TIME} GMT$`,
+  ),
+  new RegExp(`^${DAY} ${MONTH} (?<day>[ \\d]\\d) ${TIME} (?<year>\\d{4})$`),
+];
+
+/** An HTTP-date (RFC 9110 §5.6.7) as epoch ms, always GMT; undefined when it is not one. */
+function parseHttpDate(text: string, now: number): number | undefined {
+  const g = HTTP_DATES.map((form) => form.exec(text)?.groups).find((groups) => groups !== undefined);
+  if (!g) return undefined;
+  let year = Number(g.year);
+  if (g.yy !== undefined) {
+    // A two-digit year more than 50 years ahead is the most recent past year ending so (§5.6.7).
+    const thisYear = new Date(now).getUTCFullYear();
+    year = thisYear - (thisYear % 100) + Number(g.yy);
+    if (year > thisYear + 50) year -= 100;
+  }
+  const [day, hour, minute, second] = [g.day, g.hour, g.minute, g.second].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  // A leap second (60) is read as the second before it.
+  return Date.UTC(year, MONTHS.indexOf(g.month ?? ''), day, hour, minute, Math.min(second, 59));
+}
+
+/**
+ * RFC 9110 §10.2.3 Retry-After: delay-seconds (1*DIGIT) or an HTTP-date, as whole seconds from
+ * `now` (epoch ms), never negative and at most MAX_RETRY_AFTER_SECONDS; undefined when absent or
+ * neither form (a bank's header is untrusted input: nothing else is guessed at).
  */
 export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
   if (value === null || value === undefined) return undefined;
   const text = value.trim();
-  if (/^\d+$/.test(text)) return Number(text);
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, Math.ceil((at - now) / 1000));
+  if (/^[0-9]+$/.test(text)) return Math.min(MAX_RETRY_AFTER_SECONDS, Number(text));
+  const at = parseHttpDate(text, now);
+  if (at === undefined) return undefined;
+  return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, Math.ceil((at - now) / 1000)));
 }
 
 /** TLS verification failures: the bank's certificate is not the one we trust (never retried blindly). */
