@@ -47,8 +47,8 @@ export async function retryStepLater(
 }
 
 /**
- * Exponential backoff with jitter (±20 %) for a bank that did not answer, in ms: 1 s, 2 s, 4 s …
- * capped at 60 s, for the 1st, 2nd, 3rd … consecutive error.
+ * Exponential backoff with jitter for a bank that did not answer, in ms: a base of 1 s, 2 s, 4 s …
+ * for the 1st, 2nd, 3rd … consecutive error, capped at 60 s, then ±20 % (so at most 72 s).
  */
 export function backoffMs(consecutiveErrors: number): number {
   const base = Math.min(60_000, 1_000 * 2 ** Math.max(0, consecutiveErrors - 1));
