@@ -19,30 +19,24 @@
  * `pending_<K>_lateness_p99_ms=…` for the largest K (10k in a full run, 1k with --quick).
  */
 
-import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { startSandboxBank } from '../sandbox/bank.ts';
-import { sandboxBankEntry } from '../sandbox/banks-entry.ts';
-import { ensureDevCertificates } from '../scripts/certs.ts';
-import { freePort } from '../scripts/services/ports.ts';
-import { startEmbeddedDatabase } from '../scripts/services/postgres.ts';
-import { findRedisServer, startLocalRedis } from '../scripts/services/redis.ts';
+import { startDevStack } from '../devstack/devstack.ts';
+import { freePort } from '../devstack/ports.ts';
 import { JOB_NAMES, jobId } from '../src/checkout/checkout.jobs.ts';
 import { CLAIM_DUE_POLLS_SQL } from '../src/checkout/checkout.repository.ts';
 import { newBindingMessage, newCheckoutId } from '../src/checkout/checkout.service.ts';
 import { issueClientSecret } from '../src/checkout/client-secret.ts';
-import { createApiKey } from '../src/infra/api-keys.ts';
 import { createKeyRing } from '../src/infra/crypto.ts';
 import { createDatabase } from '../src/infra/database.ts';
-import { applyMigrations } from '../src/infra/migrations.ts';
 import { QUEUE_NAME } from '../src/infra/queue.ts';
 import {
   type Child,
@@ -112,9 +106,7 @@ const root = resolve(new URL('..', import.meta.url).pathname);
 const started = Date.now();
 const log = (msg: string) =>
   console.log(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
-const dir = mkdtempSync(join(tmpdir(), 'bankpay-bench-'));
-chmodSync(dir, 0o755);
-const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
+const cleanups: Array<() => Promise<void> | void> = [];
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
@@ -130,56 +122,27 @@ type Cannon = { rps: number; p50: number; p99: number; total: number; non2xx: nu
 type Cores = Record<string, number>;
 
 async function main(): Promise<void> {
-  log(`${QUICK ? 'quick' : 'full'} run in ${dir}`);
-  const certs = ensureDevCertificates(join(dir, 'certs'));
-  const pgDir = join(dir, 'pg');
-  const pgPort = await freePort();
-  const first = await startEmbeddedDatabase({ dataDir: pgDir, port: pgPort, database: 'bench' });
-  // pg_stat_statements (shipped with the embedded binaries) counts the statements per operation.
-  {
-    const admin = new pg.Client({ connectionString: first.url });
-    await admin.connect();
-    await admin.query("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'");
-    await admin.end();
-    await first.stop();
-  }
-  const db = await startEmbeddedDatabase({ dataDir: pgDir, port: pgPort, database: 'bench' });
-  cleanups.unshift(() => db.stop());
-  await applyMigrations(db.url);
-  const postmaster = Number(readFileSync(join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  if (!findRedisServer()) throw new Error('redis-server is not installed (apt-get install -y redis-server)');
-  const redis = await startLocalRedis({
-    port: await freePort(),
-    dataDir: join(dir, 'redis'),
-    persistent: false,
+  // Durable PostgreSQL (the production defaults), with pg_stat_statements (shipped with the
+  // embedded binaries) to count the statements per operation; Redis without persistence.
+  const stack = await startDevStack({
+    name: 'bench',
+    database: 'bench',
+    postgresSettings: { shared_preload_libraries: 'pg_stat_statements' },
+    queue: 'redis',
+    sandbox: { testMode: true, defaultInterval: INTERVAL_MS / 1000 },
+    bankEntry: { requestedExpiry: 600 },
+    apiKeyName: 'bench',
   });
-  cleanups.unshift(() => redis.stop());
+  cleanups.unshift(() => stack.stop());
+  const { dataDir: dir, postgres: db, bank } = stack;
+  const redis = stack.redis!;
+  log(`${QUICK ? 'quick' : 'full'} run in ${dir}`);
+  const postmaster = db.pid;
   const redisClient = new Redis(redis.url, { maxRetriesPerRequest: 1 });
   cleanups.unshift(() => void redisClient.disconnect());
-  const bank = await startSandboxBank({
-    certsDir: join(dir, 'certs'),
-    port: 0,
-    appPort: 0,
-    testMode: true,
-    defaultInterval: INTERVAL_MS / 1000,
-  });
-  cleanups.unshift(() => bank.close());
   const control = bank.controlUrl!;
-  const banksFile = join(dir, 'banks.json');
-  writeFileSync(
-    banksFile,
-    JSON.stringify({
-      banks: [sandboxBankEntry(bank, certs, { requestedExpiry: 600 })],
-    }),
-  );
   const env: Record<string, string> = {
-    DATABASE_URL: db.url,
-    QUEUE_BACKEND: 'redis',
-    REDIS_URL: redis.url,
-    BANKS_FILE: banksFile,
-    MERCHANT_NAME: 'Acme Shop',
-    MERCHANT_IBAN: 'DE89370400440532013000',
-    TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
+    ...stack.env,
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
     RATE_LIMIT_MAX: '10000000',
@@ -215,9 +178,7 @@ async function main(): Promise<void> {
       slowest: [...list].sort((a, b) => b.msPerUnit - a.msPerUnit).slice(0, 4),
     };
   };
-  const prisma = createDatabase(db.url, { poolSize: 1 });
-  const { key } = await createApiKey(prisma, 'bench');
-  await prisma.$disconnect();
+  const key = stack.apiKey!;
   const auth = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
   const checkoutBody = (i: number) =>
     JSON.stringify({
