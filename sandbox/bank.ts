@@ -8,6 +8,10 @@
  *
  * One HTTPS listener asks every client for a certificate but lets the handshake succeed without
  * one (discovery and JWKS are public); the OP's mTLS endpoints and the payment API require it.
+ *
+ * The bank is given the paths of its certificate files and makes none itself: whoever starts it
+ * (devstack/, the sandbox's own tests) owns the PKI, so a bank and its clients always trust the
+ * same files.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -18,7 +22,6 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { ensureDevCertificates } from '../scripts/certs.ts';
 import { MapStore } from './adapter.ts';
 import { createBankApp } from './bank-app.ts';
 import { buildClients, CLIENT_IDS } from './clients.ts';
@@ -28,17 +31,28 @@ import { createDecider } from './decisions.ts';
 import { FaultBook } from './faults.ts';
 import { sendError, sendJson } from './http.ts';
 import { IdTokenMinter } from './id-token.ts';
-import { ensureEs256Key, generateOpKeys, publicJwkFromPem } from './keys.ts';
+import { generateOpKeys, publicJwkFromPem } from './keys.ts';
 import { createOpFront, mtlsEndpointAliases } from './op-front.ts';
 import { createPaymentsApi, PaymentLedger } from './payments.ts';
 import { type Arrival, createBankProvider, type Provider } from './provider.ts';
 import { RequestRegistry } from './requests.ts';
 
+/** PEM files the bank reads at start (devstack/certificates.ts makes them for development). */
+export interface SandboxCertificates {
+  /** The CA the bank's server certificate chains to and client certificates must chain to. */
+  caCert: string;
+  serverCert: string;
+  serverKey: string;
+  /** The public keys the shop's request objects are verified with: RSA (PS256) and EC P-256 (ES256). */
+  signingPublicKey: string;
+  es256PublicKey: string;
+}
+
 export interface SandboxBankOptions {
   host?: string; // default 127.0.0.1
   port?: number; // bank HTTPS port; 0 = random
   appPort?: number; // bank-app/control HTTP port; 0 = random
-  certsDir: string; // ensureDevCertificates(certsDir) is called
+  certificates: SandboxCertificates;
   realm?: string; // default 'master' → issuer https://localhost:{port}/master
   testMode?: boolean; // enables the control API; default false
   merchantName?: string; // optional, for display only
@@ -104,8 +118,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
       `defaultInterval must be an integer number of seconds (1-3600), got ${o.defaultInterval}`,
     );
   }
-  const certs = ensureDevCertificates(o.certsDir);
-  const es256 = ensureEs256Key(o.certsDir);
+  const certs = o.certificates;
 
   // Listen first: the issuer (and so the provider's configuration) depends on the actual port.
   let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) =>
@@ -153,7 +166,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
   const clients = buildClients(
     {
       rsa: await publicJwkFromPem(certs.signingPublicKey, 'PS256'),
-      ec: await publicJwkFromPem(es256.publicKey, 'ES256'),
+      ec: await publicJwkFromPem(certs.es256PublicKey, 'ES256'),
     },
     o.merchantName,
   );

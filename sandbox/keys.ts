@@ -1,9 +1,8 @@
 /**
- * Key material: the OP's own signing keys (fresh at every start) and the clients' public keys.
+ * Key material: the OP's own signing keys (fresh at every start) and the clients' public keys,
+ * read from the files the bank is given.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importSPKI, type JWK } from 'jose';
 
 export interface OpKeys {
@@ -35,23 +34,4 @@ export async function generateOpKeys(): Promise<OpKeys> {
 export async function publicJwkFromPem(path: string, alg: 'PS256' | 'ES256'): Promise<JWK> {
   const key = await importSPKI(readFileSync(path, 'utf8'), alg, { extractable: true });
   return withKid(await exportJWK(key));
-}
-
-export const ES256_KEY_FILES = {
-  key: 'es256-signing-key.pem',
-  publicKey: 'es256-signing-key.pub.pem',
-} as const;
-
-/**
- * The dev PKI (scripts/certs.ts) only has an RSA request-object key; the sandbox adds an EC P-256
- * key beside it (once, kept afterwards) so the ES256 path of `shop-jwt` can be exercised too.
- */
-export function ensureEs256Key(dir: string): { key: string; publicKey: string } {
-  const paths = { key: join(dir, ES256_KEY_FILES.key), publicKey: join(dir, ES256_KEY_FILES.publicKey) };
-  if (!existsSync(paths.key) || !existsSync(paths.publicKey)) {
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    writeFileSync(paths.key, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    writeFileSync(paths.publicKey, publicKey.export({ type: 'spki', format: 'pem' }));
-  }
-  return paths;
 }

@@ -12,25 +12,19 @@
  * double_payments counts checkouts with more than one payment at the bank, stuck those not
  * terminal at the end; both must be 0 (the exit code says so), and every succeeded checkout must
  * have exactly one payment and no other checkout any.
+ *
+ * The services are the local stack of devstack/ (as `npm run dev` and the tests run it), with
+ * Redis persistent like production Redis and a 1-second polling interval at the bank.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startSandboxBank } from '../sandbox/bank.ts';
-import { sandboxBankEntry } from '../sandbox/banks-entry.ts';
+import { startDevStack } from '../devstack/devstack.ts';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { createApiKey } from '../src/infra/api-keys.ts';
 import { createDatabase } from '../src/infra/database.ts';
-import { applyMigrations } from '../src/infra/migrations.ts';
 import { createQueueInfra } from '../src/infra/queue.ts';
-import { ensureDevCertificates } from './certs.ts';
-import { freePort } from './services/ports.ts';
-import { startEmbeddedDatabase } from './services/postgres.ts';
-import { findRedisServer, type LocalRedis, startLocalRedis } from './services/redis.ts';
 
 const { values } = parseArgs({
   options: {
@@ -73,50 +67,26 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const terminalStatuses = ['succeeded', 'declined', 'expired', 'failed', 'canceled'];
 
 const root = resolve(new URL('..', import.meta.url).pathname);
-const dir = mkdtempSync(join(tmpdir(), 'bankpay-chaos-'));
-chmodSync(dir, 0o755);
-const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
+const cleanups: Array<() => Promise<void> | void> = [];
 
 async function main(): Promise<number> {
   log(
     `${N} checkouts, ${WORKERS} workers killed every ${KILL_EVERY_MS / 1000} s${REDIS_RESTART_MS ? `, Redis restarted every ${REDIS_RESTART_MS / 1000} s` : ''}`,
   );
-  const certs = ensureDevCertificates(join(dir, 'certs'));
-  const db = await startEmbeddedDatabase({
-    dataDir: join(dir, 'pg'),
-    port: await freePort(),
+  // Persistent, like production Redis: a restart keeps the queue; the reconciler covers the rest.
+  const stack = await startDevStack({
+    name: 'chaos',
     database: 'chaos',
     ephemeral: true,
+    queue: 'redis',
+    persistentRedis: true,
+    sandbox: { testMode: true, defaultInterval: 1 },
+    bankEntry: { requestedExpiry: EXPIRY_S },
+    apiKeyName: 'chaos',
   });
-  cleanups.unshift(() => db.stop());
-  await applyMigrations(db.url);
-  if (!findRedisServer()) throw new Error('redis-server is not installed (apt-get install -y redis-server)');
-  const redisPort = await freePort();
-  const redisDir = join(dir, 'redis');
-  // Persistent, like production Redis: a restart keeps the queue; the reconciler covers the rest.
-  let redis: LocalRedis = await startLocalRedis({ port: redisPort, dataDir: redisDir, persistent: true });
-  cleanups.unshift(() => redis.stop());
-  const bank = await startSandboxBank({
-    certsDir: join(dir, 'certs'),
-    port: 0,
-    appPort: 0,
-    testMode: true,
-    defaultInterval: 1,
-  });
-  cleanups.unshift(() => bank.close());
-  const banksFile = join(dir, 'banks.json');
-  writeFileSync(
-    banksFile,
-    JSON.stringify({ banks: [sandboxBankEntry(bank, certs, { requestedExpiry: EXPIRY_S })] }),
-  );
+  cleanups.unshift(() => stack.stop());
   const env: Record<string, string> = {
-    DATABASE_URL: db.url,
-    QUEUE_BACKEND: 'redis',
-    REDIS_URL: redis.url,
-    BANKS_FILE: banksFile,
-    MERCHANT_NAME: 'Acme Shop',
-    MERCHANT_IBAN: 'DE89370400440532013000',
-    TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
+    ...stack.env,
     LOG_LEVEL: 'warn',
     WORKER_LOCK_MS: '2000',
     // A killed worker's token polls are claimed again BANK_TIMEOUT_MS + 5 s later.
@@ -126,8 +96,8 @@ async function main(): Promise<number> {
     WORKER_CONCURRENCY: '50',
   };
   const config = loadConfig(env);
-  const prisma = createDatabase(db.url);
-  const queue = createQueueInfra(config.queue, db.url);
+  const prisma = createDatabase(config.databaseUrl);
+  const queue = createQueueInfra(config.queue, config.databaseUrl);
   // One storefront key creates all checkouts here: lift the per-key rate limit.
   const app = await buildApp({
     config: { ...config, logLevel: 'silent' },
@@ -142,7 +112,7 @@ async function main(): Promise<number> {
     await prisma.$disconnect();
   });
   const apiUrl = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  const { key } = await createApiKey(prisma, 'chaos');
+  const key = stack.apiKey!;
 
   // Worker processes, killed and restarted.
   const workers: Array<ChildProcess | undefined> = [];
@@ -175,14 +145,13 @@ async function main(): Promise<number> {
     while (chaosOn) {
       await sleep(REDIS_RESTART_MS);
       if (!chaosOn) break;
-      await redis.stop();
-      await sleep(500);
-      redis = await startLocalRedis({ port: redisPort, dataDir: redisDir, persistent: true });
+      await stack.restartRedis(500);
       redisRestarts++;
     }
   })();
 
   // Customers and their behaviour.
+  const { bank } = stack;
   const control = bank.controlUrl!;
   const plans = new Map<string, { login: string; behaviour: Behaviour; decided?: boolean }>();
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };

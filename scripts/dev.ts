@@ -11,21 +11,16 @@
  * DEV_BANK_APP_PORT (its bank app, 5002), DEV_PG_PORT (54320), DEV_REDIS_PORT (63790).
  * DEV_QUEUE=postgres forces the PostgreSQL queue backend; DEV_SANDBOX_CONTROL=1 turns on the
  * sandbox bank's control API (scripted faults for demos).
+ *
+ * The services come from devstack/, started as the tests, chaos and the benchmarks start them;
+ * this file only reads the DEV_ variables, runs the API and the worker, and says where things are.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { startSandboxBank } from '../sandbox/bank.ts';
-import { sandboxBankEntry } from '../sandbox/banks-entry.ts';
-import { createApiKey } from '../src/infra/api-keys.ts';
-import { createDatabase } from '../src/infra/database.ts';
-import { applyMigrations } from '../src/infra/migrations.ts';
-import { ensureDevCertificates } from './certs.ts';
-import { isPortFree } from './services/ports.ts';
-import { startEmbeddedDatabase } from './services/postgres.ts';
-import { findRedisServer, startLocalRedis } from './services/redis.ts';
+import { type DevStack, startDevStack } from '../devstack/devstack.ts';
+import { DEV_MERCHANT } from '../devstack/environment.ts';
+import { isPortFree } from '../devstack/ports.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const env = process.env;
@@ -41,7 +36,7 @@ const ports = {
 
 const started = Date.now();
 const step = (text: string) => console.log(`[dev] ${text} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-const stops: Array<() => Promise<void>> = [];
+let stack: DevStack | undefined;
 let children: ChildProcess[] = [];
 let stopping = false;
 
@@ -60,7 +55,7 @@ async function stopAll(code: number): Promise<never> {
         }),
     ),
   );
-  for (const stop of stops.reverse()) await stop().catch(() => {});
+  await stack?.stop();
   console.log('[dev] stopped; data kept in .data/');
   process.exit(code);
 }
@@ -88,23 +83,6 @@ async function requireFreePorts(): Promise<void> {
       );
     }
   }
-}
-
-interface DevSecrets {
-  tokenEncryptionKey: string;
-  apiKey?: string;
-}
-
-function loadSecrets(): DevSecrets {
-  const file = join(dataDir, 'dev-secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
-  const secrets = { tokenEncryptionKey: randomBytes(32).toString('base64') };
-  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
-  return secrets;
-}
-
-function saveSecrets(secrets: DevSecrets): void {
-  writeFileSync(join(dataDir, 'dev-secrets.json'), JSON.stringify(secrets, null, 2), { mode: 0o600 });
 }
 
 /** Runs an entry point as a child, printing its JSON log lines in a short human form. */
@@ -146,83 +124,26 @@ async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
   fail(`${url} did not become ready within ${timeoutMs / 1000} s`);
 }
 
-mkdirSync(dataDir, { recursive: true });
 await requireFreePorts();
-
-step('development certificates');
-const certs = ensureDevCertificates(certsDir);
-
-step('starting embedded PostgreSQL');
-const db = await startEmbeddedDatabase({
-  dataDir: join(dataDir, 'postgres'),
-  port: ports.postgres,
-  database: 'bankpay',
-}).catch((error: Error) => fail(error.message));
-stops.push(() => db.stop());
-step(`PostgreSQL ready at 127.0.0.1:${ports.postgres}`);
-
-const migrations = await applyMigrations(db.url, { log: (l) => console.log(`[dev] ${l}`) });
-step(`migrations: ${migrations.applied.length} applied, ${migrations.alreadyApplied} already applied`);
-
-let queueEnv: Record<string, string>;
-const redisBinary = env.DEV_QUEUE === 'postgres' ? null : findRedisServer();
-if (redisBinary) {
-  const redis = await startLocalRedis({
-    port: ports.redis,
-    dataDir: join(dataDir, 'redis'),
-    persistent: true,
-    binary: redisBinary,
-  }).catch((error: Error) => fail(error.message));
-  stops.push(() => redis.stop());
-  queueEnv = { QUEUE_BACKEND: 'redis', REDIS_URL: redis.url };
-  step(`Redis ready at ${redis.url}`);
-} else {
-  queueEnv = { QUEUE_BACKEND: 'postgres' };
-  step(
-    "no redis-server installed: the queue runs on BullMQ's PostgreSQL backend (install redis-server to use Redis)",
-  );
-}
-
-step('starting the sandbox bank');
-const bank = await startSandboxBank({
+stack = await startDevStack({
+  dataDir,
   certsDir,
-  port: ports.bank,
-  appPort: ports.bankApp,
-  testMode: env.DEV_SANDBOX_CONTROL === '1',
-  merchantName: 'Acme Shop',
-});
-stops.push(() => bank.close());
-
-const banksFile = join(dataDir, 'banks.json');
-writeFileSync(
-  banksFile,
-  `${JSON.stringify(
-    {
-      banks: [sandboxBankEntry(bank, certs)],
-    },
-    null,
-    2,
-  )}\n`,
-);
-
-const secrets = loadSecrets();
-if (!secrets.apiKey) {
-  const prisma = createDatabase(db.url, { poolSize: 1 });
-  secrets.apiKey = (await createApiKey(prisma, 'development')).key;
-  await prisma.$disconnect();
-  saveSecrets(secrets);
-}
+  database: 'bankpay',
+  ports,
+  queue: env.DEV_QUEUE === 'postgres' ? 'postgres' : 'redis-when-installed',
+  persistentRedis: true,
+  sandbox: { testMode: env.DEV_SANDBOX_CONTROL === '1', merchantName: 'Acme Shop' },
+  merchant: { name: env.MERCHANT_NAME ?? DEV_MERCHANT.name, iban: env.MERCHANT_IBAN ?? DEV_MERCHANT.iban },
+  keepSecrets: true,
+  apiKeyName: 'development',
+  log: { step, detail: (line) => console.log(`[dev] ${line}`) },
+}).catch((error: Error) => fail(error.message));
 
 const appEnv: NodeJS.ProcessEnv = {
   ...env,
-  DATABASE_URL: db.url,
-  ...queueEnv,
-  BANKS_FILE: banksFile,
+  ...stack.env,
   HOST: '127.0.0.1',
   PORT: String(ports.api),
-  MERCHANT_NAME: env.MERCHANT_NAME ?? 'Acme Shop',
-  MERCHANT_IBAN: env.MERCHANT_IBAN ?? 'DE89370400440532013000',
-  TOKEN_ENCRYPTION_KEYS: secrets.tokenEncryptionKey,
   LOG_LEVEL: env.LOG_LEVEL ?? 'info',
 };
 children = [runChild('api', 'src/server.ts', appEnv), runChild('worker', 'src/worker.ts', appEnv)];
@@ -232,11 +153,11 @@ step('ready');
 console.log(`
   Swagger UI     ${apiUrl}/docs
   API            ${apiUrl}/v1   (health: ${apiUrl}/health/ready)
-  Bank app       ${bank.appUrl}   (approve or deny as alice, bob or carol)
-  Bank issuer    ${bank.issuer}
-  API key        ${secrets.apiKey}
-  Queue          ${queueEnv.QUEUE_BACKEND === 'redis' ? queueEnv.REDIS_URL : 'PostgreSQL (BullMQ backend)'}
-  Database       ${db.url}
+  Bank app       ${stack.bank.appUrl}   (approve or deny as alice, bob or carol)
+  Bank issuer    ${stack.bank.issuer}
+  API key        ${stack.apiKey}
+  Queue          ${stack.queue.backend === 'redis' ? stack.queue.redisUrl : 'PostgreSQL (BullMQ backend)'}
+  Database       ${stack.postgres.url}
 
   Ctrl-C stops everything; data stays in .data/ (delete it to start afresh).
 `);

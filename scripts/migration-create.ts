@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
+import { freePort } from '../devstack/ports.ts';
+import { startEmbeddedDatabase } from '../devstack/postgres.service.ts';
 import { MIGRATIONS_DIR, readMigrations } from '../src/infra/migrations.ts';
-import { freePort } from './services/ports.ts';
-import { startEmbeddedDatabase } from './services/postgres.ts';
 
 const nameArg = process.argv.indexOf('--name');
 const name = (nameArg > 0 ? process.argv[nameArg + 1] : undefined)?.replace(/[^a-z0-9_]/gi, '_');

@@ -6,27 +6,24 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { npmScript } from '../support/npm-script.ts';
 
 const run = promisify(execFile);
 
 describe('npm run chaos (short)', () => {
   it('ends every checkout, pays none twice, with workers killed throughout', async () => {
-    const { stdout } = await run(
-      'npx',
-      [
-        'tsx',
-        'scripts/chaos.ts',
-        '--checkouts',
-        '40',
-        '--kill-every',
-        '2',
-        '--seed',
-        String(Date.now() % 1000),
-      ],
-      {
-        timeout: 170_000,
-      },
+    const chaos = npmScript(
+      'chaos',
+      '--checkouts',
+      '40',
+      '--kill-every',
+      '2',
+      '--seed',
+      String(Date.now() % 1000),
     );
+    const { stdout } = await run(chaos.file, chaos.args, {
+      timeout: 170_000,
+    });
     const lines = stdout.trim().split('\n');
     const summary = lines.at(-1) ?? '';
     expect(summary).toMatch(

@@ -8,7 +8,8 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../../scripts/services/ports.ts';
+import { freePort } from '../../devstack/ports.ts';
+import { npmScript } from '../support/npm-script.ts';
 
 async function runDev(extraEnv: Record<string, string>) {
   const dir = mkdtempSync(join(tmpdir(), 'bankpay-dev-'));
@@ -28,7 +29,8 @@ async function runDev(extraEnv: Record<string, string>) {
     ...extraEnv,
   };
   // Its own process group, as in a terminal: Ctrl-C there signals the whole group.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/dev.ts'], {
+  const dev = npmScript('dev');
+  const child = spawn(dev.file, dev.args, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../scripts/services/ports.ts';
-import { type EmbeddedDatabase, startEmbeddedDatabase } from '../../scripts/services/postgres.ts';
-import { findRedisServer, type LocalRedis, startLocalRedis } from '../../scripts/services/redis.ts';
+import { freePort } from '../../devstack/ports.ts';
+import { type EmbeddedDatabase, startEmbeddedDatabase } from '../../devstack/postgres.service.ts';
+import { findRedisServer, type LocalRedis, startLocalRedis } from '../../devstack/redis.service.ts';
 import { applyMigrations } from '../../src/infra/migrations.ts';
 import {
   approveAllInBankApp,

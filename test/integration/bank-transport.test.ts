@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 import type { Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ensureDevCertificates } from '../../scripts/certs.ts';
+import { ensureDevCertificates } from '../../devstack/certificates.ts';
 import { type BankConfig, loadBanks } from '../../src/config.ts';
 import { BankError, createBankClient, createBankClients } from '../../src/integrations/bank.client.ts';
 import { accessTokenHash } from '../../src/integrations/id-token.validator.ts';

@@ -3,8 +3,10 @@ import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { authenticateApiKey, hashSecret } from '../../src/infra/api-keys.ts';
 import { createDatabase } from '../../src/infra/database.ts';
+import { npmScript } from '../support/npm-script.ts';
 
 const run = promisify(execFile);
+const apikey = npmScript('apikey');
 
 describe('npm run apikey', () => {
   it('prints a new key alone on the last line and stores only its hash', async () => {
@@ -29,7 +31,7 @@ describe('npm run apikey', () => {
 
   it('refuses a missing name', async () => {
     await expect(
-      run('npx', ['tsx', 'scripts/apikey.ts'], {
+      run(apikey.file, apikey.args, {
         env: { ...process.env, DATABASE_URL: inject('databaseUrl') },
       }),
     ).rejects.toMatchObject({

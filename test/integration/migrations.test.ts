@@ -5,8 +5,10 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyMigrations, MIGRATIONS_DIR, readMigrations } from '../../src/infra/migrations.ts';
+import { npmScript } from '../support/npm-script.ts';
 
 const run = promisify(execFile);
+const migrate = npmScript('migrate');
 const scratch = `bankpay_migrations_${process.pid}`;
 let scratchUrl: string;
 
@@ -41,13 +43,13 @@ describe('migrations', () => {
   });
 
   it('`npm run migrate` applies all migrations once, records them as Prisma does, and is idempotent', async () => {
-    const first = await run('npx', ['tsx', 'scripts/migrate.ts'], {
+    const first = await run(migrate.file, migrate.args, {
       env: { ...process.env, DATABASE_URL: scratchUrl },
     });
     expect(first.stdout).toMatch(
       new RegExp(`migrations: ${readMigrations().length} applied, 0 already applied`),
     );
-    const second = await run('npx', ['tsx', 'scripts/migrate.ts'], {
+    const second = await run(migrate.file, migrate.args, {
       env: { ...process.env, DATABASE_URL: scratchUrl },
     });
     expect(second.stdout).toMatch(
@@ -82,7 +84,7 @@ describe('migrations', () => {
   it('fails with a message naming DATABASE_URL when it is missing', async () => {
     const env = { ...process.env };
     delete env.DATABASE_URL;
-    await expect(run('npx', ['tsx', 'scripts/migrate.ts'], { env })).rejects.toMatchObject({
+    await expect(run(migrate.file, migrate.args, { env })).rejects.toMatchObject({
       stderr: expect.stringContaining('DATABASE_URL is not set'),
     });
   });

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../../scripts/services/ports.ts';
+import { freePort } from '../../devstack/ports.ts';
 import { testEnv } from '../support/env.ts';
 import { spawnScript } from '../support/system.ts';
 

@@ -293,7 +293,7 @@ describe('sandbox bank: default acknowledgement interval', () => {
   it('refuses a defaultInterval that is not a whole number of seconds', async () => {
     for (const defaultInterval of [0, 0.5, -1]) {
       await expect(
-        startSandboxBank({ certsDir: tb.dir, port: 0, appPort: 0, defaultInterval }),
+        startSandboxBank({ certificates: tb.certs, port: 0, appPort: 0, defaultInterval }),
       ).rejects.toThrow(/defaultInterval/);
     }
   });

@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { importPKCS8, type JWK, type JWTPayload, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { Agent, fetch as undiciFetch } from 'undici';
+import { ensureDevCertificates } from '../../devstack/certificates.ts';
 import { type SandboxBank, startSandboxBank } from '../../sandbox/bank.ts';
-import { ES256_KEY_FILES } from '../../sandbox/keys.ts';
-import { ensureDevCertificates } from '../../scripts/certs.ts';
 
 export type Certs = ReturnType<typeof ensureDevCertificates>;
 export type Fetch = (url: string, options: oauth.CustomFetchOptions<string, unknown>) => Promise<Response>;
@@ -68,7 +67,7 @@ export async function startTestBank(
   const dir = mkdtempSync(join(tmpdir(), 'sandbox-bank-test-'));
   const certs = ensureDevCertificates(dir);
   const bank = await startSandboxBank({
-    certsDir: dir,
+    certificates: certs,
     port: 0,
     appPort: 0,
     testMode: options.testMode ?? true,
@@ -110,7 +109,7 @@ export const shopJwtClient = (tb: TestBank): oauth.Client => ({
 });
 
 export async function signingKey(tb: TestBank, alg: 'PS256' | 'ES256' = 'PS256') {
-  const path = alg === 'PS256' ? tb.certs.signingKey : join(tb.dir, ES256_KEY_FILES.key);
+  const path = alg === 'PS256' ? tb.certs.signingKey : tb.certs.es256Key;
   return importPKCS8(readFileSync(path, 'utf8'), alg);
 }
 

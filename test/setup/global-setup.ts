@@ -3,17 +3,12 @@
  * PostgreSQL (migrated), Redis from the machine's redis-server (BullMQ's PostgreSQL backend when
  * none is installed, with a warning: CI installs Redis), the development certificates and the
  * sandbox bank in test mode. Test files reach them through `inject(...)` and over the network.
+ * They are devstack's local stack, started as `npm run dev` starts it, in a temporary folder.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { startSandboxBank } from '../../sandbox/bank.ts';
-import { ensureDevCertificates } from '../../scripts/certs.ts';
-import { freePort } from '../../scripts/services/ports.ts';
-import { startEmbeddedDatabase } from '../../scripts/services/postgres.ts';
-import { findRedisServer, startLocalRedis } from '../../scripts/services/redis.ts';
+import { startDevStack } from '../../devstack/devstack.ts';
+import { findRedisServer } from '../../devstack/redis.service.ts';
 import { applyMigrations } from '../../src/infra/migrations.ts';
 
 declare module 'vitest' {
@@ -31,18 +26,25 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const started = Date.now();
-  const workDir = mkdtempSync(join(tmpdir(), 'bankpay-test-'));
-  chmodSync(workDir, 0o755); // PostgreSQL runs as its own user when tests run as root
-  const certs = join(workDir, 'certs');
-  ensureDevCertificates(certs);
-
-  const db = await startEmbeddedDatabase({
-    dataDir: join(workDir, 'postgres'),
-    port: await freePort(),
+  if (!findRedisServer() && process.env.CI) {
+    throw new Error(
+      'redis-server is not installed: CI must exercise real Redis (apt-get install -y redis-server)',
+    );
+  }
+  // A 1-second acknowledged interval (instead of the CIBA default of 5 s) keeps flows quick.
+  const stack = await startDevStack({
+    name: 'test',
     database: 'bankpay_test',
     ephemeral: true,
+    queue: 'redis-when-installed',
+    sandbox: { testMode: true, defaultInterval: 1 },
   });
-  await applyMigrations(db.url);
+  if (!stack.redis) {
+    console.warn(
+      "[test] redis-server not found: using BullMQ's PostgreSQL backend (apt-get install -y redis-server for Redis)",
+    );
+  }
+  const db = stack.postgres;
   const template = 'bankpay_template';
   const templateUrl = db.url.replace(/\/[^/]+$/, `/${template}`);
   const admin = new pg.Client({ connectionString: db.url.replace(/\/[^/]+$/, '/postgres') });
@@ -51,37 +53,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await admin.end();
   await applyMigrations(templateUrl);
 
-  let redis: Awaited<ReturnType<typeof startLocalRedis>> | null = null;
-  if (findRedisServer()) {
-    redis = await startLocalRedis({
-      port: await freePort(),
-      dataDir: join(workDir, 'redis'),
-      persistent: false,
-    });
-  } else if (process.env.CI) {
-    throw new Error(
-      'redis-server is not installed: CI must exercise real Redis (apt-get install -y redis-server)',
-    );
-  } else {
-    console.warn(
-      "[test] redis-server not found: using BullMQ's PostgreSQL backend (apt-get install -y redis-server for Redis)",
-    );
-  }
-
-  // A 1-second acknowledged interval (instead of the CIBA default of 5 s) keeps flows quick.
-  const bank = await startSandboxBank({
-    certsDir: certs,
-    port: 0,
-    appPort: 0,
-    testMode: true,
-    defaultInterval: 1,
-  });
-
+  const { bank } = stack;
   project.provide('databaseUrl', db.url);
   project.provide('postgresAdminUrl', db.url.replace(/\/[^/]+$/, '/postgres'));
   project.provide('templateDatabase', template);
-  project.provide('redisUrl', redis?.url ?? null);
-  project.provide('certsDir', certs);
+  project.provide('redisUrl', stack.redis?.url ?? null);
+  project.provide('certsDir', stack.certsDir);
   project.provide('bank', {
     issuer: bank.issuer,
     paymentsApiUrl: bank.paymentsApiUrl,
@@ -91,10 +68,5 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   console.log(`[test] services ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-  return async () => {
-    await bank.close();
-    await redis?.stop();
-    await db.stop();
-    rmSync(workDir, { recursive: true, force: true });
-  };
+  return () => stack.stop();
 }

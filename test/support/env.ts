@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { inject } from 'vitest';
+import { certificateFiles } from '../../devstack/certificates.ts';
 import { sandboxBankEntry } from '../../sandbox/banks-entry.ts';
-import { certificateFiles } from '../../scripts/certs.ts';
 
 const certificatePaths = (dir: string) => ({
   caCert: join(dir, certificateFiles.caCert),

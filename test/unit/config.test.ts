@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureDevCertificates } from '../../scripts/certs.ts';
+import { ensureDevCertificates } from '../../devstack/certificates.ts';
 import { ConfigError, isValidIban, loadConfig } from '../../src/config.ts';
 
 // Created at load time: the it.each tables below are built while the file is collected.

@@ -1,5 +1,7 @@
 /**
- * Runs the sandbox bank as its own process: `npm run sandbox -- [options]`.
+ * Runs the sandbox bank as its own process: `npm run sandbox -- [options]`. Here rather than in
+ * sandbox/ because the bank only reads certificate files; the development PKI it serves with
+ * comes from devstack/, like everywhere else the sandbox runs.
  *
  *   --port N           bank HTTPS port (env SANDBOX_PORT, default 5001; 0 = random)
  *   --app-port N       bank app / control HTTP port (env SANDBOX_APP_PORT, default 5002)
@@ -12,7 +14,7 @@
  *   --interval N       default `interval` of CIBA acknowledgements, seconds (env SANDBOX_INTERVAL)
  */
 import { parseArgs } from 'node:util';
-import { startSandboxBank } from './bank.ts';
+import { startDevSandbox } from '../devstack/sandbox.service.ts';
 
 function port(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value === '') return fallback;
@@ -48,7 +50,7 @@ const env = process.env;
 const testModeEnv = env.SANDBOX_TEST_MODE;
 const merchantName = values.merchant ?? env.MERCHANT_NAME;
 const interval = values.interval ?? env.SANDBOX_INTERVAL;
-const bank = await startSandboxBank({
+const { bank } = await startDevSandbox({
   host: values.host ?? env.SANDBOX_HOST ?? '127.0.0.1',
   port: port(values.port ?? env.SANDBOX_PORT, 5001, 'port'),
   appPort: port(values['app-port'] ?? env.SANDBOX_APP_PORT, 5002, 'app port'),

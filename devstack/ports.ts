@@ -1,3 +1,8 @@
+/**
+ * Ports on 127.0.0.1: free ones for stacks that must not collide with anything (tests, chaos,
+ * bench), and a check for the fixed ones `npm run dev` uses, so that it can say which is taken
+ * before it starts anything.
+ */
 import { createServer } from 'node:net';
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */

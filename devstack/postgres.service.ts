@@ -25,6 +25,8 @@ import pg from 'pg';
 export interface EmbeddedDatabase {
   url: string;
   port: number;
+  /** The postmaster: its backends are its children (the benchmarks add up their CPU). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -34,6 +36,8 @@ export interface EmbeddedDatabaseOptions {
   database: string;
   /** Trade durability for speed (tests only). */
   ephemeral?: boolean;
+  /** Server settings given at start (`-c name=value`), e.g. `shared_preload_libraries`. */
+  settings?: Record<string, string>;
 }
 
 const USER = 'bankpay';
@@ -185,6 +189,7 @@ export async function startEmbeddedDatabase(o: EmbeddedDatabaseOptions): Promise
     '-c',
     'max_connections=200',
     ...(o.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
+    ...Object.entries(o.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
   ];
   // detached: its own process group, so a terminal's Ctrl-C does not stop it before its clients.
   const server: ChildProcess = spawn(bin.postgres, args, {
@@ -233,6 +238,7 @@ export async function startEmbeddedDatabase(o: EmbeddedDatabaseOptions): Promise
   return {
     url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${o.port}/${o.database}`,
     port: o.port,
+    pid: server.pid ?? -1,
     async stop() {
       process.off('exit', killOnExit);
       if (server.exitCode !== null) return;
