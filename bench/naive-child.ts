@@ -25,7 +25,7 @@ const say = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringi
 // polling is the naive part.
 const starter = createBankClient(bank);
 const agent = new Agent({
-  connect: { cert: bank.tls.cert, key: bank.tls.key, ...(bank.tls.ca ? { ca: bank.tls.ca } : {}) },
+  connect: { ...bank.tls },
   keepAliveTimeout: 30_000,
   connections: 32,
 });

@@ -9,7 +9,9 @@
  * RFC 8705 tls_client_auth), a second client certificate signed by the same CA (for proving
  * that a certificate-bound token is refused with another certificate), the RSA key that
  * signs CIBA authentication request objects, and an EC P-256 key so that the ES256 path of the
- * sandbox's `shop-jwt` client can be exercised too. Certificates come from the openssl CLI (no
+ * sandbox's `shop-jwt` client can be exercised too. The shop's client certificate is also written
+ * as a PKCS#12 bundle (`client.pfx`, passphrase DEV_CLIENT_PFX_PASSPHRASE), the form banks'
+ * admin consoles hand out. Certificates come from the openssl CLI (no
  * hand-written ASN.1); the EC key from node:crypto, which writes PEM directly.
  */
 import { execFileSync } from 'node:child_process';
@@ -24,6 +26,7 @@ export const certificateFiles = {
   serverKey: 'server-key.pem',
   clientCert: 'client.pem',
   clientKey: 'client-key.pem',
+  clientPfx: 'client.pfx',
   otherClientCert: 'other-client.pem',
   otherClientKey: 'other-client-key.pem',
   signingKey: 'signing-key.pem',
@@ -31,6 +34,11 @@ export const certificateFiles = {
   es256Key: 'es256-signing-key.pem',
   es256PublicKey: 'es256-signing-key.pub.pem',
 } as const;
+
+/** The development passphrase of `client.pfx` (published: development only). */
+export const DEV_CLIENT_PFX_PASSPHRASE = 'bankpay-development';
+/** The variable a development banks file names for that passphrase (`tlsClientPfxPassphraseEnv`). */
+export const DEV_CLIENT_PFX_PASSPHRASE_ENV = 'SANDBOX_CLIENT_PFX_PASSPHRASE';
 
 /** Absolute paths of the development PKI's files. */
 export type DevCertificates = Record<keyof typeof certificateFiles, string>;
@@ -119,12 +127,32 @@ export function ensureDevCertificates(dir: string): DevCertificates {
       'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,DNS:sandbox,IP:127.0.0.1,IP:::1\n',
     );
   }
-  if (caMissing || !existsSync(paths.clientCert) || !existsSync(paths.clientKey)) {
+  const clientMissing = caMissing || !existsSync(paths.clientCert) || !existsSync(paths.clientKey);
+  if (clientMissing) {
     issueLeaf(
       root,
       'client',
       '/CN=client',
       'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    );
+  }
+  if (clientMissing || !existsSync(paths.clientPfx)) {
+    openssl(
+      [
+        'pkcs12',
+        '-export',
+        '-in',
+        'client.pem',
+        '-inkey',
+        'client-key.pem',
+        '-name',
+        'client',
+        '-out',
+        'client.pfx',
+        '-passout',
+        `pass:${DEV_CLIENT_PFX_PASSPHRASE}`,
+      ],
+      root,
     );
   }
   if (caMissing || !existsSync(paths.otherClientCert) || !existsSync(paths.otherClientKey)) {

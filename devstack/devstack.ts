@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { SandboxBank } from '../sandbox/bank.ts';
 import { applyMigrations } from '../src/infra/migrations.ts';
-import { type DevCertificates, ensureDevCertificates } from './certificates.ts';
+import {
+  DEV_CLIENT_PFX_PASSPHRASE,
+  DEV_CLIENT_PFX_PASSPHRASE_ENV,
+  type DevCertificates,
+  ensureDevCertificates,
+} from './certificates.ts';
 import {
   appEnvironment,
   DEV_MERCHANT,
@@ -63,6 +68,11 @@ export interface DevStackOptions {
   sandbox?: { testMode?: boolean; defaultInterval?: number; merchantName?: string };
   /** Members of the sandbox's banks-file entry to change (e.g. `requestedExpiry`). */
   bankEntry?: Record<string, unknown>;
+  /**
+   * How the banks file names the client certificate: the PEM pair (default), or the PKCS#12
+   * bundle with its passphrase in the environment, as a bank's admin console hands it out.
+   */
+  clientCertificate?: 'pem' | 'pfx';
   /** Default: Acme Shop, DE89370400440532013000. */
   merchant?: Merchant;
   /** Keep the token encryption key (and the API key) in dataDir across runs. */
@@ -160,7 +170,18 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
     });
     stops.push(() => sandbox.bank.close());
     const banksFile = join(dataDir, 'banks.json');
-    writeSandboxBanksFile(banksFile, sandbox, o.bankEntry);
+    const pfx = o.clientCertificate === 'pfx';
+    writeSandboxBanksFile(banksFile, sandbox, {
+      ...(pfx
+        ? {
+            tlsClientCertFile: undefined,
+            tlsClientKeyFile: undefined,
+            tlsClientPfxFile: sandbox.certificates.clientPfx,
+            tlsClientPfxPassphraseEnv: DEV_CLIENT_PFX_PASSPHRASE_ENV,
+          }
+        : {}),
+      ...o.bankEntry,
+    });
 
     const keptIn = o.keepSecrets ? dataDir : null;
     const secrets = loadSecrets(keptIn);
@@ -181,13 +202,16 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
       bank: sandbox.bank,
       banksFile,
       apiKey: o.apiKeyName ? (secrets.apiKey ?? null) : null,
-      env: appEnvironment({
-        databaseUrl: postgres.url,
-        queue,
-        banksFile,
-        merchant: o.merchant ?? DEV_MERCHANT,
-        secrets,
-      }),
+      env: {
+        ...appEnvironment({
+          databaseUrl: postgres.url,
+          queue,
+          banksFile,
+          merchant: o.merchant ?? DEV_MERCHANT,
+          secrets,
+        }),
+        ...(pfx ? { [DEV_CLIENT_PFX_PASSPHRASE_ENV]: DEV_CLIENT_PFX_PASSPHRASE } : {}),
+      },
       async restartRedis(downMs = 0) {
         if (!redis || !redisOptions) throw new Error('this stack runs its queue on PostgreSQL');
         await redis.stop();

@@ -9,6 +9,7 @@ export interface DevCertificatePaths {
   clientCert: string;
   clientKey: string;
   signingKey: string;
+  clientPfx?: string;
 }
 
 export function sandboxBankEntry(

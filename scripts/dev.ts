@@ -136,6 +136,8 @@ stack = await startDevStack({
   merchant: { name: env.MERCHANT_NAME ?? DEV_MERCHANT.name, iban: env.MERCHANT_IBAN ?? DEV_MERCHANT.iban },
   keepSecrets: true,
   apiKeyName: 'development',
+  // As a bank's admin console hands it out: one .pfx file and its passphrase.
+  clientCertificate: 'pfx',
   log: { step, detail: (line) => console.log(`[dev] ${line}`) },
 }).catch((error: Error) => fail(error.message));
 

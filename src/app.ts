@@ -12,6 +12,7 @@ import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
 import { healthRoutes } from './http/health.ts';
+import { jwksRoutes } from './http/jwks.ts';
 import { registerProblemHandlers, sendError } from './http/problem.ts';
 import { type RateLimitSettings, security, setApiSecurityHeaders } from './http/security.ts';
 import { registerValidators } from './http/validation.ts';
@@ -92,6 +93,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     config: deps.config,
     log: app.log,
   });
+
+  await app.register(jwksRoutes, { banks: deps.config.banks });
 
   await app.register(healthRoutes, {
     isDatabaseReachable: () => isDatabaseReachable(deps.db),

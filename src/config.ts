@@ -5,12 +5,16 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
+
+/** JWS algorithms for our request objects and client assertions (FAPI allows PS256 and ES256; some banks take only RS256). */
+const SigningAlgSchema = Type.Union([Type.Literal('PS256'), Type.Literal('ES256'), Type.Literal('RS256')]);
 
 const BankSchema = Type.Object(
   {
@@ -21,14 +25,41 @@ const BankSchema = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 100 }),
     issuer: Type.String({ pattern: '^https://', description: 'the OpenID Provider issuer (https)' }),
     clientId: Type.String({ minLength: 1 }),
-    tlsClientCertFile: Type.String({ minLength: 1 }),
-    tlsClientKeyFile: Type.String({ minLength: 1 }),
+    tlsClientCertFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate' })),
+    tlsClientKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'its PEM private key' })),
+    tlsClientPfxFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'the client certificate and key as one PKCS#12 file (.pfx/.p12), instead of the PEM pair',
+      }),
+    ),
+    tlsClientPfxPassphraseEnv: Type.Optional(
+      Type.String({
+        pattern: '^[A-Z_][A-Z0-9_]{0,63}$',
+        description: 'the name of the environment variable that holds the PKCS#12 passphrase',
+      }),
+    ),
     caFile: Type.Optional(Type.String({ minLength: 1 })),
     tokenEndpointAuthMethod: Type.Union([Type.Literal('tls_client_auth'), Type.Literal('private_key_jwt')]),
-    requestObjectSigningAlg: Type.Optional(Type.Union([Type.Literal('PS256'), Type.Literal('ES256')])),
+    requestObjectSigningAlg: Type.Optional(SigningAlgSchema),
     requestObjectKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+    requestObjectKid: Type.Optional(
+      Type.String({
+        pattern: '^[\\x21-\\x7e]{1,128}$',
+        description:
+          'the kid the bank registered the request-object key under (default: its RFC 7638 thumbprint)',
+      }),
+    ),
+    publishedKeyFiles: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        maxItems: 4,
+        description:
+          'more keys whose public parts are published with ours (the next key during a rotation, or the previous one)',
+      }),
+    ),
     clientAssertionKeyFile: Type.Optional(Type.String({ minLength: 1 })),
-    clientAssertionSigningAlg: Type.Optional(Type.Union([Type.Literal('PS256'), Type.Literal('ES256')])),
+    clientAssertionSigningAlg: Type.Optional(SigningAlgSchema),
     idTokenSignedResponseAlg: Type.Union([
       Type.Literal('PS256'),
       Type.Literal('ES256'),
@@ -66,9 +97,12 @@ export interface BankConfig
   authorizationDetails: boolean;
   /** The ID Token's sub must equal the login hint (banks whose subjects are their logins). */
   loginHintIsSubject: boolean;
-  tls: { cert: string; key: string; ca?: string };
+  /** RFC 8705 §2 client certificate, as a PEM pair or one PKCS#12 bundle (Node's TLS takes both). */
+  tls: ({ cert: string; key: string } | { pfx: Buffer; passphrase?: string }) & { ca?: string };
   requestObjectKey?: string;
   clientAssertionKey?: string;
+  /** PEM keys (public or private) whose public parts are published beside the signing keys. */
+  publishedKeys: string[];
 }
 
 export type QueueBackend = 'redis' | 'postgres';
@@ -157,11 +191,13 @@ function readFileField(banksDir: string, field: string, path: string): string {
   }
 }
 
-function requirePem(field: string, text: string, kind: 'CERTIFICATE' | 'PRIVATE KEY'): string {
+function requirePem(field: string, text: string, kind: 'CERTIFICATE' | 'PRIVATE KEY' | 'KEY'): string {
   const ok =
     kind === 'CERTIFICATE'
       ? /-----BEGIN CERTIFICATE-----/.test(text)
-      : /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text);
+      : kind === 'KEY'
+        ? /-----BEGIN (RSA |EC )?(PRIVATE|PUBLIC) KEY-----/.test(text)
+        : /-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(text);
   if (!ok) throw new ConfigError(`BANKS_FILE ${field}: not a PEM ${kind.toLowerCase()}`);
   return text;
 }
@@ -191,7 +227,96 @@ function assertKeyMatchesCertificate(at: string, certPem: string, keyPem: string
     throw new ConfigError(`BANKS_FILE ${at}.tlsClientCertFile: a CA certificate, not a client certificate`);
 }
 
-export function loadBanks(banksFile: string): BankConfig[] {
+/** The client certificate inside a PKCS#12 bundle, opened with its passphrase as TLS will open it. */
+function certificateOfPfx(at: string, pfx: Buffer, passphrase: string | undefined, passphraseEnv?: string) {
+  let context: ReturnType<typeof createSecureContext>;
+  try {
+    context = createSecureContext({ pfx, ...(passphrase !== undefined ? { passphrase } : {}) });
+  } catch (error) {
+    const reason = (error as Error).message;
+    if (/mac verify failure|bad decrypt/i.test(reason)) {
+      throw new ConfigError(
+        `BANKS_FILE ${at}.tlsClientPfxFile: wrong passphrase (${passphraseEnv ? `set ${passphraseEnv}` : 'set tlsClientPfxPassphraseEnv'})`,
+      );
+    }
+    if (/key values mismatch/i.test(reason)) {
+      throw new ConfigError(`BANKS_FILE ${at}.tlsClientPfxFile: the key does not belong to the certificate`);
+    }
+    throw new ConfigError(`BANKS_FILE ${at}.tlsClientPfxFile: not a readable PKCS#12 file (${reason})`);
+  }
+  const raw = new TLSSocket(null as never, { secureContext: context }).getCertificate();
+  if (!raw || !('raw' in raw)) {
+    throw new ConfigError(`BANKS_FILE ${at}.tlsClientPfxFile: holds no client certificate`);
+  }
+  return new X509Certificate(raw.raw);
+}
+
+function readBinaryField(banksDir: string, field: string, path: string): Buffer {
+  const full = isAbsolute(path) ? path : resolve(banksDir, path);
+  try {
+    return readFileSync(full);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError(`BANKS_FILE ${field}: cannot read ${full} (${code ?? 'error'})`);
+  }
+}
+
+/**
+ * The client certificate of bank entry `b`: a PEM pair (tlsClientCertFile + tlsClientKeyFile) or
+ * one PKCS#12 file (tlsClientPfxFile, its passphrase from the variable tlsClientPfxPassphraseEnv
+ * names). Either way the key must belong to the certificate, which must not be a CA.
+ */
+function clientCertificate(at: string, dir: string, b: BankFileEntry, env: Env): BankConfig['tls'] {
+  const ca = b.caFile
+    ? { ca: requirePem(`${at}.caFile`, readFileField(dir, `${at}.caFile`, b.caFile), 'CERTIFICATE') }
+    : {};
+  const pem = b.tlsClientCertFile !== undefined || b.tlsClientKeyFile !== undefined;
+  if (b.tlsClientPfxFile !== undefined) {
+    if (pem) {
+      throw new ConfigError(
+        `BANKS_FILE ${at}.tlsClientPfxFile: give either tlsClientPfxFile or tlsClientCertFile with tlsClientKeyFile, not both`,
+      );
+    }
+    const pfx = readBinaryField(dir, `${at}.tlsClientPfxFile`, b.tlsClientPfxFile);
+    const envName = b.tlsClientPfxPassphraseEnv;
+    const passphrase = envName === undefined ? undefined : env[envName];
+    if (envName !== undefined && passphrase === undefined) {
+      throw new ConfigError(`${envName} is not set: the passphrase of BANKS_FILE ${at}.tlsClientPfxFile`);
+    }
+    const cert = certificateOfPfx(at, pfx, passphrase, envName);
+    if (cert.ca)
+      throw new ConfigError(`BANKS_FILE ${at}.tlsClientPfxFile: a CA certificate, not a client certificate`);
+    return { pfx, ...(passphrase !== undefined ? { passphrase } : {}), ...ca };
+  }
+  if (b.tlsClientCertFile === undefined || b.tlsClientKeyFile === undefined) {
+    throw new ConfigError(
+      `BANKS_FILE ${at}.tlsClientCertFile: a client certificate is required (tlsClientCertFile with tlsClientKeyFile, or tlsClientPfxFile)`,
+    );
+  }
+  if (b.tlsClientPfxPassphraseEnv !== undefined) {
+    throw new ConfigError(`BANKS_FILE ${at}.tlsClientPfxPassphraseEnv: only with tlsClientPfxFile`);
+  }
+  const tls = {
+    cert: requirePem(
+      `${at}.tlsClientCertFile`,
+      readFileField(dir, `${at}.tlsClientCertFile`, b.tlsClientCertFile),
+      'CERTIFICATE',
+    ),
+    key: requirePem(
+      `${at}.tlsClientKeyFile`,
+      readFileField(dir, `${at}.tlsClientKeyFile`, b.tlsClientKeyFile),
+      'PRIVATE KEY',
+    ),
+  };
+  assertKeyMatchesCertificate(at, tls.cert, tls.key);
+  return { ...tls, ...ca };
+}
+
+/**
+ * Reads and checks the banks file (DESIGN.md §3); `env` supplies the passphrases its PKCS#12
+ * entries name. Throws ConfigError naming the field.
+ */
+export function loadBanks(banksFile: string, env: Env = process.env): BankConfig[] {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(banksFile, 'utf8'));
@@ -230,22 +355,17 @@ export function loadBanks(banksFile: string): BankConfig[] {
     ) {
       throw new ConfigError(`BANKS_FILE ${at}.clientAssertionKeyFile: required with private_key_jwt`);
     }
-    const tls = {
-      cert: requirePem(
-        `${at}.tlsClientCertFile`,
-        readFileField(dir, `${at}.tlsClientCertFile`, b.tlsClientCertFile),
-        'CERTIFICATE',
+    const tls = clientCertificate(at, dir, b, env);
+    if (b.requestObjectKid !== undefined && !b.requestObjectKeyFile) {
+      throw new ConfigError(`BANKS_FILE ${at}.requestObjectKid: only with requestObjectKeyFile`);
+    }
+    const publishedKeys = (b.publishedKeyFiles ?? []).map((file, k) =>
+      requirePem(
+        `${at}.publishedKeyFiles[${k}]`,
+        readFileField(dir, `${at}.publishedKeyFiles[${k}]`, file),
+        'KEY',
       ),
-      key: requirePem(
-        `${at}.tlsClientKeyFile`,
-        readFileField(dir, `${at}.tlsClientKeyFile`, b.tlsClientKeyFile),
-        'PRIVATE KEY',
-      ),
-      ...(b.caFile
-        ? { ca: requirePem(`${at}.caFile`, readFileField(dir, `${at}.caFile`, b.caFile), 'CERTIFICATE') }
-        : {}),
-    };
-    assertKeyMatchesCertificate(at, tls.cert, tls.key);
+    );
     const requestObjectKey = b.requestObjectKeyFile
       ? requirePem(
           `${at}.requestObjectKeyFile`,
@@ -266,6 +386,7 @@ export function loadBanks(banksFile: string): BankConfig[] {
       authorizationDetails: b.authorizationDetails ?? false,
       loginHintIsSubject: b.loginHintIsSubject ?? false,
       tls,
+      publishedKeys,
       ...(requestObjectKey ? { requestObjectKey } : {}),
       ...(clientAssertionKey && b.tokenEndpointAuthMethod === 'private_key_jwt'
         ? { clientAssertionKey }
@@ -367,7 +488,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokenEncryptionKeys: parseKeys(
       required(env, 'TOKEN_ENCRYPTION_KEYS', 'comma-separated base64 32-byte keys (openssl rand -base64 32)'),
     ),
-    banks: loadBanks(banksFile),
+    banks: loadBanks(banksFile, env),
     banksFile,
     http: {
       rateLimit: {

@@ -89,7 +89,10 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     route.config = { ...route.config, ...helmetConfig };
   });
   app.addHook('onSend', async (request, reply) => {
-    if (!isDocs(request.routeOptions.url)) reply.header('cache-control', 'no-store');
+    // A route that chose its own caching (public documents such as our JWKS) keeps it.
+    if (!isDocs(request.routeOptions.url) && !reply.hasHeader('cache-control')) {
+      reply.header('cache-control', 'no-store');
+    }
   });
 
   await app.register(rateLimit, {

@@ -93,8 +93,10 @@ async function clientAuthentication(bank: BankConfig): Promise<oauth.ClientAuth>
     });
   }
   const alg = bank.clientAssertionSigningAlg ?? bank.requestObjectSigningAlg ?? 'PS256';
-  const { key, kid } = await importSigningKey(pem, alg, 'clientAssertionKeyFile');
-  return oauth.PrivateKeyJwt({ key, kid });
+  // The request-object key, when it signs the assertions too, keeps the kid the bank knows it by.
+  const kid = pem === bank.requestObjectKey ? bank.requestObjectKid : undefined;
+  const { key, kid: assertionKid } = await importSigningKey(pem, alg, 'clientAssertionKeyFile', kid);
+  return oauth.PrivateKeyJwt({ key, kid: assertionKid });
 }
 
 /** CIBA Core §7.1 / §10.1 and DESIGN.md §4 against one bank (see BankClient). */
@@ -128,7 +130,12 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
     await keys.refresh();
     const requestObjectKey =
       bank.requestObjectSigningAlg && bank.requestObjectKey
-        ? await importSigningKey(bank.requestObjectKey, bank.requestObjectSigningAlg, 'requestObjectKeyFile')
+        ? await importSigningKey(
+            bank.requestObjectKey,
+            bank.requestObjectSigningAlg,
+            'requestObjectKeyFile',
+            bank.requestObjectKid,
+          )
         : undefined;
     if (bank.requestObjectSigningAlg && !requestObjectKey) {
       throw new BankError(bankErrorCodes.configurationError, 'requestObjectSigningAlg needs a key', {

@@ -19,10 +19,9 @@ export interface MtlsAgentOptions {
 export function createMtlsAgent(tls: BankConfig['tls'], options: MtlsAgentOptions = {}): Agent {
   return new Agent({
     connect: {
-      cert: tls.cert,
-      key: tls.key,
-      // undefined → Node's default trust store; a configured CA replaces it (a private bank PKI).
-      ...(tls.ca ? { ca: tls.ca } : {}),
+      // The client certificate and key (PEM pair, or a PKCS#12 bundle with its passphrase), and
+      // `ca` when configured: it replaces Node's default trust store (a private bank PKI).
+      ...tls,
       minVersion: 'TLSv1.2',
       rejectUnauthorized: true,
     },

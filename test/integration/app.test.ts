@@ -56,6 +56,26 @@ describe('the HTTP app', () => {
     expect(body.type).toMatch(/^https:\/\//);
   });
 
+  it("serves our client's public signing keys for banks that take a jwks_uri, cacheable, never a private part", async () => {
+    const res = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/jwk-set\+json/);
+    expect(res.headers['cache-control']).toBe('public, max-age=300');
+    const { keys } = res.json() as { keys: Array<Record<string, unknown>> };
+    // The test banks file signs request objects with the sandbox's RSA key (PS256).
+    expect(keys).toEqual([
+      expect.objectContaining({
+        kty: 'RSA',
+        alg: 'PS256',
+        use: 'sig',
+        kid: expect.any(String),
+        n: expect.any(String),
+      }),
+    ]);
+    for (const key of keys)
+      for (const secret of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(key).not.toHaveProperty(secret);
+  });
+
   it('serves Swagger UI at /docs and the OpenAPI document behind it', async () => {
     const ui = await app.inject({ method: 'GET', url: '/docs/' });
     expect(ui.statusCode).toBe(200);

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, importSPKI, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DEV_CLIENT_PFX_PASSPHRASE } from '../../devstack/certificates.ts';
 import { type BankConfig, loadBanks } from '../../src/config.ts';
 import {
   type BankClient,
@@ -161,6 +162,36 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
 
     const ledger = await control('GET', `/payments?login=${login}`);
     expect(ledger.body.payments.filter((p: Json) => p.idempotencyKey === key)).toHaveLength(1);
+  });
+
+  it('takes the client certificate as a PKCS#12 bundle: the same mTLS client, tokens bound to it, paid', async () => {
+    const certsDir = inject('certsDir');
+    const { tls: _pem, ...rest } = bank;
+    const pfxClient = createBankClient({
+      ...rest,
+      tls: {
+        pfx: readFileSync(join(certsDir, 'client.pfx')),
+        passphrase: DEV_CLIENT_PFX_PASSPHRASE,
+        ca: readFileSync(join(certsDir, 'ca.pem'), 'utf8'),
+      },
+    });
+    try {
+      const login = await customer('bob');
+      const ack = await start(pfxClient, login);
+      await approveInBankApp(ack.authReqId, login);
+      const outcome = await pfxClient.pollToken(ack.authReqId, { loginHint: login });
+      expect(outcome.kind).toBe('tokens');
+      const { tokens } = outcome as Extract<TokenPollOutcome, { kind: 'tokens' }>;
+      // The payment API accepts the token only with the certificate it is bound to (RFC 8705 §3).
+      const paid = await pfxClient.initiatePayment(
+        tokens.accessToken,
+        `pfx-${randomBytes(6).toString('hex')}`,
+        PAYMENT,
+      );
+      expect(paid.status).toBe('accepted');
+    } finally {
+      await pfxClient.close();
+    }
   });
 
   it('signs the request object as CIBA §7.1.1 / FAPI-CIBA ask, with the kid the bank registered', async () => {

@@ -52,7 +52,8 @@ describe('mTLS transport to the sandbox bank', () => {
         ...bank,
         tls: { ...bank.tls, ca: readFileSync(other.caCert, 'utf8') },
       });
-      const systemStore = createBankClient({ ...bank, tls: { cert: bank.tls.cert, key: bank.tls.key } });
+      const { ca: _, ...withoutCa } = bank.tls;
+      const systemStore = createBankClient({ ...bank, tls: withoutCa });
       try {
         for (const c of [wrongCa, systemStore]) {
           const e = await rejection(start(c));

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { authenticateApiKey, hashSecret } from '../../src/infra/api-keys.ts';
 import { createDatabase } from '../../src/infra/database.ts';
+import { sandboxBanksFile } from '../support/env.ts';
 import { npmScript } from '../support/npm-script.ts';
 
 const run = promisify(execFile);
@@ -36,6 +37,28 @@ describe('npm run apikey', () => {
       }),
     ).rejects.toMatchObject({
       stderr: expect.stringContaining('usage: npm run apikey -- --name'),
+    });
+  });
+});
+
+describe('npm run jwks', () => {
+  it('prints the public JWK set of the banks file, each key with its kid, and names them per bank', async () => {
+    const { stdout, stderr } = await run('npm', ['run', '--silent', 'jwks'], {
+      env: { ...process.env, BANKS_FILE: sandboxBanksFile() },
+    });
+    const jwks = JSON.parse(stdout) as { keys: Array<Record<string, unknown>> };
+    expect(jwks.keys.length).toBeGreaterThan(0);
+    for (const key of jwks.keys) {
+      expect(key).toMatchObject({ kid: expect.any(String), use: 'sig' });
+      expect(key).not.toHaveProperty('d');
+    }
+    expect(stderr).toContain(`sandbox: ${jwks.keys[0]?.kid}`);
+  });
+
+  it('refuses to run without BANKS_FILE', async () => {
+    const { BANKS_FILE: _, ...env } = process.env;
+    await expect(run('npm', ['run', '--silent', 'jwks'], { env })).rejects.toMatchObject({
+      stderr: expect.stringContaining('BANKS_FILE is not set'),
     });
   });
 });

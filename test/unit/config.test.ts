@@ -66,7 +66,7 @@ describe('loadConfig', () => {
     expect(config.merchant.iban).toBe('DE89370400440532013000');
     expect(config.queue).toEqual({ backend: 'redis', redisUrl: 'redis://127.0.0.1:6379' });
     expect(config.port).toBe(3000);
-    expect(config.banks[0]?.tls.cert).toContain('BEGIN CERTIFICATE');
+    expect(config.banks[0]?.tls).toMatchObject({ cert: expect.stringContaining('BEGIN CERTIFICATE') });
     expect(config.banks[0]?.requestObjectKey).toContain('PRIVATE KEY');
     expect(config.tokenEncryptionKeys).toHaveLength(1);
   });
@@ -77,7 +77,7 @@ describe('loadConfig', () => {
         banks: [bank({ tlsClientCertFile: 'certs/client.pem', tlsClientKeyFile: './certs/client-key.pem' })],
       }),
     );
-    expect(config.banks[0]?.tls.key).toContain('PRIVATE KEY');
+    expect(config.banks[0]?.tls).toMatchObject({ key: expect.stringContaining('PRIVATE KEY') });
   });
 
   it.each([
