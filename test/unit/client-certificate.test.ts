@@ -83,7 +83,7 @@ describe('tlsClientPfxFile', () => {
   it('takes the bundle and its passphrase from the variable it names', () => {
     const [config] = loadBanks(banksFile(bank()), passEnv);
     expect(config?.tls).toMatchObject({ passphrase: DEV_CLIENT_PFX_PASSPHRASE });
-    expect(Buffer.isBuffer((config?.tls as { pfx?: unknown }).pfx)).toBe(true);
+    expect(config?.tls).toHaveProperty('pfx', expect.any(Buffer));
     expect(config?.tls).not.toHaveProperty('cert');
   });
 
