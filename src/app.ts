@@ -12,6 +12,7 @@ import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
 import { healthRoutes } from './http/health.ts';
+import { registerJsonBodyParser } from './http/json-body.ts';
 import { jwksRoutes } from './http/jwks.ts';
 import { registerProblemHandlers, sendError } from './http/problem.ts';
 import { type RateLimitSettings, security, setApiSecurityHeaders } from './http/security.ts';
@@ -64,6 +65,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   registerValidators(app);
+  // Before any route: every route that takes JSON, now and later, inherits the one parser.
+  registerJsonBodyParser(app);
   await app.register(security, { rateLimit: deps.rateLimit ?? deps.config.http.rateLimit });
   // A storefront's page may follow its own checkout with the clientSecret (DESIGN.md §2), from
   // the origins configured; nothing else is shared cross-origin.

@@ -218,6 +218,180 @@ describe('validation', () => {
   });
 });
 
+/** Sends `text` as an application/json body, byte for byte as written (JSON.stringify cannot repeat a name). */
+function postJsonText(path: string, text: string, idempotencyKey: string = randomUUID()): Promise<Response> {
+  return fetch(`${system().url}${path}`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${system().apiKey}`,
+      'idempotency-key': idempotencyKey,
+    },
+    body: text,
+  });
+}
+
+/** A checkout body as JSON text with `extra` members written after the valid ones. */
+function checkoutText(body: Record<string, unknown>, extra: string): string {
+  return `${JSON.stringify(body).slice(0, -1)},${extra}}`;
+}
+
+describe('a body means one thing: duplicate member names are refused on every JSON route (RFC 7493 §2.3)', () => {
+  const create: Array<[string, (body: Record<string, unknown>) => string, string]> = [
+    ['a top-level duplicate with another value', (b) => checkoutText(b, '"amount":200'), '"amount"'],
+    ['a top-level duplicate with the same value', (b) => checkoutText(b, `"amount":${b.amount}`), '"amount"'],
+    [
+      'a duplicate written with an escape (the same name once unescaped)',
+      (b) => checkoutText(b, '"\\u0061mount":200'),
+      '"amount"',
+    ],
+    [
+      'a duplicate of a text member with another value',
+      (b) => checkoutText(b, `"reference":"${b.reference}-2"`),
+      '"reference"',
+    ],
+    [
+      'a nested duplicate',
+      (b) => checkoutText(b, '"metadata":{"note":"a","note":"b"}'),
+      '"note" appears more than once in the object at /metadata',
+    ],
+    [
+      'a duplicate in an object inside an array',
+      (b) => checkoutText(b, '"items":[{"sku":"a"},{"sku":"b","qty":1,"sku":"b"}]'),
+      '"sku" appears more than once in the object at /items/1',
+    ],
+  ];
+
+  it.each(create)(
+    'POST /v1/checkouts, %s → 400 malformed_json naming it; nothing stored',
+    async (_label, text, named) => {
+      const key = randomUUID();
+      const body = checkoutBody('alice', { amount: 100 });
+      const problem = await expectProblem(
+        await postJsonText('/v1/checkouts', text(body), key),
+        400,
+        'malformed_json',
+      );
+      expect(problem.detail).toContain(named);
+      expect(problem.detail).toMatch(/RFC 7493/);
+      // Nothing stored: no checkout, and the Idempotency-Key was not even claimed.
+      expect(
+        await system().db.checkout.count({ where: { reference: { startsWith: body.reference as string } } }),
+      ).toBe(0);
+      expect(await system().db.idempotencyRecord.count({ where: { key } })).toBe(0);
+      // The same key with the body meant once then works: the refusal claimed nothing.
+      expect((await postJsonText('/v1/checkouts', JSON.stringify(body), key)).status).toBe(202);
+    },
+  );
+
+  const cancel: Array<[string, string, string]> = [
+    [
+      'a top-level duplicate with another value',
+      '{"reason":"a","reason":"b"}',
+      '"reason" appears more than once in the top-level object',
+    ],
+    [
+      'a top-level duplicate with the same value',
+      '{"reason":"a","reason":"a"}',
+      '"reason" appears more than once in the top-level object',
+    ],
+    [
+      'a nested duplicate',
+      '{"context":{"by":"a","by":"a"}}',
+      '"by" appears more than once in the object at /context',
+    ],
+  ];
+
+  it.each(cancel)(
+    'POST /v1/checkouts/{id}/cancel, %s → 400 malformed_json; nothing canceled',
+    async (_label, text, named) => {
+      const { id } = await json(await http.createCheckout(checkoutBody('alice')));
+      const eventsBefore = await system().db.checkoutEvent.count({ where: { checkoutId: id } });
+      const problem = await expectProblem(
+        await postJsonText(`/v1/checkouts/${id}/cancel`, text),
+        400,
+        'malformed_json',
+      );
+      expect(problem.detail).toContain(named);
+      const row = await system().db.checkout.findUniqueOrThrow({ where: { id } });
+      expect(row.status).toBe('pending');
+      expect(await system().db.checkoutEvent.count({ where: { checkoutId: id } })).toBe(eventsBefore);
+      // The same body without the duplicate is taken (the route ignores what the body says).
+      expect((await postJsonText(`/v1/checkouts/${id}/cancel`, '{"reason":"a"}')).status).toBe(200);
+    },
+  );
+
+  it('a member named __proto__ (or constructor.prototype) is refused, saying so', async () => {
+    const body = checkoutBody('alice');
+    for (const [extra, named] of [
+      ['"__proto__":{"admin":true}', 'A member named "__proto__" is not accepted'],
+      [
+        '"metadata":{"__pro\\u0074o__":{"admin":true}}',
+        'A member named "__proto__" is not accepted (in the object at /metadata)',
+      ],
+      [
+        '"constructor":{"prototype":{"admin":true}}',
+        'A member named "prototype" inside a member named "constructor"',
+      ],
+    ] as const) {
+      const problem = await expectProblem(
+        await postJsonText('/v1/checkouts', checkoutText(body, extra)),
+        400,
+        'malformed_json',
+      );
+      expect(problem.detail).toContain(named);
+      expect(problem.detail).not.toMatch(/not valid JSON/);
+    }
+    expect(await system().db.checkout.count({ where: { reference: body.reference as string } })).toBe(0);
+  });
+
+  it('the name is shown escaped and shortened: never raw control or bidi characters, never the whole input', async () => {
+    const nasty = JSON.stringify('\u202e"\u0007\\');
+    const problem = await expectProblem(
+      await postJsonText('/v1/checkouts', `{${nasty}:1,${nasty}:2}`),
+      400,
+      'malformed_json',
+    );
+    expect(problem.detail).toContain('"\\u202e\\"\\u0007\\\\"');
+    // Two 7,000-character names fit the body limit; the detail repeats 64 characters of one.
+    const long = JSON.stringify(`\u202e${'x'.repeat(7_000)}`);
+    const longProblem = await expectProblem(
+      await postJsonText('/v1/checkouts', `{${long}:1,${long}:1}`),
+      400,
+      'malformed_json',
+    );
+    expect(longProblem.detail).toContain(`"\\u202e${'x'.repeat(63)}…"`);
+    expect((longProblem.detail as string).length).toBeLessThan(300);
+    // Printable ASCII, and our own "…" and "§": nothing of the client's raw text beyond that.
+    for (const detail of [problem.detail, longProblem.detail]) expect(detail).toMatch(/^[ -~…§]*$/);
+  });
+
+  it('an empty body, text that is not JSON, and a byte order mark keep their answers', async () => {
+    const empty = await expectProblem(await postJsonText('/v1/checkouts', ''), 400, 'malformed_json');
+    expect(empty.detail).toMatch(/empty/);
+    const broken = await expectProblem(
+      await postJsonText('/v1/checkouts', '{"amount":1,'),
+      400,
+      'malformed_json',
+    );
+    expect(broken.detail).toMatch(/not valid JSON/);
+    // A leading byte order mark was ignored before, and still is.
+    expect(
+      (await postJsonText('/v1/checkouts', `\uFEFF${JSON.stringify(checkoutBody('alice'))}`)).status,
+    ).toBe(202);
+    // Over the body limit: 413 as before, before any parsing.
+    const huge = JSON.stringify(checkoutBody('alice', { description: 'x'.repeat(17 * 1024) }));
+    await expectProblem(await postJsonText('/v1/checkouts', huge), 413, 'body_too_large');
+  });
+
+  it('the same name in different objects is no duplicate', async () => {
+    const body = checkoutBody('alice');
+    const text = `[${JSON.stringify(body)},${JSON.stringify(body)}]`;
+    // An array is not a checkout: the schema refuses it, the parser did not.
+    await expectProblem(await postJsonText('/v1/checkouts', text), 400, 'invalid_request');
+  });
+});
+
 describe('listing', () => {
   it('pages newest first with starting_after and has_more, and filters by status', async () => {
     const login = await newBankCustomer();
