@@ -25,8 +25,17 @@ import type { SigningKey } from './signing-key.loader.ts';
 export const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba';
 export const PAYMENT_INITIATION_TYPE = 'payment_initiation';
 
-/** FAPI-CIBA §5.2.2: a request object lives at most 60 minutes; ours 5. */
+/**
+ * FAPI-CIBA §5.2.2: a request object lives at most 60 minutes (exp − nbf); ours 5, the most some
+ * servers accept (SimpleIdServer: ≤ 300 s).
+ */
 export const REQUEST_OBJECT_LIFETIME_SECONDS = 300;
+/**
+ * `nbf` this far before now: a bank whose clock is behind ours (servers that check nbf ≤ now with
+ * no leeway, SimpleIdServer among them) must not see a request object that is not yet valid.
+ * FAPI 1.0 Advanced §5.2.2-17 allows nbf up to 60 minutes in the past.
+ */
+export const REQUEST_OBJECT_CLOCK_SKEW_SECONDS = 30;
 
 /** Everything a protocol call needs, resolved once per bank client (after discovery). */
 export interface CibaContext {
@@ -192,8 +201,8 @@ export function backchannelAuthenticationClaims(
 
 /**
  * CIBA Core §7.1.1 (signed authentication request) and FAPI-CIBA §5.2.2: a JWT signed with our
- * registered key (kid = RFC 7638 thumbprint) holding every parameter plus iss, aud, iat, nbf, exp
- * (≤ 60 min after nbf) and a random jti.
+ * registered key (its kid) holding every parameter plus iss, aud, iat, nbf (30 s back, for clock
+ * skew), exp (300 s after nbf) and a random jti.
  */
 export async function signBackchannelRequestObject(
   params: BackchannelAuthenticationParams,
@@ -205,8 +214,8 @@ export async function signBackchannelRequestObject(
     .setIssuer(signer.clientId)
     .setAudience(signer.audience)
     .setIssuedAt(iat)
-    .setNotBefore(iat)
-    .setExpirationTime(iat + REQUEST_OBJECT_LIFETIME_SECONDS)
+    .setNotBefore(iat - REQUEST_OBJECT_CLOCK_SKEW_SECONDS)
+    .setExpirationTime(iat - REQUEST_OBJECT_CLOCK_SKEW_SECONDS + REQUEST_OBJECT_LIFETIME_SECONDS)
     .setJti(randomUUID())
     .sign(signer.key.key);
 }

@@ -4,14 +4,16 @@
  * refuses whatever SimpleIdServer would refuse, so a passing checkout shows that Bankpay sends
  * nothing that server rejects and accepts what it answers (ES256 request objects and ID Tokens,
  * tls_client_auth with an exact subject DN, one RFC 9396 detail, an ID Token without the
- * auth_req_id claim and with aud = [client_id, issuer] + azp).
+ * auth_req_id claim and with aud = [client_id, issuer] + azp). Set up as the seed's tutorial does:
+ * the client certificate as a `.pfx` with its passphrase, and the request-object key registered on
+ * the client under a kid of the operator's choosing, as `npm run jwks` prints it.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import * as jose from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { certificateFiles } from '../../devstack/certificates.ts';
+import { certificateFiles, DEV_CLIENT_PFX_PASSPHRASE } from '../../devstack/certificates.ts';
+import { publicJwks } from '../../src/integrations/signing-key.loader.ts';
 import {
   type SidsRequest,
   type SimpleIdServerDouble,
@@ -20,13 +22,16 @@ import {
 import { checkoutBody, eventually, useSystem } from '../support/system.ts';
 
 const certsDir = inject('certsDir');
+const KID = 'bankpay-es256-2026';
+const PASSPHRASE_ENV = 'SIDS_CLIENT_PFX_PASSPHRASE';
 const cert = (name: string) => join(certsDir, name);
 let sids: SimpleIdServerDouble;
 
 beforeAll(async () => {
-  const publicJwk = await jose.exportJWK(
-    await jose.importSPKI(readFileSync(cert(certificateFiles.es256PublicKey), 'utf8'), 'ES256'),
-  );
+  // What `npm run jwks` prints for this bank entry (requestObjectKid names the key).
+  const registered = await publicJwks([
+    { pem: readFileSync(cert(certificateFiles.es256Key), 'utf8'), alg: 'ES256', kid: KID },
+  ]);
   sids = await startSimpleIdServerDouble({
     certsDir,
     clients: [
@@ -35,8 +40,8 @@ beforeAll(async () => {
         // subject, ES256 request objects and ID Tokens, poll mode; plus what an operator adds.
         clientId: 'bankpay',
         subjectDn: 'CN=client',
-        // The kid Bankpay puts in its request objects: the key's RFC 7638 thumbprint.
-        jwks: [{ ...publicJwk, kid: await jose.calculateJwkThumbprint(publicJwk), use: 'sig' }],
+        // Registered under the operator's kid, which the bank entry names (requestObjectKid).
+        jwks: registered.keys,
         authorizationDataTypes: ['payment_initiation'],
         scopes: ['openid', 'profile', 'payments'],
         // bc_interval is a client setting (default 5 s); 1 s keeps the test quick.
@@ -57,12 +62,14 @@ function sidsBanksFile(): Record<string, string> {
     name: 'SimpleIdServer bank',
     issuer: sids.issuer,
     clientId: 'bankpay',
-    tlsClientCertFile: cert(certificateFiles.clientCert),
-    tlsClientKeyFile: cert(certificateFiles.clientKey),
+    // As downloaded from the bank's admin console: CN=client, one PKCS#12 file.
+    tlsClientPfxFile: cert(certificateFiles.clientPfx),
+    tlsClientPfxPassphraseEnv: PASSPHRASE_ENV,
     caFile: cert(certificateFiles.caCert),
     tokenEndpointAuthMethod: 'tls_client_auth',
     requestObjectSigningAlg: 'ES256',
     requestObjectKeyFile: cert(certificateFiles.es256Key),
+    requestObjectKid: KID,
     idTokenSignedResponseAlg: 'ES256',
     scope: 'openid payments',
     deliveryMode: 'poll',
@@ -75,7 +82,7 @@ function sidsBanksFile(): Record<string, string> {
   // The same bank with a 3-second approval window, for the expiry case.
   const short = { ...bank, id: 'sids-short', name: 'SimpleIdServer bank (3 s)', requestedExpiry: 3 };
   writeFileSync(file, JSON.stringify({ banks: [bank, short] }));
-  return { BANKS_FILE: file };
+  return { BANKS_FILE: file, [PASSPHRASE_ENV]: DEV_CLIENT_PFX_PASSPHRASE };
 }
 
 // Registered after the double's hooks: the system starts after it and closes before it.
@@ -105,7 +112,7 @@ function expectOnlyWellFormedCalls(calls: { bc: SidsRequest[]; token: SidsReques
   }
   const [bc] = calls.bc;
   expect(bc?.status).toBe(200);
-  expect(bc?.requestObject?.header).toMatchObject({ alg: 'ES256', kid: expect.any(String) });
+  expect(bc?.requestObject?.header).toMatchObject({ alg: 'ES256', kid: KID });
 }
 
 describe('a SimpleIdServer bank', () => {
@@ -160,6 +167,22 @@ describe('a SimpleIdServer bank', () => {
     expect(calls.token.at(-1)?.status).toBe(200);
     expect(calls.token.filter((r) => r.status === 200)).toHaveLength(1);
     expect(calls.bc[0]?.requestObject?.claims.authorization_details).toHaveLength(1);
+  });
+
+  it("accepts Bankpay's request object when the bank's clock is 10 s behind ours (nbf is backdated)", async () => {
+    sids.setClockOffset(-10_000);
+    try {
+      const login = newCustomer();
+      const created = await http.createCheckout(checkoutBody(login, { bankId: 'sids' }));
+      const checkout = (await created.json()) as Record<string, string>;
+      const awaiting = await http.waitForStatus(checkout.id!, ['awaiting_approval', 'failed']);
+      expect(awaiting.status, JSON.stringify(awaiting)).toBe('awaiting_approval');
+      const [request] = sids.pending(login);
+      await sids.deny(request!.authReqId);
+      expect((await http.waitForStatus(checkout.id!, ['declined', 'failed'])).status).toBe('declined');
+    } finally {
+      sids.setClockOffset(0);
+    }
   });
 
   it('takes a checkout the customer denies: declined, nothing paid', async () => {

@@ -224,8 +224,9 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
       iss: bank.clientId,
       aud: bank.issuer,
       iat,
-      nbf: iat,
-      exp: iat + 300,
+      // Backdated for a bank whose clock is behind; the lifetime stays 300 s (exp − nbf).
+      nbf: iat - 30,
+      exp: iat - 30 + 300,
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
       scope: 'openid payments',
       login_hint: 'alice',

@@ -213,6 +213,7 @@ export async function startSimpleIdServerDouble(options: {
   const requests: SidsRequest[] = [];
   const payments: SidsPayment[] = [];
   const firstAnswers = new Map<string, [number, unknown]>();
+  let clockOffsetMs = 0;
   const keys = { RS256: await realmKey('RS256'), ES256: await realmKey('ES256') };
 
   const sockets = new Set<Socket>();
@@ -286,7 +287,8 @@ export async function startSimpleIdServerDouble(options: {
       invalid('IDX10511: signature validation failed');
     }
     entry.requestObject = { header, claims };
-    const now = Date.now() / 1000;
+    // The bank's clock, which need not agree with ours (setClockOffset).
+    const now = (Date.now() + clockOffsetMs) / 1000;
     const exp = typeof claims.exp === 'number' ? claims.exp : invalid('IDX10225: the token has no exp');
     const nbf = typeof claims.nbf === 'number' ? claims.nbf : -62135596800; // DateTime.MinValue
     // JsonWebTokenHandler's own lifetime check allows 5 minutes of skew; the validator's allow none.
@@ -527,6 +529,10 @@ export async function startSimpleIdServerDouble(options: {
   return {
     issuer,
     paymentsApiUrl,
+    /** Runs the bank's clock `ms` ahead (negative: behind) of ours, for request-object times. */
+    setClockOffset(ms: number): void {
+      clockOffsetMs = ms;
+    },
     /** The public keys the double signs with (its jwks_uri). */
     jwks: { keys: [keys.RS256.jwk, keys.ES256.jwk] },
     /** Every request received, in order, with its answer's status and error code. */
