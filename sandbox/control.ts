@@ -3,8 +3,12 @@
  * mode (404 otherwise). Routes:
  *
  *   GET    /control                                  the bank's URLs and counters
- *   POST   /control/reset                            clears fault scripts, payments, payment attempts
- *                                                    and request records (customers stay)
+ *   POST   /control/reset                            clears fault scripts (the bank's own too),
+ *                                                    payments, payment attempts and request records
+ *                                                    (customers stay)
+ *   GET    /control/faults                           the bank-wide fault script (discovery, JWKS)
+ *   PUT    /control/faults                           replaces it (body: see faults.ts)
+ *   DELETE /control/faults                           removes it
  *   GET    /control/customers                        { customers: [...] } seeded and created
  *   POST   /control/customers                        { login, name? } → 201 the customer (409 exists)
  *   GET    /control/customers/{login}                the customer
@@ -28,7 +32,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type CustomerDirectory, CustomerError, describeCustomer } from './customers.ts';
 import type { Decider } from './decisions.ts';
-import { type FaultBook, FaultScriptError, parseFaultScript } from './faults.ts';
+import { type FaultBook, FaultScriptError, parseBankFaultScript, parseFaultScript } from './faults.ts';
 import { HttpError, readJson, sendJson } from './http.ts';
 import type { PaymentLedger } from './payments.ts';
 import {
@@ -92,6 +96,20 @@ export function createControlApi(setup: ControlSetup) {
         ledger.clear();
         requests.clear();
         return sendJson(res, 200, { reset: true });
+      case 'GET faults':
+        return sendJson(res, 200, faults.getBank());
+      case 'PUT faults':
+        try {
+          faults.setBank(parseBankFaultScript(await readJson(req)));
+        } catch (error) {
+          if (error instanceof FaultScriptError)
+            throw new HttpError(400, 'invalid_fault_script', error.message);
+          throw error;
+        }
+        return sendJson(res, 200, faults.getBank());
+      case 'DELETE faults':
+        faults.setBank({});
+        return sendJson(res, 200, {});
       case 'GET customers':
         return sendJson(res, 200, { customers: customers.list().map(describeCustomer) });
       case 'POST customers': {

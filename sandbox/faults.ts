@@ -9,6 +9,7 @@
  *                                                      // the bank's defaultInterval)
  *     "slowDown": 3,                                   // next 3 token polls answer slow_down
  *     "unavailable": { "token": { "times": 2, "retryAfter": 1 } },   // 503 + Retry-After
+ *                                                      // ("status": 500 for another 5xx or 429)
  *     "delayMs": { "bc-authorize": 300 },              // answer late (every request while set)
  *     "holdMs": { "payments": 3000 },                  // do the work, then hold the answer: the
  *                                                      // window where a client crash loses it
@@ -21,10 +22,28 @@
  *       "sign": "op",                                  // "op" | "foreign-key" | "none" | "hs256"
  *       "alg": "RS256",                                // with "op"/"foreign-key": RS256 | PS256 | ES256
  *       "times": 1                                     // omitted: every token response while set
- *     }
+ *     },
+ *     "ack": { "members": { "interval": "5", "auth_req_id": null }, "times": 1 },
+ *                                                      // rewrite the bc-authorize acknowledgement:
+ *                                                      // set members, null deletes one (omitted
+ *                                                      // times: every acknowledgement while set)
+ *     "answer": { "token": {                           // answer this instead of the bank (a proxy's
+ *       "status": 200,                                 // page, a garbled answer); every member
+ *       "contentType": "application/json",             // optional: these are the defaults, and
+ *       "body": "<!DOCTYPE html>…",                    // the body an HTML error page (a JSON value
+ *       "retryAfter": "3",                             // other than a string is sent as JSON)
+ *       "afterCommit": false,                          // true: the bank does the work first (the
+ *       "times": 1                                     // request is created, tokens issued, the
+ *     } }                                              // payment made), then answers this
  *   }
  * Endpoints: "bc-authorize", "token", "payments". Counters (`times`) go down as faults fire;
- * `rejectPayment` and `idToken` without `times` apply to every payment / token response while set.
+ * `rejectPayment`, `idToken` and `ack` without `times` apply to every payment / token response /
+ * acknowledgement while set.
+ *
+ * Discovery and the JWKS belong to no customer: their faults are the bank's own (PUT
+ * /control/faults, cleared by POST /control/reset), `{ "answer": { "discovery": {…}, "jwks": {…} } }`
+ * with the same members as above except `afterCommit`. They meet every client of the bank, so a
+ * test that scripts them runs its own sandbox bank.
  *
  * `idToken` (see id-token.ts) only touches the `id_token` member of a successful CIBA token
  * response; the access token stays a valid certificate-bound token, so a client that ignored the
@@ -39,17 +58,40 @@
 
 export const faultEndpoints = ['bc-authorize', 'token', 'payments'] as const;
 export type FaultEndpoint = (typeof faultEndpoints)[number];
+/** The bank's public documents, whose faults are bank-wide (no customer is known). */
+export const bankFaultEndpoints = ['discovery', 'jwks'] as const;
+export type BankFaultEndpoint = (typeof bankFaultEndpoints)[number];
+
+/** A raw answer given instead of (or, afterCommit, after) the bank's own. */
+export interface ScriptedAnswer {
+  times: number;
+  status: number;
+  contentType: string;
+  body: string;
+  retryAfter?: string;
+  afterCommit: boolean;
+}
+
+/** What a proxy in front of a bank answers when the bank behind it is gone. */
+export const PROXY_ERROR_PAGE =
+  '<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1><p>The upstream server sent an invalid response.</p></body></html>\n';
+
+export interface BankFaultScript {
+  answer?: Partial<Record<BankFaultEndpoint, ScriptedAnswer>>;
+}
 
 export interface FaultScript {
   interval?: number;
   slowDown?: number;
-  unavailable?: Partial<Record<FaultEndpoint, { times: number; retryAfter: number }>>;
+  unavailable?: Partial<Record<FaultEndpoint, { times: number; retryAfter: number; status: number }>>;
   delayMs?: Partial<Record<FaultEndpoint, number>>;
   holdMs?: Partial<Record<FaultEndpoint, number>>;
   drop?: Partial<Record<FaultEndpoint, { times: number; afterCommit: boolean }>>;
   paymentError?: { times: number };
   rejectPayment?: { reason: string; times?: number };
   idToken?: IdTokenFault;
+  ack?: { members: Record<string, unknown>; times?: number };
+  answer?: Partial<Record<FaultEndpoint, ScriptedAnswer>>;
 }
 
 export const idTokenSigners = ['op', 'foreign-key', 'none', 'hs256'] as const;
@@ -92,19 +134,73 @@ function count(
   return value;
 }
 
-function perEndpoint<T>(
+function perEndpoint<T, E extends string = FaultEndpoint>(
   value: unknown,
   label: string,
   parse: (v: unknown, label: string) => T,
-): Partial<Record<FaultEndpoint, T>> | undefined {
+  endpoints: readonly E[] = faultEndpoints as unknown as readonly E[],
+): Partial<Record<E, T>> | undefined {
   if (value === undefined) return undefined;
   if (!isRecord(value)) throw new FaultScriptError(`${label} must be an object keyed by endpoint`);
-  onlyKeys(value, faultEndpoints, `${label}.`);
-  const out: Partial<Record<FaultEndpoint, T>> = {};
-  for (const endpoint of faultEndpoints) {
+  onlyKeys(value, endpoints, `${label}.`);
+  const out: Partial<Record<E, T>> = {};
+  for (const endpoint of endpoints) {
     if (value[endpoint] !== undefined) out[endpoint] = parse(value[endpoint], `${label}.${endpoint}`);
   }
   return out;
+}
+
+function parseScriptedAnswer(value: unknown, label: string, allowAfterCommit: boolean): ScriptedAnswer {
+  if (!isRecord(value)) {
+    throw new FaultScriptError(`${label} must be { status?, contentType?, body?, retryAfter?, times? }`);
+  }
+  onlyKeys(
+    value,
+    ['times', 'status', 'contentType', 'body', 'retryAfter', ...(allowAfterCommit ? ['afterCommit'] : [])],
+    `${label}.`,
+  );
+  const status = count(value.status, `${label}.status`, { min: 200, fallback: 200 });
+  if (status > 599) throw new FaultScriptError(`${label}.status must be 200-599`);
+  const contentType = value.contentType ?? 'application/json';
+  if (typeof contentType !== 'string' || contentType.length === 0 || contentType.length > 200) {
+    throw new FaultScriptError(`${label}.contentType must be a string`);
+  }
+  const body =
+    value.body === undefined
+      ? PROXY_ERROR_PAGE
+      : typeof value.body === 'string'
+        ? value.body
+        : JSON.stringify(value.body);
+  if (body.length > 65_536) throw new FaultScriptError(`${label}.body is too long`);
+  const retryAfter = value.retryAfter;
+  if (retryAfter !== undefined && typeof retryAfter !== 'string' && typeof retryAfter !== 'number') {
+    throw new FaultScriptError(`${label}.retryAfter must be a string or a number (sent as is)`);
+  }
+  if (value.afterCommit !== undefined && typeof value.afterCommit !== 'boolean') {
+    throw new FaultScriptError(`${label}.afterCommit must be a boolean`);
+  }
+  return {
+    times: count(value.times, `${label}.times`, { fallback: 1 }),
+    status,
+    contentType,
+    body,
+    ...(retryAfter === undefined ? {} : { retryAfter: String(retryAfter) }),
+    afterCommit: value.afterCommit === true,
+  };
+}
+
+/** Validates the bank-wide fault script (PUT /control/faults). */
+export function parseBankFaultScript(body: unknown): BankFaultScript {
+  if (body === undefined) return {};
+  if (!isRecord(body)) throw new FaultScriptError('fault script must be a JSON object');
+  onlyKeys(body, ['answer'], '');
+  const answer = perEndpoint(
+    body.answer,
+    'answer',
+    (v, label) => parseScriptedAnswer(v, label, false),
+    bankFaultEndpoints,
+  );
+  return answer ? { answer } : {};
 }
 
 /** Validates a fault script body; unknown members are refused so typos do not pass silently. */
@@ -123,6 +219,8 @@ export function parseFaultScript(body: unknown): FaultScript {
       'paymentError',
       'rejectPayment',
       'idToken',
+      'ack',
+      'answer',
     ],
     '',
   );
@@ -131,10 +229,15 @@ export function parseFaultScript(body: unknown): FaultScript {
   if (body.slowDown !== undefined) script.slowDown = count(body.slowDown, 'slowDown');
   const unavailable = perEndpoint(body.unavailable, 'unavailable', (v, label) => {
     if (!isRecord(v)) throw new FaultScriptError(`${label} must be { times, retryAfter? }`);
-    onlyKeys(v, ['times', 'retryAfter'], `${label}.`);
+    onlyKeys(v, ['times', 'retryAfter', 'status'], `${label}.`);
+    const status = count(v.status, `${label}.status`, { min: 429, fallback: 503 });
+    if (status !== 429 && (status < 500 || status > 599)) {
+      throw new FaultScriptError(`${label}.status must be 429 or 500-599`);
+    }
     return {
       times: count(v.times, `${label}.times`, { fallback: 1 }),
       retryAfter: count(v.retryAfter, `${label}.retryAfter`, { fallback: 1 }),
+      status,
     };
   });
   if (unavailable) script.unavailable = unavailable;
@@ -166,6 +269,15 @@ export function parseFaultScript(body: unknown): FaultScript {
     if (r.times !== undefined) script.rejectPayment.times = count(r.times, 'rejectPayment.times', { min: 1 });
   }
   if (body.idToken !== undefined) script.idToken = parseIdTokenFault(body.idToken);
+  if (body.ack !== undefined) {
+    const a = body.ack;
+    if (!isRecord(a) || !isRecord(a.members)) throw new FaultScriptError('ack must be { members, times? }');
+    onlyKeys(a, ['members', 'times'], 'ack.');
+    script.ack = { members: a.members };
+    if (a.times !== undefined) script.ack.times = count(a.times, 'ack.times', { min: 1 });
+  }
+  const answer = perEndpoint(body.answer, 'answer', (v, label) => parseScriptedAnswer(v, label, true));
+  if (answer) script.answer = answer;
   return script;
 }
 
@@ -216,6 +328,41 @@ function parseIdTokenFault(value: unknown): IdTokenFault {
 /** The per-customer fault scripts; `take*` methods consume one occurrence of a counted fault. */
 export class FaultBook {
   private readonly scripts = new Map<string, FaultScript>();
+  private bankScript: BankFaultScript = {};
+
+  setBank(script: BankFaultScript): void {
+    this.bankScript = structuredClone(script);
+  }
+
+  getBank(): BankFaultScript {
+    return structuredClone(this.bankScript);
+  }
+
+  /** The scripted answer for this request of the bank's public documents, if one is left. */
+  takeBankAnswer(endpoint: BankFaultEndpoint): ScriptedAnswer | undefined {
+    return takeCounted(this.bankScript.answer?.[endpoint]);
+  }
+
+  /** The scripted answer for this request, before the bank works on it or after (afterCommit). */
+  takeAnswer(
+    login: string | undefined,
+    endpoint: FaultEndpoint,
+    afterCommit: boolean,
+  ): ScriptedAnswer | undefined {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.answer?.[endpoint];
+    return fault?.afterCommit === afterCommit ? takeCounted(fault) : undefined;
+  }
+
+  /** Members to set (null: delete) in this bc-authorize acknowledgement, if scripted. */
+  takeAckMembers(login: string | undefined): Record<string, unknown> | undefined {
+    const fault = login === undefined ? undefined : this.scripts.get(login)?.ack;
+    if (!fault) return undefined;
+    if (fault.times !== undefined) {
+      if (fault.times <= 0) return undefined;
+      fault.times--;
+    }
+    return structuredClone(fault.members);
+  }
 
   set(login: string, script: FaultScript): void {
     this.scripts.set(login, structuredClone(script));
@@ -225,9 +372,12 @@ export class FaultBook {
     return structuredClone(this.scripts.get(login) ?? {});
   }
 
+  /** Without a login: every customer's script and the bank's own. */
   clear(login?: string): void {
-    if (login === undefined) this.scripts.clear();
-    else this.scripts.delete(login);
+    if (login === undefined) {
+      this.scripts.clear();
+      this.bankScript = {};
+    } else this.scripts.delete(login);
   }
 
   interval(login: string | undefined): number | undefined {
@@ -250,12 +400,15 @@ export class FaultBook {
     return true;
   }
 
-  /** Seconds for Retry-After when this request must be answered 503, else undefined. */
-  takeUnavailable(login: string | undefined, endpoint: FaultEndpoint): number | undefined {
+  /** The status (503 unless scripted) and Retry-After seconds when this request must fail so. */
+  takeUnavailable(
+    login: string | undefined,
+    endpoint: FaultEndpoint,
+  ): { status: number; retryAfter: number } | undefined {
     const fault = login === undefined ? undefined : this.scripts.get(login)?.unavailable?.[endpoint];
     if (!fault || fault.times <= 0) return undefined;
     fault.times--;
-    return fault.retryAfter;
+    return { status: fault.status, retryAfter: fault.retryAfter };
   }
 
   /** Whether this request's connection must be dropped at the given moment (before or after commit). */
@@ -294,4 +447,10 @@ export class FaultBook {
     fault.times--;
     return fault.reason;
   }
+}
+
+function takeCounted(fault: ScriptedAnswer | undefined): ScriptedAnswer | undefined {
+  if (!fault || fault.times <= 0) return undefined;
+  fault.times--;
+  return { ...fault };
 }

@@ -58,6 +58,22 @@ export function sendJson(
   res.end(payload);
 }
 
+/** A scripted raw answer (faults.ts `answer`), whatever it holds. */
+export function sendScripted(
+  res: ServerResponse,
+  answer: { status: number; contentType: string; body: string; retryAfter?: string },
+): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = answer.status === 204 || answer.status === 304 ? '' : answer.body;
+  res.writeHead(answer.status, {
+    'content-type': answer.contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...(answer.retryAfter === undefined ? {} : { 'retry-after': answer.retryAfter }),
+  });
+  res.end(body);
+}
+
 export function sendError(res: ServerResponse, error: unknown): void {
   if (error instanceof HttpError) {
     sendJson(res, error.status, { error: error.code, error_description: error.message }, error.headers);

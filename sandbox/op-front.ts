@@ -14,14 +14,17 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeJwt } from 'jose';
-import type { FaultBook, FaultEndpoint } from './faults.ts';
-import { dropConnection, readBody, replayRequest, sendJson, sleep } from './http.ts';
+import type { FaultBook, FaultEndpoint, ScriptedAnswer } from './faults.ts';
+import { dropConnection, readBody, replayRequest, sendJson, sendScripted, sleep } from './http.ts';
 import { type Arrival, CIBA_GRANT_TYPE } from './provider.ts';
 import type { PollRecord, RequestRegistry } from './requests.ts';
 
 /** oidc-provider route paths (its defaults) that get an mTLS alias. */
 export const OP_ROUTES = { backchannel: '/backchannel', token: '/token', userinfo: '/me' } as const;
 const ALIASED = new Set<string>(Object.values(OP_ROUTES));
+/** oidc-provider's discovery and JWKS routes (its defaults). */
+const DISCOVERY_PATH = '/.well-known/openid-configuration';
+const JWKS_PATH = '/jwks';
 
 export interface OpFrontSetup {
   /** '/master' */
@@ -71,6 +74,8 @@ function resultOf(
   } catch {
     json = undefined;
   }
+  // Not JSON (a scripted proxy page, say): only the status can be told.
+  if (json === undefined || typeof json !== 'object' || json === null) return { result: `http_${status}` };
   if (status === 200) {
     if (endpoint === 'token') return { result: 'tokens' };
     const authReqId = typeof json?.auth_req_id === 'string' ? json.auth_req_id : undefined;
@@ -82,7 +87,8 @@ function resultOf(
 /**
  * Fills `answer` with what the bank answered, whoever answers (the scripted faults here or the
  * provider). Returns a function that turns the answer into a dropped connection once the provider
- * has produced it (the answer is recorded as `unsent`).
+ * has produced it (the answer is recorded as `unsent`). `replace`, when given, is sent instead of
+ * the provider's answer once the provider has produced it (also recorded as `unsent`).
  */
 function observeAnswer(
   req: IncomingMessage,
@@ -90,6 +96,7 @@ function observeAnswer(
   endpoint: FaultEndpoint,
   answer: Answer | undefined,
   holdMs = 0,
+  replace?: ScriptedAnswer,
 ): () => void {
   let drop = false;
   const chunks: Buffer[] = [];
@@ -112,6 +119,22 @@ function observeAnswer(
       }
       dropConnection(req, res);
       return res;
+    }
+    if (replace && !res.headersSent) {
+      // The work is done (request created, tokens issued); a garbled answer leaves instead.
+      if (answer) {
+        const { result, authReqId } = resultOf(endpoint, res.statusCode, Buffer.concat(chunks));
+        Object.assign(answer, { unsent: result, ...(authReqId ? { authReqId } : {}) });
+      }
+      chunks.length = 0;
+      chunks.push(Buffer.from(replace.body));
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      res.writeHead(replace.status, {
+        'content-type': replace.contentType,
+        'content-length': Buffer.byteLength(replace.body),
+        ...(replace.retryAfter === undefined ? {} : { 'retry-after': replace.retryAfter }),
+      });
+      return end(replace.body);
     }
     if (holdMs > 0) {
       // The work is done (request created, tokens issued); the answer waits.
@@ -160,6 +183,15 @@ export function createOpFront(setup: OpFrontSetup) {
     const route = mounted.inner.split('?')[0];
     let forward = req;
 
+    // The bank's public documents (OIDC Discovery §4, RFC 7517): bank-wide scripted answers.
+    if (req.method === 'GET' && (route === DISCOVERY_PATH || route === JWKS_PATH)) {
+      const scripted = faults.takeBankAnswer(route === JWKS_PATH ? 'jwks' : 'discovery');
+      if (scripted) {
+        sendScripted(res, scripted);
+        return true;
+      }
+    }
+
     if (req.method === 'POST' && (route === OP_ROUTES.backchannel || route === OP_ROUTES.token)) {
       const receivedAt = Date.now();
       const endpoint: FaultEndpoint = route === OP_ROUTES.backchannel ? 'bc-authorize' : 'token';
@@ -180,7 +212,14 @@ export function createOpFront(setup: OpFrontSetup) {
         if (poll) arrival.poll = poll;
         answer = poll;
       }
-      const dropAfterCommit = observeAnswer(req, res, endpoint, answer, faults.holdMs(login, endpoint));
+      const dropAfterCommit = observeAnswer(
+        req,
+        res,
+        endpoint,
+        answer,
+        faults.holdMs(login, endpoint),
+        faults.takeAnswer(login, endpoint, true),
+      );
 
       const delay = faults.delayMs(login, endpoint);
       if (delay > 0) await sleep(delay);
@@ -188,14 +227,23 @@ export function createOpFront(setup: OpFrontSetup) {
         dropConnection(req, res);
         return true;
       }
-      const retryAfter = faults.takeUnavailable(login, endpoint);
-      if (retryAfter !== undefined) {
+      const unavailable = faults.takeUnavailable(login, endpoint);
+      if (unavailable) {
         sendJson(
           res,
-          503,
-          { error: 'temporarily_unavailable', error_description: 'the bank is unavailable (scripted)' },
-          { 'retry-after': String(retryAfter) },
+          unavailable.status,
+          {
+            error: unavailable.status === 503 ? 'temporarily_unavailable' : 'server_error',
+            error_description: 'the bank is unavailable (scripted)',
+          },
+          { 'retry-after': String(unavailable.retryAfter) },
         );
+        return true;
+      }
+      // Someone else answers (a proxy's page, a garbled answer) before the bank sees the request.
+      const scripted = faults.takeAnswer(login, endpoint, false);
+      if (scripted) {
+        sendScripted(res, scripted);
         return true;
       }
       // CIBA Core §11: slow_down — "the Client is polling too quickly and should back off".

@@ -10,7 +10,16 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } from 'jose';
 import type { FaultBook } from './faults.ts';
-import { dropConnection, HttpError, pathSegments, readJson, sendError, sendJson, sleep } from './http.ts';
+import {
+  dropConnection,
+  HttpError,
+  pathSegments,
+  readJson,
+  sendError,
+  sendJson,
+  sendScripted,
+  sleep,
+} from './http.ts';
 import {
   findPaymentInitiation,
   type PaymentOrder,
@@ -261,15 +270,21 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
     const delay = faults.delayMs(caller.login, 'payments');
     if (delay > 0) await sleep(delay);
     if (faults.takeDrop(caller.login, 'payments', false)) return dropConnection(req, res);
-    const retryAfter = faults.takeUnavailable(caller.login, 'payments');
-    if (retryAfter !== undefined) {
-      throw new HttpError(503, 'temporarily_unavailable', 'the payment system is unavailable (scripted)', {
-        'retry-after': String(retryAfter),
-      });
+    const unavailable = faults.takeUnavailable(caller.login, 'payments');
+    if (unavailable) {
+      throw new HttpError(
+        unavailable.status,
+        unavailable.status === 503 ? 'temporarily_unavailable' : 'server_error',
+        'the payment system is unavailable (scripted)',
+        { 'retry-after': String(unavailable.retryAfter) },
+      );
     }
     if (faults.takePaymentError(caller.login)) {
       throw new HttpError(500, 'server_error', 'the payment system failed (scripted)');
     }
+    // Someone else answers (a proxy's page) before the payment system sees the request.
+    const scripted = faults.takeAnswer(caller.login, 'payments', false);
+    if (scripted) return sendScripted(res, scripted);
 
     // From here to the commit nothing awaits, so two concurrent requests with one key cannot
     // both create a payment.
@@ -319,6 +334,9 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
     const hold = faults.holdMs(caller.login, 'payments');
     if (hold > 0) await sleep(hold);
     if (res.destroyed) return;
+    // The payment exists, the answer is garbled (a proxy rewrote it, a half-deployed bank).
+    const garbled = faults.takeAnswer(caller.login, 'payments', true);
+    if (garbled) return sendScripted(res, garbled);
     sendJson(res, 201, paymentView(payment), { location: `${apiPath}/payments/${payment.paymentId}` });
   }
 

@@ -333,6 +333,15 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
         body.interval = interval;
         record.interval = interval;
       }
+      // A bank that bends CIBA Core §7.3 (`"interval": "5"`, no auth_req_id, ...), as scripted.
+      const members = faults.takeAckMembers(record?.login);
+      for (const [name, value] of Object.entries(members ?? {})) {
+        if (value === null) delete body[name];
+        else body[name] = value;
+      }
+      if (record && members && 'interval' in members) {
+        record.interval = typeof members.interval === 'number' ? members.interval : undefined;
+      }
     }
 
     // CIBA Core §10.1.1: the successful token response; its ID Token gets at_hash and the

@@ -26,7 +26,7 @@ export interface PollRecord {
   /** HTTP status the bank answered with, or 'dropped' when the connection was abandoned. */
   outcome?: number | 'dropped';
   result?: AnswerResult;
-  /** For a dropped answer: what the bank had processed and would have answered. */
+  /** For a dropped or a scripted-over answer: what the bank had processed and would have answered. */
   unsent?: AnswerResult;
   /** When the ID Token of a 'tokens' answer was rewritten by a fault script (faults.ts). */
   idTokenFault?: IdTokenRewrite;

@@ -3,14 +3,8 @@
  * certificate-bound access token (RFC 8705 §3) as a Bearer token (RFC 6750 §2.1). Request
  * functions return the raw Response; process functions validate it.
  */
-import {
-  BankError,
-  bankErrorCodes,
-  isUnavailableStatus,
-  safeOAuthCode,
-  transportError,
-  unavailableStatus,
-} from './bank.errors.ts';
+import { answerError, isNonEmptyString, readBankAnswer } from './bank.answers.ts';
+import { bankErrorCodes, safeOAuthCode, transportError } from './bank.errors.ts';
 import { type PaymentInitiation, type PaymentResult, paymentStatuses } from './bank.types.ts';
 import type { BankFetch } from './mtls.agent.ts';
 
@@ -62,29 +56,27 @@ export function getPaymentRequest(
   });
 }
 
-function isAbort(error: unknown): boolean {
-  const name = (error as { name?: unknown } | null)?.name;
-  return name === 'TimeoutError' || name === 'AbortError';
-}
+/**
+ * 408 Request Timeout (RFC 9110 §15.5.9), 409 a request with this Idempotency-Key still in
+ * progress (draft-ietf-httpapi-idempotency-key-header §2.7), 425 Too Early (RFC 8470 §5.2): ask
+ * again later, as for a 503 (row paymentLater).
+ */
+const PAYMENT_LATER_STATUSES = [408, 409, 425];
 
-async function readJson(response: Response, what: string): Promise<unknown> {
-  try {
-    return await response.json();
-  } catch (error) {
-    // A deadline or reset while the body streams is the network's fault, not the bank's format.
-    if (isAbort(error) || (error instanceof TypeError && (error as { cause?: unknown }).cause)) {
-      throw transportError(error, what);
-    }
-    throw new BankError(bankErrorCodes.invalidBankResponse, `${what}: the answer is not JSON`, {
-      status: response.status,
-    });
-  }
+/** RFC 6750 §3: a Bearer challenge, and its error code when it names one. */
+function bearerChallenge(headers: Headers): { code: string | undefined } | undefined {
+  const header = headers.get('www-authenticate');
+  if (!header || !/^\s*bearer(?:\s|,|$)/i.test(header)) return undefined;
+  return { code: safeOAuthCode(/\berror="?([^",\s]+)/i.exec(header)?.[1]) };
 }
 
 /**
- * DESIGN.md §4: `{ paymentId, status: 'accepted' | 'rejected', reason? }` with an expected status;
- * 5xx/429/409 → bank_unavailable (retryable); other 4xx → payment_api_error with the status and the
- * bank's error code (RFC 6750 §3.1 invalid_token, 403 a body unlike the approved one, ...).
+ * DESIGN.md §4: `{ paymentId, status: 'accepted' | 'rejected', reason? }` with an expected status
+ * (row paymentResult); a 4xx the bank can be read to have refused with → payment_api_error with
+ * the status and its code (row paymentRefused: RFC 6750 §3.1 invalid_token, 403 a body unlike the
+ * approved one, ...). Anything else is transient (rows later, paymentLater, paymentUnreadable,
+ * paymentUnreadableRefusal in bank.answers.ts): the bank may have paid, and only a re-send with
+ * the same Idempotency-Key can tell, so an answer nobody can read never becomes a rejection.
  */
 export async function processPaymentResponse(
   response: Response,
@@ -92,50 +84,57 @@ export async function processPaymentResponse(
   what: string,
   now: number,
 ): Promise<PaymentResult> {
-  // 409: a request with this Idempotency-Key is still being processed (IETF
-  // draft-ietf-httpapi-idempotency-key-header §2.7): ask again later, as for a 503.
-  if (isUnavailableStatus(response.status) || response.status === 409) {
+  if (PAYMENT_LATER_STATUSES.includes(response.status)) {
     await response.body?.cancel().catch(() => undefined);
-    throw unavailableStatus(response, what, now);
+    throw answerError('paymentLater', what, `the bank answered ${response.status}`, response, now);
   }
-  if (response.status >= 400) {
-    const body = await readJson(response, what).catch(() => undefined);
-    const code = safeOAuthCode((body as { error?: unknown } | undefined)?.error);
-    throw new BankError(
+  const answer = await readBankAnswer(
+    response,
+    what,
+    now,
+    (s) => s >= 200 && s < 500 && !(s >= 300 && s < 400),
+  );
+  const body = answer.json;
+  if (answer.status >= 400) {
+    const code = safeOAuthCode(body?.error);
+    const challenge = bearerChallenge(answer.headers);
+    if (!code && !challenge) {
+      throw answerError(
+        'paymentUnreadableRefusal',
+        what,
+        `the payment API answered ${answer.status} without a readable error`,
+        answer,
+        now,
+      );
+    }
+    const named = code ?? challenge?.code;
+    throw answerError(
+      'paymentRefused',
+      what,
+      `the payment API answered ${answer.status}${named ? ` (${named})` : ''}`,
+      answer,
+      now,
       bankErrorCodes.paymentApiError,
-      `${what}: the payment API answered ${response.status}${code ? ` (${code})` : ''}`,
-      { retryable: false, status: response.status },
     );
   }
-  if (!expectedStatuses.includes(response.status)) {
-    await response.body?.cancel().catch(() => undefined);
-    throw new BankError(
-      bankErrorCodes.invalidBankResponse,
-      `${what}: unexpected status ${response.status} (expected ${expectedStatuses.join(' or ')})`,
-      { status: response.status },
-    );
-  }
-  const body = (await readJson(response, what)) as Record<string, unknown> | null;
   const paymentId = body?.paymentId;
   const status = body?.status;
-  const reason = body?.reason;
   if (
-    typeof paymentId !== 'string' ||
-    paymentId.length === 0 ||
-    !(paymentStatuses as readonly unknown[]).includes(status) ||
-    (reason !== undefined && typeof reason !== 'string')
+    !expectedStatuses.includes(answer.status) ||
+    !isNonEmptyString(paymentId) ||
+    !(paymentStatuses as readonly unknown[]).includes(status)
   ) {
-    throw new BankError(
-      bankErrorCodes.invalidBankResponse,
-      `${what}: the answer is not { paymentId, status: accepted|rejected, reason? }`,
-      { status: response.status },
+    throw answerError(
+      'paymentUnreadable',
+      what,
+      `the answer (${answer.status}) is not { paymentId, status: accepted|rejected }`,
+      answer,
+      now,
     );
   }
-  return {
-    paymentId,
-    status: status as PaymentResult['status'],
-    ...(typeof reason === 'string' ? { reason } : {}),
-  };
+  // An optional member that cannot be read is ignored (row paymentResult).
+  const reason = typeof body?.reason === 'string' ? body.reason : undefined;
+  return { paymentId, status: status as PaymentResult['status'], ...(reason ? { reason } : {}) };
 }
 
 /** DESIGN.md §4 POST /payments, request and processing, with transport failures typed. */

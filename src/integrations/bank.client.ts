@@ -187,7 +187,7 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
       } catch (error) {
         throw transportError(error, 'bc-authorize');
       }
-      return processBackchannelAuthenticationAck(ctx, response);
+      return processBackchannelAuthenticationAck(ctx, response, input.requestedExpiry);
     },
 
     async pollToken(authReqId, expect) {

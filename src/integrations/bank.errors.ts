@@ -7,9 +7,12 @@
  */
 
 export const bankErrorCodes = {
-  /** Network error, timeout, reset, 5xx, 503/429: try again later (same Idempotency-Key). */
+  /**
+   * Network error, timeout, reset, 5xx, 429, or an answer nobody can read (bank.answers.ts): try
+   * again later (same Idempotency-Key).
+   */
   bankUnavailable: 'bank_unavailable',
-  /** The bank answered something we cannot use (unparseable, missing members, CIBA Core §7.3). */
+  /** A readable answer we cannot use, e.g. tokens that are not Bearer tokens (bank.answers.ts). */
   invalidBankResponse: 'invalid_bank_response',
   /** The ID Token failed validation (OIDC Core §3.1.3.7, CIBA Core §7.4 / FAPI-CIBA). */
   invalidIdToken: 'invalid_id_token',
@@ -135,6 +138,7 @@ function errorChain(error: unknown): Array<{ name?: string; code?: unknown; mess
  * A failed request that never got an HTTP answer: a timeout, refused/reset/dropped connection,
  * DNS failure → bank_unavailable (retryable); a TLS certificate we do not trust →
  * configuration_error (retrying cannot help until the CA in the bank's configuration is fixed).
+ * Rows noAnswer and untrustedTls of the table in bank.answers.ts.
  */
 export function transportError(error: unknown, what: string): BankError {
   if (error instanceof BankError) return error;
@@ -156,16 +160,7 @@ export function transportError(error: unknown, what: string): BankError {
   );
 }
 
-/** An HTTP answer that means "not now": 5xx, 429 (with its Retry-After when given). */
-export function unavailableStatus(response: Response, what: string, now: number): BankError {
-  const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'), now);
-  return new BankError(bankErrorCodes.bankUnavailable, `${what}: the bank answered ${response.status}`, {
-    retryable: true,
-    retryAfterSeconds,
-    status: response.status,
-  });
-}
-
+/** An HTTP status that means "not now" (RFC 9110 §15.6, RFC 6585 §4): 5xx, 429. */
 export function isUnavailableStatus(status: number): boolean {
   return status === 429 || status >= 500;
 }

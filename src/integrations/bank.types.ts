@@ -32,10 +32,13 @@ export interface BankTokens {
   expiresIn?: number;
 }
 
-/** One token request's outcome (CIBA Core §10.1.1, §11). */
+/**
+ * One token request's outcome (CIBA Core §10.1.1, §11). `retryAfterSeconds` is the answer's
+ * Retry-After (RFC 9110 §10.2.3), honoured on top of the interval whatever the status it came with.
+ */
 export type TokenPollOutcome =
-  | { kind: 'pending' } // authorization_pending
-  | { kind: 'slow_down' } // caller adds 5 s to its interval (CIBA §11 / RFC 8628 §3.5)
+  | { kind: 'pending'; retryAfterSeconds?: number } // authorization_pending
+  | { kind: 'slow_down'; retryAfterSeconds?: number } // caller adds 5 s to its interval (CIBA §11 / RFC 8628 §3.5)
   | { kind: 'unavailable'; retryAfterSeconds: number | undefined } // 503 (+Retry-After), or 429
   | { kind: 'tokens'; tokens: BankTokens; subject: string }
   | { kind: 'denied' } // access_denied

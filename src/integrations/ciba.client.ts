@@ -1,21 +1,26 @@
 /**
  * The CIBA protocol with one bank, on oauth4webapi (DESIGN.md §6.2-6.3): discovery, the signed
  * authentication request, its acknowledgement, one token request per call. Request functions
- * return the raw Response; process functions validate it and return a value or throw a BankError
- * with a stable code. Transport (the bank's mTLS fetch) is injected.
+ * return the raw Response; process functions read it in full, decide what it is by the table in
+ * bank.answers.ts, hand what is readable to oauth4webapi, and return a value or throw a
+ * BankError with a stable code. Transport (the bank's mTLS fetch) is injected.
  */
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import {
-  BankError,
-  bankErrorCodes,
-  isUnavailableStatus,
-  parseRetryAfter,
-  safeOAuthCode,
-  transportError,
-  unavailableStatus,
-} from './bank.errors.ts';
+  ackExpiresIn,
+  ackInterval,
+  answerError,
+  type BankAnswer,
+  isNonEmptyString,
+  readBankAnswer,
+  replayAnswer,
+  retryAfterOf,
+  unreadableBody,
+  withoutUnreadableOptionals,
+} from './bank.answers.ts';
+import { BankError, bankErrorCodes, parseRetryAfter, safeOAuthCode } from './bank.errors.ts';
 import type { BackchannelAuthenticationAck, PaymentInitiation, TokenPollOutcome } from './bank.types.ts';
 import { type IdTokenAlg, validateIdToken } from './id-token.validator.ts';
 import type { JwksCache } from './jwks.cache.ts';
@@ -57,36 +62,17 @@ export function withClock(client: oauth.Client, now: number): oauth.Client {
   return { ...client, [oauth.clockSkew]: Math.round((now - Date.now()) / 1000) };
 }
 
-function isAbort(error: unknown): boolean {
-  const name = (error as { name?: unknown } | null)?.name;
-  return name === 'TimeoutError' || name === 'AbortError';
-}
-
-function looksLikeTransport(error: unknown): boolean {
-  if (isAbort(error)) return true;
-  const cause = (error as { cause?: { code?: unknown; name?: unknown } } | null)?.cause;
-  return (
-    error instanceof TypeError &&
-    typeof cause === 'object' &&
-    cause !== null &&
-    (typeof cause.code === 'string' || isAbort(cause))
-  );
-}
-
 /**
- * oauth4webapi's processing errors carry the response body (tokens included) in `cause`: only
- * its message (which never holds values) is kept, and ID Token checks map to invalid_id_token.
+ * oauth4webapi's refusal of an answer already read in full and checked by the table's rows
+ * (bank.answers.ts), so never a transport error: its processing errors carry the body (tokens
+ * included) in `cause`, so only the message (which never holds values) is kept. ID Token checks
+ * map to invalid_id_token (row idToken); anything else is a readable answer we cannot use.
  */
 function processingError(error: unknown, what: string): BankError {
   if (error instanceof BankError) return error;
-  if (looksLikeTransport(error)) return transportError(error, what);
-  // oauth4webapi wraps a body that could not be read (deadline, reset) as a parse error.
-  const cause = (error as { cause?: unknown } | null)?.cause;
-  if (looksLikeTransport(cause)) return transportError(cause, what);
   const message = error instanceof Error ? error.message : 'unexpected error';
-  const aboutIdToken = /JWT|ID Token|id_token/.test(message);
   if (error instanceof oauth.OperationProcessingError || error instanceof oauth.UnsupportedOperationError) {
-    return aboutIdToken
+    return /JWT|ID Token|id_token/.test(message)
       ? new BankError(bankErrorCodes.invalidIdToken, `ID Token rejected: ${message}`)
       : new BankError(bankErrorCodes.invalidBankResponse, `${what}: ${message}`);
   }
@@ -125,47 +111,32 @@ export async function processBankDiscoveryResponse(
   response: Response,
   now: number,
 ): Promise<oauth.AuthorizationServer> {
-  if (isUnavailableStatus(response.status)) {
-    await response.body?.cancel();
-    throw unavailableStatus(response, 'discovery', now);
+  // The table's rows in bank.answers.ts: later, otherStatus, noAnswer, notJson, discovery*.
+  const answer = await readBankAnswer(response, 'discovery', now, (status) => status === 200);
+  if (!answer.json) throw unreadableBody('discovery', answer, now);
+  if (typeof answer.json.issuer !== 'string') {
+    throw answerError('discoveryIncomplete', 'discovery', 'the metadata has no issuer', answer, now);
   }
+  const unusable = (message: string) =>
+    answerError('discoveryUnusable', 'discovery', message, answer, now, bankErrorCodes.configurationError);
   let as: oauth.AuthorizationServer;
   try {
-    as = await oauth.processDiscoveryResponse(new URL(issuer), response);
+    as = await oauth.processDiscoveryResponse(new URL(issuer), replayAnswer(answer));
   } catch (error) {
-    if (looksLikeTransport(error)) throw transportError(error, 'discovery');
-    const message = error instanceof Error ? error.message : 'unexpected error';
-    throw new BankError(bankErrorCodes.configurationError, `discovery: ${message}`, {
-      retryable: false,
-      status: response.status,
-    });
+    throw unusable(error instanceof Error ? error.message : 'unexpected error');
   }
   for (const endpoint of ['backchannel_authentication_endpoint', 'token_endpoint'] as const) {
     // The alias when published (what oauth4webapi uses with use_mtls_endpoint_aliases), else the endpoint.
     const url = as.mtls_endpoint_aliases?.[endpoint] ?? as[endpoint];
     if (typeof url !== 'string' || URL.parse(url)?.protocol !== 'https:') {
-      throw new BankError(
-        bankErrorCodes.configurationError,
-        `discovery: the bank publishes no usable https ${endpoint}`,
-        { retryable: false },
-      );
+      throw unusable(`the bank publishes no usable https ${endpoint}`);
     }
   }
   if (typeof as.jwks_uri !== 'string' || !as.jwks_uri.startsWith('https://')) {
-    throw new BankError(
-      bankErrorCodes.configurationError,
-      'discovery: the bank publishes no https jwks_uri',
-      {
-        retryable: false,
-      },
-    );
+    throw unusable('the bank publishes no https jwks_uri');
   }
   const modes = as.backchannel_token_delivery_modes_supported;
-  if (Array.isArray(modes) && !modes.includes('poll')) {
-    throw new BankError(bankErrorCodes.configurationError, 'discovery: the bank does not offer poll mode', {
-      retryable: false,
-    });
-  }
+  if (Array.isArray(modes) && !modes.includes('poll')) throw unusable('the bank does not offer poll mode');
   return as;
 }
 
@@ -251,55 +222,94 @@ export function backchannelAuthenticationRequest(
   );
 }
 
+/** CIBA Core §13 and RFC 6749 §5.2: the statuses of a readable bc-authorize answer. */
+const ACK_STATUSES = [200, 400, 401, 403];
+
 /**
- * CIBA Core §7.3 (acknowledgement: auth_req_id and expires_in required, interval optional) and
- * §13 (error codes, returned as the BankError's code, not retryable).
+ * CIBA Core §7.3 (acknowledgement: auth_req_id required; expires_in and interval read leniently,
+ * because the customer may already have the notification) and §13 (error codes, returned as the
+ * BankError's code, not retryable). Every other answer is decided by the table in
+ * bank.answers.ts; `requestedExpiry` is what we asked for (row ackExpiresIn).
  */
 export async function processBackchannelAuthenticationAck(
   ctx: CibaContext,
   response: Response,
+  requestedExpiry: number,
 ): Promise<BackchannelAuthenticationAck> {
-  if (isUnavailableStatus(response.status)) {
-    await response.body?.cancel();
-    throw unavailableStatus(response, 'bc-authorize', ctx.now());
+  const now = ctx.now();
+  const answer = await readBankAnswer(response, 'bc-authorize', now, (s) => ACK_STATUSES.includes(s));
+  if (answer.status !== 200) throw await backchannelAuthenticationError(ctx, answer);
+  const json = answer.json;
+  if (!json) throw unreadableBody('bc-authorize', answer, now);
+  if (!isNonEmptyString(json.auth_req_id)) {
+    throw answerError(
+      'ackWithoutAuthReqId',
+      'bc-authorize',
+      'the acknowledgement has no auth_req_id',
+      answer,
+      now,
+    );
   }
+  const expiresIn = ackExpiresIn(json.expires_in, requestedExpiry);
+  const interval = ackInterval(json.interval);
+  const { interval: _odd, ...members } = json;
   let ack: oauth.BackchannelAuthenticationResponse;
   try {
-    ack = await oauth.processBackchannelAuthenticationResponse(ctx.as, ctx.client, response);
+    // oauth4webapi checks what is left: auth_req_id, and expires_in as we read it.
+    ack = await oauth.processBackchannelAuthenticationResponse(
+      ctx.as,
+      ctx.client,
+      replayAnswer(answer, { ...members, expires_in: expiresIn, ...(interval ? { interval } : {}) }),
+    );
+  } catch (error) {
+    throw processingError(error, 'bc-authorize');
+  }
+  return { authReqId: ack.auth_req_id, expiresIn, interval };
+}
+
+/** CIBA Core §13 / RFC 6749 §5.2 (row ackError); an error nobody can read is transient (notJson). */
+async function backchannelAuthenticationError(ctx: CibaContext, answer: BankAnswer): Promise<BankError> {
+  const now = ctx.now();
+  try {
+    await oauth.processBackchannelAuthenticationResponse(ctx.as, ctx.client, replayAnswer(answer));
   } catch (error) {
     if (error instanceof oauth.ResponseBodyError) {
-      const code = safeOAuthCode(error.error) ?? bankErrorCodes.invalidBankResponse;
+      const code = safeOAuthCode(error.error);
       if (code === 'temporarily_unavailable') {
-        throw new BankError(
+        return new BankError(
           bankErrorCodes.bankUnavailable,
           'bc-authorize: the bank is temporarily unavailable',
           {
-            status: error.status,
+            retryable: true,
+            retryAfterSeconds: retryAfterOf(answer.headers, now),
+            status: answer.status,
           },
         );
       }
-      throw new BankError(code, `bc-authorize: the bank refused the request (${code})`, {
-        retryable: false,
-        status: error.status,
-      });
+      if (code) {
+        return answerError(
+          'ackError',
+          'bc-authorize',
+          `the bank refused the request (${code})`,
+          answer,
+          now,
+          code,
+        );
+      }
     }
     if (error instanceof oauth.WWWAuthenticateChallengeError) {
       const code = challengeError(error);
-      throw new BankError(code, `bc-authorize: the bank refused our client (${code})`, {
-        retryable: false,
-        status: error.status,
-      });
+      return answerError(
+        'ackError',
+        'bc-authorize',
+        `the bank refused our client (${code})`,
+        answer,
+        now,
+        code,
+      );
     }
-    throw processingError(error, 'bc-authorize');
   }
-  if (!(ack.expires_in > 0)) {
-    throw new BankError(bankErrorCodes.invalidBankResponse, 'bc-authorize: expires_in must be positive');
-  }
-  return {
-    authReqId: ack.auth_req_id,
-    expiresIn: Math.floor(ack.expires_in),
-    interval: ack.interval === undefined ? undefined : Math.ceil(ack.interval),
-  };
+  return unreadableBody('bc-authorize', answer, now);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,73 +334,56 @@ export interface TokenExpectations {
   expectedSubject: string | undefined;
 }
 
+/** RFC 6749 §5.1/§5.2: the statuses of a readable token answer. */
+const TOKEN_STATUSES = [200, 400, 401];
+
 /**
  * CIBA Core §10.1.1 (tokens, ID Token validated before anything is returned), §11 (pending,
- * slow_down, access_denied, expired_token, ...); 503/429 → unavailable with Retry-After; other
- * 5xx → BankError bank_unavailable.
+ * slow_down, access_denied, expired_token, ...; with the answer's Retry-After when it has one);
+ * 503/429 → unavailable with Retry-After. Every other answer is decided by the table in
+ * bank.answers.ts: an unreadable one throws BankError bank_unavailable (poll again).
  */
 export async function processBackchannelTokenResponse(
   ctx: CibaContext,
   response: Response,
   expected: TokenExpectations,
 ): Promise<TokenPollOutcome> {
+  const now = ctx.now();
   if (response.status === 503 || response.status === 429) {
-    await response.body?.cancel();
+    await response.body?.cancel().catch(() => undefined);
     return {
       kind: 'unavailable',
-      retryAfterSeconds: parseRetryAfter(response.headers.get('retry-after'), ctx.now()),
+      retryAfterSeconds: parseRetryAfter(response.headers.get('retry-after'), now),
     };
   }
-  if (isUnavailableStatus(response.status)) {
-    await response.body?.cancel();
-    throw unavailableStatus(response, 'token', ctx.now());
+  const answer = await readBankAnswer(response, 'token', now, (status) => TOKEN_STATUSES.includes(status));
+  if (answer.status !== 200) return tokenErrorOutcome(ctx, answer);
+  if (!answer.json) throw unreadableBody('token', answer, now);
+  const { access_token: accessToken, token_type: tokenType } = answer.json;
+  if (!isNonEmptyString(accessToken) || !isNonEmptyString(tokenType)) {
+    throw answerError(
+      'tokenIncomplete',
+      'token',
+      'the answer has no access_token or token_type',
+      answer,
+      now,
+    );
+  }
+  if (tokenType.toLowerCase() !== 'bearer') {
+    throw answerError('tokenType', 'token', `unexpected token_type ${tokenType.slice(0, 20)}`, answer, now);
   }
   let json: oauth.TokenEndpointResponse;
   try {
     json = await oauth.processBackchannelAuthenticationGrantResponse(
       ctx.as,
-      withClock(ctx.client, ctx.now()),
-      response,
+      withClock(ctx.client, now),
+      replayAnswer(answer, withoutUnreadableOptionals(answer.json)),
     );
   } catch (error) {
-    if (error instanceof oauth.ResponseBodyError) {
-      switch (error.error) {
-        case 'authorization_pending':
-          return { kind: 'pending' };
-        case 'slow_down':
-          return { kind: 'slow_down' };
-        case 'access_denied':
-          return { kind: 'denied' };
-        case 'expired_token':
-          return { kind: 'expired' };
-        case 'temporarily_unavailable':
-          return {
-            kind: 'unavailable',
-            retryAfterSeconds: parseRetryAfter(response.headers.get('retry-after'), ctx.now()),
-          };
-        default: {
-          const desc = description(error.error_description);
-          return {
-            kind: 'failed',
-            code: safeOAuthCode(error.error) ?? bankErrorCodes.invalidBankResponse,
-            ...(desc ? { description: desc } : {}),
-          };
-        }
-      }
-    }
-    if (error instanceof oauth.WWWAuthenticateChallengeError) {
-      return { kind: 'failed', code: challengeError(error) };
-    }
     throw processingError(error, 'token');
   }
-  if (json.token_type !== 'bearer') {
-    throw new BankError(
-      bankErrorCodes.invalidBankResponse,
-      `token: unexpected token_type ${json.token_type}`,
-    );
-  }
   if (typeof json.id_token !== 'string') {
-    throw new BankError(bankErrorCodes.invalidIdToken, 'ID Token missing from the token response');
+    throw answerError('idToken', 'token', 'ID Token missing', answer, now, bankErrorCodes.invalidIdToken);
   }
   const claims = await validateIdToken(json.id_token, expected.keys.getKey, {
     issuer: ctx.as.issuer,
@@ -410,4 +403,47 @@ export async function processBackchannelTokenResponse(
     },
     subject: claims.sub,
   };
+}
+
+/**
+ * CIBA Core §11 / RFC 6749 §5.2 (row tokenError): a 400/401 answer's meaning. A Retry-After comes
+ * along with every answer that means "later". An error nobody can read is transient (notJson).
+ */
+async function tokenErrorOutcome(ctx: CibaContext, answer: BankAnswer): Promise<TokenPollOutcome> {
+  const now = ctx.now();
+  const retryAfterSeconds = retryAfterOf(answer.headers, now);
+  const later = retryAfterSeconds === undefined ? {} : { retryAfterSeconds };
+  try {
+    await oauth.processBackchannelAuthenticationGrantResponse(
+      ctx.as,
+      withClock(ctx.client, now),
+      replayAnswer(answer),
+    );
+  } catch (error) {
+    if (error instanceof oauth.ResponseBodyError) {
+      const code = safeOAuthCode(error.error);
+      switch (code) {
+        case undefined:
+          break;
+        case 'authorization_pending':
+          return { kind: 'pending', ...later };
+        case 'slow_down':
+          return { kind: 'slow_down', ...later };
+        case 'access_denied':
+          return { kind: 'denied' };
+        case 'expired_token':
+          return { kind: 'expired' };
+        case 'temporarily_unavailable':
+          return { kind: 'unavailable', retryAfterSeconds };
+        default: {
+          const desc = description(error.error_description);
+          return { kind: 'failed', code, ...(desc ? { description: desc } : {}) };
+        }
+      }
+    }
+    if (error instanceof oauth.WWWAuthenticateChallengeError) {
+      return { kind: 'failed', code: challengeError(error) };
+    }
+  }
+  throw unreadableBody('token', answer, now);
 }

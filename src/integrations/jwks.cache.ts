@@ -5,13 +5,8 @@
  * we have, so a JWKS outage does not turn valid tokens into failures.
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import {
-  BankError,
-  bankErrorCodes,
-  isUnavailableStatus,
-  transportError,
-  unavailableStatus,
-} from './bank.errors.ts';
+import { answerError, readBankAnswer, unreadableBody } from './bank.answers.ts';
+import { BankError, bankErrorCodes, transportError } from './bank.errors.ts';
 import type { BankFetch } from './mtls.agent.ts';
 
 export interface JwksCacheOptions {
@@ -34,39 +29,19 @@ export function jwksRequest(fetch: BankFetch, jwksUri: string): Promise<Response
   return fetch(jwksUri, { method: 'GET', headers: { accept: 'application/json, application/jwk-set+json' } });
 }
 
-/** Validates a JWKS answer (RFC 7517 §5): a JSON object with a `keys` array. */
+/**
+ * Validates a JWKS answer (RFC 7517 §5): a JSON object with a `keys` array. Anything else is
+ * transient (rows later, otherStatus, notJson, jwksWithoutKeys in bank.answers.ts): a key set we
+ * cannot read now may be readable on the next fetch, and the keys we have stay in use meanwhile.
+ */
 export async function processJwksResponse(response: Response, now: number): Promise<JSONWebKeySet> {
-  if (isUnavailableStatus(response.status)) {
-    await response.body?.cancel();
-    throw unavailableStatus(response, 'jwks_uri', now);
+  const answer = await readBankAnswer(response, 'jwks_uri', now, (status) => status === 200);
+  if (!answer.json) throw unreadableBody('jwks_uri', answer, now);
+  const keys = answer.json.keys;
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))) {
+    throw answerError('jwksWithoutKeys', 'jwks_uri', 'the answer has no keys array', answer, now);
   }
-  if (response.status !== 200) {
-    await response.body?.cancel();
-    throw new BankError(
-      bankErrorCodes.invalidBankResponse,
-      `jwks_uri: unexpected status ${response.status}`,
-      {
-        status: response.status,
-      },
-    );
-  }
-  let json: unknown;
-  try {
-    json = await response.json();
-  } catch (error) {
-    if (isAbort(error)) throw transportError(error, 'jwks_uri');
-    throw new BankError(bankErrorCodes.invalidBankResponse, 'jwks_uri: the answer is not JSON');
-  }
-  const keys = (json as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'object' && k !== null)) {
-    throw new BankError(bankErrorCodes.invalidBankResponse, 'jwks_uri: the answer has no keys array');
-  }
-  return json as JSONWebKeySet;
-}
-
-function isAbort(error: unknown): boolean {
-  const name = (error as { name?: unknown } | null)?.name;
-  return name === 'TimeoutError' || name === 'AbortError';
+  return answer.json as unknown as JSONWebKeySet;
 }
 
 export function createJwksCache(fetch: BankFetch, jwksUri: string, options: JwksCacheOptions): JwksCache {

@@ -9,7 +9,9 @@
  *   authorization_pending → again after the interval
  *   slow_down             → interval + 5 s, for this and every later poll, persisted (CIBA Core §11)
  *   503 / 429             → again after Retry-After (never sooner than the interval)
- *   network errors, 5xx   → again with backoff, never sooner than the interval, until the expiry
+ *   network errors, 5xx,  → again with backoff, never sooner than the interval, until the expiry
+ *   unreadable answers      (the table in integrations/bank.answers.ts says which answers are so)
+ *   Retry-After on any of these (also on authorization_pending or slow_down) → never sooner than it
  *   access_denied         → declined;  expired_token → expired
  *   any other error       → failed; that auth_req_id is never polled again
  *   tokens                → authorized (the client validated the ID Token; the tokens are stored)
@@ -101,22 +103,27 @@ export function decidePollAnswer(
   }
   switch (answer.kind) {
     case 'pending':
+      // RFC 9110 §10.2.3: a Retry-After is honoured whatever the answer it comes with (row
+      // retryAfter of the table in integrations/bank.answers.ts).
       return {
         kind: 'ask_again',
-        waitMs: intervalMs,
+        waitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
         outcome: 'authorization_pending',
         stepErrors: 0,
-        detail: {},
+        detail: answer.retryAfterSeconds === undefined ? {} : { retryAfter: answer.retryAfterSeconds },
       };
     case 'slow_down': {
       const interval = intervalMs / 1000 + SLOW_DOWN_INCREMENT_S;
       return {
         kind: 'ask_again',
-        waitMs: interval * 1000,
+        waitMs: Math.max(interval, answer.retryAfterSeconds ?? 0) * 1000,
         outcome: 'slow_down',
         stepErrors: 0,
         pollIntervalS: interval,
-        detail: { interval },
+        detail:
+          answer.retryAfterSeconds === undefined
+            ? { interval }
+            : { interval, retryAfter: answer.retryAfterSeconds },
       };
     }
     case 'unavailable':

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, importSPKI, jwtVerify } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DEV_CLIENT_PFX_PASSPHRASE } from '../../devstack/certificates.ts';
+import { DEV_CLIENT_PFX_PASSPHRASE, ensureDevCertificates } from '../../devstack/certificates.ts';
+import { type SandboxBank, startSandboxBank } from '../../sandbox/bank.ts';
 import { type BankConfig, loadBanks } from '../../src/config.ts';
 import {
   type BankClient,
@@ -396,6 +397,221 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
         expect(subject).toBe(login);
       } finally {
         await other.close();
+      }
+    }
+  });
+
+  // How Bankpay reads a bank's answers (src/integrations/bank.answers.ts), against the real bank
+  // with scripted faults.
+
+  it('reads an odd acknowledgement interval as the CIBA default, never faster (CIBA §7.3)', async () => {
+    const login = await customer('bob');
+    const cases: Array<[unknown, number | undefined]> = [
+      ['5', 5],
+      ['1', 5],
+      [0, undefined],
+      [-2, undefined],
+      [null, undefined],
+      [0.2, 1],
+      ['10', 10],
+    ];
+    for (const [interval, expected] of cases) {
+      await setFaults(login, { ack: { members: { interval } } });
+      const ack = await start(client, login);
+      expect(ack.interval, JSON.stringify(interval)).toBe(expected);
+      expect(ack.authReqId).toEqual(expect.any(String));
+    }
+  });
+
+  it('takes the requested_expiry when expires_in is not a positive number, and keeps polling', async () => {
+    const login = await customer('bob');
+    for (const expiresIn of [0, -5, 'soon', null]) {
+      await setFaults(login, { ack: { members: { expires_in: expiresIn } } });
+      const ack = await start(client, login, { requestedExpiry: 90 });
+      expect(ack.expiresIn, JSON.stringify(expiresIn)).toBe(90);
+      expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'pending' });
+    }
+  });
+
+  it('bc-authorize: an acknowledgement without auth_req_id, or a page nobody can read, is transient', async () => {
+    const login = await customer('bob');
+    const scripts: unknown[] = [
+      { ack: { members: { auth_req_id: null }, times: 1 } },
+      { answer: { 'bc-authorize': { times: 1 } } }, // a 200 labelled JSON, HTML inside
+      { answer: { 'bc-authorize': { status: 404, body: { error: 'not_found' } } } },
+      {
+        answer: {
+          'bc-authorize': { status: 400, body: { error: 'temporarily_unavailable' }, retryAfter: 5 },
+        },
+      },
+      { unavailable: { 'bc-authorize': { times: 1, retryAfter: 3, status: 500 } } },
+    ];
+    const retryAfter = [undefined, undefined, undefined, 5, 3];
+    for (const [i, script] of scripts.entries()) {
+      await setFaults(login, script);
+      const e = await rejection(start(client, login));
+      expect(e, JSON.stringify(script)).toMatchObject({ code: 'bank_unavailable', retryable: true });
+      expect(e.retryAfterSeconds, JSON.stringify(script)).toBe(retryAfter[i]);
+      expect((await start(client, login)).authReqId).toEqual(expect.any(String));
+    }
+    await setFaults(login, { answer: { 'bc-authorize': { status: 403, body: { error: 'access_denied' } } } });
+    expect(await rejection(start(client, login))).toMatchObject({ code: 'access_denied', retryable: false });
+  });
+
+  it("token: a 200 'application/json' HTML page is transient; the request is polled again and approved", async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    await setFaults(login, { answer: { token: { times: 1 } } });
+    const e = await rejection(client.pollToken(ack.authReqId, { loginHint: login }));
+    expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true, status: 200 });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({ kind: 'pending' });
+    await approveInBankApp(ack.authReqId, login);
+    expect((await client.pollToken(ack.authReqId, { loginHint: login })).kind).toBe('tokens');
+  });
+
+  it('token: a garbled answer after the tokens were issued is transient; the next poll is invalid_grant, never tokens twice', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    await approveInBankApp(ack.authReqId, login);
+    await setFaults(login, { answer: { token: { afterCommit: true } } });
+    expect(await rejection(client.pollToken(ack.authReqId, { loginHint: login }))).toMatchObject({
+      code: 'bank_unavailable',
+      retryable: true,
+    });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toMatchObject({
+      kind: 'failed',
+      code: 'invalid_grant',
+    });
+  });
+
+  it('token: honours a Retry-After that comes with authorization_pending or slow_down', async () => {
+    const login = await customer('bob');
+    const ack = await start(client, login);
+    await setFaults(login, {
+      answer: { token: { status: 400, body: { error: 'authorization_pending' }, retryAfter: 4 } },
+    });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({
+      kind: 'pending',
+      retryAfterSeconds: 4,
+    });
+    await setFaults(login, {
+      answer: { token: { status: 400, body: { error: 'slow_down' }, retryAfter: 11 } },
+    });
+    expect(await client.pollToken(ack.authReqId, { loginHint: login })).toEqual({
+      kind: 'slow_down',
+      retryAfterSeconds: 11,
+    });
+  });
+
+  it('payments: a garbled answer after the bank paid is transient, never a rejection; the re-send pays once', async () => {
+    const login = await customer('carol');
+    const { tokens } = await tokensFor(client, login);
+    const key = `checkout-${randomBytes(6).toString('hex')}`;
+    await setFaults(login, { answer: { payments: { status: 201, afterCommit: true } } });
+    const e = await rejection(client.initiatePayment(tokens.accessToken, key, PAYMENT));
+    expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true, status: 201 });
+    expect((await client.initiatePayment(tokens.accessToken, key, PAYMENT)).status).toBe('accepted');
+    const ledger = await control('GET', `/payments?login=${login}`);
+    expect(ledger.body.payments.filter((p: Json) => p.idempotencyKey === key)).toHaveLength(1);
+  });
+
+  it("payments: a proxy's 403 page is transient (no payment_api_error); the re-send pays", async () => {
+    const login = await customer('carol');
+    const { tokens } = await tokensFor(client, login);
+    const key = `checkout-${randomBytes(6).toString('hex')}`;
+    await setFaults(login, { answer: { payments: { status: 403, contentType: 'text/html' } } });
+    const e = await rejection(client.initiatePayment(tokens.accessToken, key, PAYMENT));
+    expect(e).toMatchObject({ code: 'bank_unavailable', retryable: true, status: 403 });
+    expect((await control('GET', `/payments?login=${login}`)).body.count).toBe(0);
+    expect((await client.initiatePayment(tokens.accessToken, key, PAYMENT)).status).toBe('accepted');
+  });
+});
+
+/**
+ * Discovery and the JWKS belong to no customer, so their scripted faults are bank-wide: these
+ * tests run a sandbox bank of their own (on the run's certificates), so that no other test
+ * file's client meets them.
+ */
+describe("BankClient: the bank's documents read by the same rule (a sandbox bank of its own)", () => {
+  let own: SandboxBank;
+  let ownBank: BankConfig;
+  const bankControl = (method: string, path: string, body?: unknown) =>
+    fetch(`${own.controlUrl}${path}`, {
+      method,
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+
+  beforeAll(async () => {
+    own = await startSandboxBank({
+      certificates: ensureDevCertificates(inject('certsDir')),
+      port: 0,
+      appPort: 0,
+      testMode: true,
+      defaultInterval: 1,
+    });
+    ownBank = { ...bank, issuer: own.issuer, paymentsApiUrl: own.paymentsApiUrl };
+  });
+  afterEach(async () => {
+    await bankControl('DELETE', '/faults');
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  async function scriptBank(answer: Record<string, unknown>) {
+    expect((await bankControl('PUT', '/faults', { answer })).status).toBe(200);
+  }
+
+  it('discovery: a page, a status or a document nobody can read is transient; the next call reads it', async () => {
+    const cases: Array<Record<string, unknown>> = [
+      { times: 1 }, // 200 labelled JSON, HTML inside
+      { times: 1, status: 404, contentType: 'text/html' },
+      { times: 1, status: 302, body: '' },
+      { times: 1, body: { jwks_uri: 'https://elsewhere.example/jwks' } }, // no issuer
+      { times: 1, status: 500, retryAfter: 4 },
+    ];
+    for (const discovery of cases) {
+      await scriptBank({ discovery });
+      const c = createBankClient(ownBank);
+      try {
+        const e = await rejection(start(c, 'alice'));
+        expect(e, JSON.stringify(discovery)).toMatchObject({ code: 'bank_unavailable', retryable: true });
+        if (discovery.retryAfter) expect(e.retryAfterSeconds).toBe(4);
+        expect((await start(c, 'alice')).authReqId).toEqual(expect.any(String));
+      } finally {
+        await c.close();
+      }
+    }
+  });
+
+  it('discovery: readable metadata that cannot work is final (configuration_error)', async () => {
+    await scriptBank({ discovery: { body: { issuer: 'https://evil.example/master' } } });
+    const c = createBankClient(ownBank);
+    try {
+      expect(await rejection(start(c, 'alice'))).toMatchObject({
+        code: 'configuration_error',
+        retryable: false,
+      });
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('JWKS: a page or a document without keys is transient; the next call reads the keys and the flow goes on', async () => {
+    for (const jwks of [{ times: 1 }, { times: 1, body: { keys: 'none' } }, { times: 1, status: 404 }]) {
+      await scriptBank({ jwks });
+      const c = createBankClient(ownBank);
+      try {
+        expect(await rejection(start(c, 'alice')), JSON.stringify(jwks)).toMatchObject({
+          code: 'bank_unavailable',
+          retryable: true,
+        });
+        const ack = await start(c, 'alice');
+        expect(await c.pollToken(ack.authReqId, { loginHint: 'alice' })).toEqual({ kind: 'pending' });
+      } finally {
+        await c.close();
       }
     }
   });

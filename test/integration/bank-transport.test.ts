@@ -343,33 +343,184 @@ describe('BankClient against a scripted bank', () => {
     }
   });
 
-  it('throws invalid_bank_response for an unusable token answer', async () => {
+  const raw =
+    (status: number, contentType: string, body: string, headers: Record<string, string> = {}): Handler =>
+    (_req, res) => {
+      res.writeHead(status, { 'content-type': contentType, ...headers });
+      res.end(body);
+    };
+  const PAGE = '<html><body><h1>502 Bad Gateway</h1></body></html>';
+
+  it('treats a token answer nobody can read as no answer: bank_unavailable, retryable (bank.answers.ts)', async () => {
     const c = fresh();
-    stub.routes.set('POST /stub/mtls/token', (_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/html' });
-      res.end('<html>maintenance</html>');
-    });
+    const cases: Array<[string, Handler]> = [
+      ['200 HTML', raw(200, 'text/html', PAGE)],
+      ['200 HTML labelled JSON', raw(200, 'application/json', PAGE)],
+      ['200 empty', raw(200, 'application/json', '')],
+      ['200 an array', tokenAnswer(200, [{ access_token: 'at' }])],
+      ['200 without access_token', tokenAnswer(200, { token_type: 'Bearer' })],
+      ['200 without token_type', tokenAnswer(200, { access_token: 'at' })],
+      ['400 HTML', raw(400, 'text/html', PAGE)],
+      ['400 JSON without error', tokenAnswer(400, { message: 'bad request' })],
+      ['400 an error that is not an error code', tokenAnswer(400, { error: 'Authorization Pending' })],
+      ['403 (not an RFC 6749 §5.2 status)', tokenAnswer(403, { error: 'access_denied' })],
+      ['404 JSON', tokenAnswer(404, { error: 'not_found' })],
+      ['302', raw(302, 'text/html', '', { location: 'https://example.com/' })],
+      ['204', (_req, res) => res.writeHead(204).end()],
+    ];
+    for (const [name, handler] of cases) {
+      stub.routes.set('POST /stub/mtls/token', handler);
+      const e = await rejection(c.pollToken('req-1', { loginHint: 'alice' }));
+      expect(e, name).toMatchObject({ code: 'bank_unavailable', retryable: true });
+    }
+    // a Retry-After comes along with it (RFC 9110 §10.2.3)
+    stub.routes.set('POST /stub/mtls/token', raw(404, 'text/html', PAGE, { 'retry-after': '7' }));
     expect(await rejection(c.pollToken('req-1', { loginHint: 'alice' }))).toMatchObject({
-      code: 'invalid_bank_response',
-    });
-    stub.routes.set('POST /stub/mtls/token', tokenAnswer(200, { token_type: 'Bearer' }));
-    expect(await rejection(c.pollToken('req-1', { loginHint: 'alice' }))).toMatchObject({
-      code: 'invalid_bank_response',
+      code: 'bank_unavailable',
+      status: 404,
+      retryAfterSeconds: 7,
     });
   });
 
-  it('throws invalid_bank_response for an acknowledgement without auth_req_id or expires_in (CIBA §7.3)', async () => {
+  it('reads a JSON token answer whatever its label, and a Retry-After with pending and slow_down', async () => {
     const c = fresh();
-    for (const body of [{ expires_in: 60 }, { auth_req_id: 'x' }, { auth_req_id: 'x', expires_in: 0 }]) {
-      stub.routes.set('POST /stub/mtls/bc', tokenAnswer(200, body));
-      const e = await rejection(start(c));
-      expect(e, JSON.stringify(body)).toMatchObject({ code: 'invalid_bank_response', retryable: false });
+    stub.routes.set('POST /stub/mtls/token', raw(400, 'text/plain', '{"error":"authorization_pending"}'));
+    expect(await c.pollToken('req-1', { loginHint: 'alice' })).toEqual({ kind: 'pending' });
+    stub.routes.set(
+      'POST /stub/mtls/token',
+      tokenAnswer(400, { error: 'authorization_pending' }, { 'retry-after': '9' }),
+    );
+    expect(await c.pollToken('req-1', { loginHint: 'alice' })).toEqual({
+      kind: 'pending',
+      retryAfterSeconds: 9,
+    });
+    stub.routes.set(
+      'POST /stub/mtls/token',
+      tokenAnswer(400, { error: 'slow_down' }, { 'retry-after': '12' }),
+    );
+    expect(await c.pollToken('req-1', { loginHint: 'alice' })).toEqual({
+      kind: 'slow_down',
+      retryAfterSeconds: 12,
+    });
+    stub.routes.set(
+      'POST /stub/mtls/token',
+      raw(401, 'text/html', PAGE, { 'www-authenticate': 'Basic realm="bank"' }),
+    );
+    expect(await c.pollToken('req-1', { loginHint: 'alice' })).toEqual({
+      kind: 'failed',
+      code: 'invalid_client',
+    });
+  });
+
+  it('refuses readable tokens it cannot use (token_type not Bearer) for good, and ignores unreadable optional members', async () => {
+    const c = fresh();
+    const accessToken = `at-${randomBytes(16).toString('hex')}`;
+    const idToken = await stub.signIdToken(idClaims({ at_hash: accessTokenHash(accessToken, 'PS256') }));
+    for (const tokenType of ['mac', 'DPoP']) {
+      stub.routes.set(
+        'POST /stub/mtls/token',
+        tokenAnswer(200, { access_token: accessToken, token_type: tokenType, id_token: idToken }),
+      );
+      const e = await rejection(c.pollToken('req-1', { loginHint: 'alice' }));
+      expect(e, tokenType).toMatchObject({ code: 'invalid_bank_response', retryable: false });
+      expect(e.message).not.toContain(accessToken);
     }
     stub.routes.set(
-      'POST /stub/mtls/bc',
-      tokenAnswer(200, { auth_req_id: 'x', expires_in: 60, interval: 3 }),
+      'POST /stub/mtls/token',
+      tokenAnswer(200, {
+        access_token: accessToken,
+        token_type: 'bearer',
+        id_token: idToken,
+        expires_in: 'soon',
+        scope: 7,
+        refresh_token: {},
+      }),
     );
-    expect(await start(c)).toEqual({ authReqId: 'x', expiresIn: 60, interval: 3 });
+    expect(await c.pollToken('req-1', { loginHint: 'alice' })).toEqual({
+      kind: 'tokens',
+      tokens: { accessToken, idToken },
+      subject: 'alice',
+    });
+    stub.routes.set(
+      'POST /stub/mtls/token',
+      tokenAnswer(200, {
+        access_token: accessToken,
+        token_type: 'Bearer',
+        id_token: idToken,
+        expires_in: '600',
+      }),
+    );
+    expect(await c.pollToken('req-1', { loginHint: 'alice' })).toMatchObject({ tokens: { expiresIn: 600 } });
+  });
+
+  it('reads the acknowledgement by the table: no auth_req_id is transient, odd expires_in and interval take defaults (CIBA §7.3)', async () => {
+    const c = fresh();
+    for (const body of [
+      { expires_in: 60 },
+      { auth_req_id: 7, expires_in: 60 },
+      { auth_req_id: '', expires_in: 60 },
+    ]) {
+      stub.routes.set('POST /stub/mtls/bc', tokenAnswer(200, body));
+      const e = await rejection(start(c));
+      expect(e, JSON.stringify(body)).toMatchObject({ code: 'bank_unavailable', retryable: true });
+    }
+    const acks: Array<[object, object]> = [
+      [
+        { auth_req_id: 'x', expires_in: 90, interval: 3 },
+        { expiresIn: 90, interval: 3 },
+      ],
+      [{ auth_req_id: 'x' }, { expiresIn: 60, interval: undefined }], // requestedExpiry 60
+      [
+        { auth_req_id: 'x', expires_in: 0, interval: 0 },
+        { expiresIn: 60, interval: undefined },
+      ],
+      [
+        { auth_req_id: 'x', expires_in: '45', interval: '5' },
+        { expiresIn: 45, interval: 5 },
+      ],
+      [
+        { auth_req_id: 'x', expires_in: -1, interval: '2' },
+        { expiresIn: 60, interval: 5 },
+      ],
+      [
+        { auth_req_id: 'x', expires_in: 30.7, interval: 0.2 },
+        { expiresIn: 30, interval: 1 },
+      ],
+    ];
+    for (const [body, expected] of acks) {
+      stub.routes.set('POST /stub/mtls/bc', tokenAnswer(200, body));
+      expect(await start(c), JSON.stringify(body)).toEqual({ authReqId: 'x', ...expected });
+    }
+  });
+
+  it('reads bc-authorize errors by the table: CIBA §13 statuses are final, anything unreadable transient', async () => {
+    const c = fresh();
+    const final: Array<[Handler, string]> = [
+      [tokenAnswer(403, { error: 'access_denied' }), 'access_denied'],
+      [tokenAnswer(400, { error: 'unknown_user_id' }), 'unknown_user_id'],
+      [raw(401, 'text/html', PAGE, { 'www-authenticate': 'Basic realm="bank"' }), 'invalid_client'],
+    ];
+    for (const [handler, code] of final) {
+      stub.routes.set('POST /stub/mtls/bc', handler);
+      expect(await rejection(start(c))).toMatchObject({ code, retryable: false });
+    }
+    const transient: Array<[string, Handler, number | undefined]> = [
+      ['200 HTML labelled JSON', raw(200, 'application/json', PAGE), undefined],
+      ['400 HTML', raw(400, 'text/html', PAGE), undefined],
+      ['404 JSON', tokenAnswer(404, { error: 'not_found' }), undefined],
+      [
+        '400 temporarily_unavailable with Retry-After',
+        tokenAnswer(400, { error: 'temporarily_unavailable' }, { 'retry-after': '6' }),
+        6,
+      ],
+    ];
+    for (const [name, handler, retryAfterSeconds] of transient) {
+      stub.routes.set('POST /stub/mtls/bc', handler);
+      const e = await rejection(start(c));
+      expect(e, name).toMatchObject({ code: 'bank_unavailable', retryable: true });
+      expect(e.retryAfterSeconds, name).toBe(retryAfterSeconds);
+    }
+    stub.routes.set('POST /stub/mtls/bc', tokenAnswer(200, { auth_req_id: 'req-1', expires_in: 60 }));
   });
 
   it('throws configuration_error when discovery lacks the backchannel endpoint', async () => {
@@ -427,25 +578,59 @@ describe('BankClient against a scripted bank', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
-  it('throws payment_api_error for a 404 and invalid_bank_response for a malformed payment', async () => {
+  it('reads payment answers by the table: only a readable refusal is final, nothing unreadable is a rejection', async () => {
     const c = fresh();
+    const ORDER = {
+      instructedAmount: { currency: 'EUR', amount: '1.00' },
+      creditorName: 'Acme',
+      creditorAccount: { iban: 'DE89370400440532013000' },
+      remittanceInformationUnstructured: 'x',
+    };
     stub.routes.set('GET /stub/api/payments/p-1', tokenAnswer(404, { error: 'not_found' }));
     expect(await rejection(c.getPayment('at', 'p-1'))).toMatchObject({
       code: 'payment_api_error',
       status: 404,
       retryable: false,
     });
-    stub.routes.set('POST /stub/api/payments', tokenAnswer(201, { paymentId: 'p-1', status: 'pending' }));
-    expect(
-      await rejection(
-        c.initiatePayment('at', 'k', {
-          instructedAmount: { currency: 'EUR', amount: '1.00' },
-          creditorName: 'Acme',
-          creditorAccount: { iban: 'DE89370400440532013000' },
-          remittanceInformationUnstructured: 'x',
-        }),
-      ),
-    ).toMatchObject({ code: 'invalid_bank_response' });
+    const refusals: Array<[string, Handler]> = [
+      ['403 JSON error', tokenAnswer(403, { error: 'payment_mismatch' })],
+      ['422 JSON error', tokenAnswer(422, { error: 'idempotency_key_reused' })],
+      [
+        '401 Bearer challenge, no body',
+        raw(401, 'text/plain', '', { 'www-authenticate': 'Bearer error="invalid_token"' }),
+      ],
+    ];
+    for (const [name, handler] of refusals) {
+      stub.routes.set('POST /stub/api/payments', handler);
+      expect(await rejection(c.initiatePayment('at', 'k', ORDER)), name).toMatchObject({
+        code: 'payment_api_error',
+        retryable: false,
+      });
+    }
+    const unreadable: Array<[string, Handler]> = [
+      ['201 status pending', tokenAnswer(201, { paymentId: 'p-1', status: 'pending' })],
+      ['201 without paymentId', tokenAnswer(201, { status: 'accepted' })],
+      ['201 HTML labelled JSON', raw(201, 'application/json', PAGE)],
+      ['202', tokenAnswer(202, { paymentId: 'p-1', status: 'accepted' })],
+      ['204', (_req, res) => res.writeHead(204).end()],
+      ['302', raw(302, 'text/html', '', { location: 'https://example.com/' })],
+      ["403 a proxy's page", raw(403, 'text/html', PAGE)],
+      ['400 JSON without error', tokenAnswer(400, { message: 'no' })],
+      ['408', raw(408, 'text/html', PAGE)],
+      ['425', tokenAnswer(425, { error: 'too_early' })],
+    ];
+    for (const [name, handler] of unreadable) {
+      stub.routes.set('POST /stub/api/payments', handler);
+      expect(await rejection(c.initiatePayment('at', 'k', ORDER)), name).toMatchObject({
+        code: 'bank_unavailable',
+        retryable: true,
+      });
+    }
+    stub.routes.set(
+      'POST /stub/api/payments',
+      tokenAnswer(201, { paymentId: 'p-1', status: 'accepted', reason: 7 }),
+    );
+    expect(await c.initiatePayment('at', 'k', ORDER)).toEqual({ paymentId: 'p-1', status: 'accepted' });
   });
 
   it('retries a 409 from the payment API (a request with the same Idempotency-Key still in progress)', async () => {

@@ -61,6 +61,95 @@ describe('sandbox bank: scripted misbehaviour, observed on the wire', () => {
     expect((await startCibaOk(tb, { loginHint: 'bob' })).interval).toBeUndefined();
   });
 
+  it('rewrites acknowledgement members as scripted (null deletes one), then acknowledges plainly', async () => {
+    await script('alice', {
+      ack: { members: { interval: '5', expires_in: 0, auth_req_id: null }, times: 1 },
+    });
+    const bent = await startCiba(tb, { loginHint: 'alice' });
+    expect(bent.status).toBe(200);
+    const body = (await bent.json()) as Record<string, unknown>;
+    expect(body).toEqual({ interval: '5', expires_in: 0 });
+    // the request exists at the bank all the same (the customer was notified)
+    const pending = await testBankControl(tb, 'GET', '/customers/alice/requests');
+    expect(pending.body.requests).toHaveLength(1);
+    expect((await startCibaOk(tb, { loginHint: 'alice' })).auth_req_id).toEqual(expect.any(String));
+    expect((await script('alice', { ack: { interval: 5 } })).status).toBe(400);
+  });
+
+  it('answers a scripted raw answer instead of the bank: a JSON-labelled HTML page by default', async () => {
+    const ack = await startCibaOk(tb, { loginHint: 'bob' });
+    await script('bob', { answer: { token: { times: 1 } } });
+    const page = await poll(tb, ack.auth_req_id);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('application/json');
+    expect(await page.text()).toMatch(/^<!DOCTYPE html>/);
+    // before the bank saw it: the auth_req_id is untouched
+    expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('authorization_pending');
+    const { body } = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    expect(body.polls.map((p: { result: string }) => p.result)).toEqual([
+      'http_200',
+      'authorization_pending',
+    ]);
+
+    await script('bob', {
+      answer: { 'bc-authorize': { status: 400, body: { error: 'temporarily_unavailable' }, retryAfter: 4 } },
+    });
+    const busy = await startCiba(tb, { loginHint: 'bob' });
+    expect(busy.status).toBe(400);
+    expect(busy.headers.get('retry-after')).toBe('4');
+    expect(await busy.json()).toEqual({ error: 'temporarily_unavailable' });
+  });
+
+  it('answers a scripted raw answer after the bank did the work (afterCommit)', async () => {
+    const ack = await startCibaOk(tb, { loginHint: 'carol' });
+    await testBankControl(tb, 'POST', `/requests/${ack.auth_req_id}/approve`);
+    await script('carol', { answer: { token: { afterCommit: true, contentType: 'text/html' } } });
+    const page = await poll(tb, ack.auth_req_id);
+    expect([page.status, page.headers.get('content-type')]).toEqual([200, 'text/html']);
+    expect(await page.text()).toMatch(/Bad Gateway/);
+    const { body } = await testBankControl(tb, 'GET', `/requests/${ack.auth_req_id}/timeline`);
+    expect(body.polls[0]).toMatchObject({ outcome: 200, result: 'http_200', unsent: 'tokens' });
+    expect(await errorCode(pollResult(tb, ack.auth_req_id))).toBe('invalid_grant');
+
+    await script('carol', { answer: { payments: { status: 201, afterCommit: true } } });
+    const { tokens } = await obtainTokens(tb, { loginHint: 'carol' });
+    const garbled = await pay(tb, tokens.access_token, { idempotencyKey: 'garbled-1' });
+    expect(garbled.status).toBe(201);
+    expect(await garbled.text()).toMatch(/^<!DOCTYPE html>/);
+    expect((await testBankControl(tb, 'GET', '/payments?login=carol')).body.count).toBe(1);
+    const replay = await pay(tb, tokens.access_token, { idempotencyKey: 'garbled-1' });
+    expect(((await replay.json()) as { status: string }).status).toBe('accepted');
+  });
+
+  it('answers another 5xx than 503 with Retry-After when scripted', async () => {
+    await script('alice', { unavailable: { token: { times: 1, retryAfter: 3, status: 500 } } });
+    const ack = await startCibaOk(tb, { loginHint: 'alice' });
+    const failed = await poll(tb, ack.auth_req_id);
+    expect([failed.status, failed.headers.get('retry-after')]).toEqual([500, '3']);
+    expect((await script('alice', { unavailable: { token: { status: 404 } } })).status).toBe(400);
+  });
+
+  it("scripts the bank's own documents (discovery, JWKS) bank-wide; reset clears them", async () => {
+    const discovery = `${tb.bank.issuer}/.well-known/openid-configuration`;
+    const get = (url: string) =>
+      tb.mtls.fetch(url, { method: 'GET', headers: {}, body: undefined, redirect: 'manual' });
+    expect(
+      (await testBankControl(tb, 'PUT', '/faults', { answer: { discovery: { afterCommit: true } } })).status,
+    ).toBe(400);
+    const set = await testBankControl(tb, 'PUT', '/faults', {
+      answer: { discovery: { times: 1 }, jwks: { times: 2, body: {} } },
+    });
+    expect(set.body.answer.jwks).toMatchObject({ times: 2, status: 200, body: '{}' });
+    expect(await (await get(discovery)).text()).toMatch(/Bad Gateway/);
+    expect(((await (await get(discovery)).json()) as { issuer: string }).issuer).toBe(tb.bank.issuer);
+    expect(await (await get(tb.as.jwks_uri ?? '')).json()).toEqual({});
+    await testBankControl(tb, 'POST', '/reset');
+    expect((await testBankControl(tb, 'GET', '/faults')).body).toEqual({});
+    expect(
+      ((await (await get(tb.as.jwks_uri ?? '')).json()) as { keys: unknown[] }).keys.length,
+    ).toBeGreaterThan(0);
+  });
+
   it('answers slow_down N times, then authorization_pending again', async () => {
     const ack = await startCibaOk(tb, { loginHint: 'bob' });
     await script('bob', { slowDown: 2 });

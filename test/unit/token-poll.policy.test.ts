@@ -77,6 +77,45 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
     { kind: 'ask_again', waitMs: 10_000, pollIntervalS: 10 },
   ],
   [
+    'authorization_pending with a Retry-After longer than the interval (RFC 9110 §10.2.3)',
+    after3Errors,
+    { kind: 'pending', retryAfterSeconds: 20 },
+    {
+      kind: 'ask_again',
+      waitMs: 20_000,
+      outcome: 'authorization_pending',
+      stepErrors: 0,
+      detail: { retryAfter: 20 },
+    },
+  ],
+  [
+    'authorization_pending with a Retry-After shorter than the interval: the interval',
+    after3Errors,
+    { kind: 'pending', retryAfterSeconds: 2 },
+    { kind: 'ask_again', waitMs: 7_000, outcome: 'authorization_pending' },
+  ],
+  [
+    'slow_down with a Retry-After longer than the new interval: both kept',
+    after3Errors,
+    { kind: 'slow_down', retryAfterSeconds: 30 },
+    {
+      kind: 'ask_again',
+      waitMs: 30_000,
+      outcome: 'slow_down',
+      pollIntervalS: 12,
+      detail: { interval: 12, retryAfter: 30 },
+    },
+  ],
+  [
+    'an unreadable answer (bank.answers.ts: transient) → backoff, with its Retry-After',
+    fresh,
+    new BankError('bank_unavailable', 'token: the answer (200) is not a JSON object', {
+      status: 200,
+      retryAfterSeconds: 9,
+    }),
+    { kind: 'ask_again', waitMs: 9_000, outcome: 'bank_unavailable', stepErrors: 1 },
+  ],
+  [
     '503 with a Retry-After longer than the interval',
     fresh,
     { kind: 'unavailable', retryAfterSeconds: 30 },
@@ -172,10 +211,10 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
     },
   ],
   [
-    'an answer we cannot use → failed',
+    'tokens we cannot use (bank.answers.ts: final, e.g. a token_type other than Bearer) → failed',
     fresh,
-    new BankError('invalid_bank_response', 'token: not JSON', { status: 400 }),
-    { kind: 'settle', to: 'failed', failure: { code: 'invalid_bank_response' }, detail: { status: 400 } },
+    new BankError('invalid_bank_response', 'token: unexpected token_type mac', { status: 200 }),
+    { kind: 'settle', to: 'failed', failure: { code: 'invalid_bank_response' }, detail: { status: 200 } },
   ],
   [
     'tokens → authorize with the tokens and subject',
