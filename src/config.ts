@@ -289,8 +289,10 @@ function clientCertificate(at: string, dir: string, b: BankFileEntry, env: Env):
     return { pfx, ...(passphrase !== undefined ? { passphrase } : {}), ...ca };
   }
   if (b.tlsClientCertFile === undefined || b.tlsClientKeyFile === undefined) {
+    // Name the member that is missing: the one of the pair left out, else the certificate.
+    const missing = b.tlsClientCertFile === undefined ? 'tlsClientCertFile' : 'tlsClientKeyFile';
     throw new ConfigError(
-      `BANKS_FILE ${at}.tlsClientCertFile: a client certificate is required (tlsClientCertFile with tlsClientKeyFile, or tlsClientPfxFile)`,
+      `BANKS_FILE ${at}.${missing}: a client certificate is required (tlsClientCertFile with tlsClientKeyFile, or tlsClientPfxFile)`,
     );
   }
   if (b.tlsClientPfxPassphraseEnv !== undefined) {
