@@ -56,6 +56,10 @@ export const failures = {
     code: FAILURE_CODES.configurationError,
     message: 'no bank client or no access token for this checkout',
   },
+  unreadableAccessToken: {
+    code: FAILURE_CODES.configurationError,
+    message: 'the stored access token cannot be read for this checkout (key removed, or not its own)',
+  },
   /** A bank error answer to the token request (CIBA Core §11), with its description when it gave one. */
   bankAnswered: (code: string, description?: string): Failure => ({
     code,

@@ -34,18 +34,28 @@ export interface StoredTokens {
   accessTokenExpiresAt: number | null;
 }
 
-/** Encrypts the access token of a token response received at `now` (epoch ms) for storage. */
-export function sealTokens(keys: KeyRing, tokens: BankTokens, now: number): string {
+/**
+ * Encrypts the access token of a token response received at `now` (epoch ms) for storage in the
+ * row of `checkoutId`, bound to it (AES-GCM additional data): it opens for that checkout only.
+ */
+export function sealTokens(keys: KeyRing, checkoutId: string, tokens: BankTokens, now: number): string {
   const stored: StoredTokens = {
     accessToken: tokens.accessToken,
     accessTokenExpiresAt: tokens.expiresIn ? now + tokens.expiresIn * 1000 : null,
   };
-  return keys.encrypt(JSON.stringify(stored));
+  return keys.encrypt(JSON.stringify(stored), checkoutId);
 }
 
-/** Decrypts what `sealTokens` stored; throws when no configured key opens it. */
-export function openTokens(keys: KeyRing, sealed: string): StoredTokens {
-  return JSON.parse(keys.decrypt(sealed)) as StoredTokens;
+/**
+ * Decrypts what `sealTokens` stored for `checkoutId`; undefined when it does not open (another
+ * checkout's value, tampered, or its key no longer configured).
+ */
+export function openTokens(keys: KeyRing, checkoutId: string, sealed: string): StoredTokens | undefined {
+  try {
+    return JSON.parse(keys.decrypt(sealed, checkoutId)) as StoredTokens;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether the stored access token may still be presented at `now` (epoch ms). */

@@ -13,12 +13,22 @@ import {
   timingSafeEqual,
 } from 'node:crypto';
 
-const VERSION = 'v1';
+/**
+ * v1: the additional authenticated data is the version and key id. v2: also the `context` the
+ * caller binds the value to (a checkout id), so a sealed value copied to another row does not open
+ * there. v1 values (sealed before contexts existed) still decrypt, without a context.
+ */
+const V1 = 'v1';
+const V2 = 'v2';
 
 export interface KeyRing {
-  /** AES-256-GCM: `v1.<key id>.<iv>.<tag>.<ciphertext>` (base64url parts). */
-  encrypt(plaintext: string): string;
-  decrypt(sealed: string): string;
+  /**
+   * AES-256-GCM: `v2.<key id>.<iv>.<tag>.<ciphertext>` (base64url parts), authenticated together
+   * with `context` (e.g. the checkout id the value belongs to): decrypting needs the same context.
+   */
+  encrypt(plaintext: string, context: string): string;
+  /** Throws when the format, key, context or tag does not match. */
+  decrypt(sealed: string, context: string): string;
   /** HMAC-SHA-256 under a purpose-specific sub-key (HKDF), with the current key. */
   sign(purpose: string, message: string): string;
   /** Constant-time check against every key of the ring. */
@@ -45,23 +55,23 @@ export function createKeyRing(keys: Buffer[]): KeyRing {
     return derived;
   };
   return {
-    encrypt(plaintext) {
+    encrypt(plaintext, context) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', subKey(current, 'encryption'), iv);
-      cipher.setAAD(Buffer.from(`${VERSION}.${currentId}`));
+      cipher.setAAD(Buffer.from(`${V2}.${currentId}.${context}`));
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
       return [
-        VERSION,
+        V2,
         currentId,
         iv.toString('base64url'),
         cipher.getAuthTag().toString('base64url'),
         ciphertext.toString('base64url'),
       ].join('.');
     },
-    decrypt(sealed) {
+    decrypt(sealed, context) {
       const [version, id, iv, tag, ciphertext] = sealed.split('.');
       const key = id ? byId.get(id) : undefined;
-      if (version !== VERSION || !key || !iv || !tag || ciphertext === undefined) {
+      if ((version !== V1 && version !== V2) || !key || !iv || !tag || ciphertext === undefined) {
         throw new Error('cannot decrypt: unknown format or key no longer configured');
       }
       const decipher = createDecipheriv(
@@ -69,7 +79,7 @@ export function createKeyRing(keys: Buffer[]): KeyRing {
         subKey(key, 'encryption'),
         Buffer.from(iv, 'base64url'),
       );
-      decipher.setAAD(Buffer.from(`${version}.${id}`));
+      decipher.setAAD(Buffer.from(version === V1 ? `${version}.${id}` : `${version}.${id}.${context}`));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
       return Buffer.concat([
         decipher.update(Buffer.from(ciphertext, 'base64url')),

@@ -37,7 +37,9 @@ export async function executePayment(
   };
   const bank = ctx.banks.get(checkout.bankId);
   if (!bank || !checkout.tokensEncrypted) return fail(failures.noAccessToken);
-  const tokens = openTokens(ctx.keys, checkout.tokensEncrypted);
+  const tokens = openTokens(ctx.keys, checkout.id, checkout.tokensEncrypted);
+  // Not this checkout's (a value copied from another row), tampered, or its key removed.
+  if (!tokens) return fail(failures.unreadableAccessToken);
 
   // Written down before asking: whatever happens to this run (a crash, a lost answer, a write that
   // fails), a later run knows a request may have reached the bank and never reads a refusal as a

@@ -212,7 +212,7 @@ async function authorize(
       'awaiting_approval',
       'authorized',
       {
-        tokensEncrypted: sealTokens(ctx.keys, decision.tokens, Date.now()),
+        tokensEncrypted: sealTokens(ctx.keys, poll.id, decision.tokens, Date.now()),
         subject: decision.subject,
         nextPollAt: null,
         stepErrors: 0,

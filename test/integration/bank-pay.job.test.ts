@@ -49,6 +49,7 @@ async function authorizedCheckout(
       paymentStatus: extra.paymentStatus ?? null,
       tokensEncrypted: keys.encrypt(
         JSON.stringify({ accessToken: 'at', accessTokenExpiresAt: extra.accessTokenExpiresAt ?? null }),
+        id,
       ),
     },
   });
@@ -130,5 +131,23 @@ describe('bank-pay, final refusal', () => {
     expect(calls()).toBe(1);
     const row = await system.db.checkout.findUniqueOrThrow({ where: { id } });
     expect(row.failureCode).toBe('payment_outcome_unknown');
+  });
+});
+
+describe('bank-pay, the stored access token', () => {
+  it('is bound to its checkout: a value copied from another checkout opens nowhere else, nothing is paid', async () => {
+    const donor = await authorizedCheckout(0);
+    const id = await authorizedCheckout(0);
+    const { tokensEncrypted } = await system.db.checkout.findUniqueOrThrow({ where: { id: donor } });
+    await system.db.checkout.update({ where: { id }, data: { tokensEncrypted } });
+    const { run, calls } = runWith(new BankError('payment_api_error', 'unused'), id);
+    expect(await run()).toBe('failed');
+    expect(calls()).toBe(0);
+    const row = await system.db.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row).toMatchObject({
+      status: 'failed',
+      failureCode: 'configuration_error',
+      tokensEncrypted: null,
+    });
   });
 });

@@ -9,29 +9,55 @@ const newKey = randomBytes(32);
 describe('the key ring (TOKEN_ENCRYPTION_KEYS)', () => {
   it('encrypts with AES-256-GCM: the plaintext is not in the sealed text, and each seal differs', () => {
     const ring = createKeyRing([oldKey]);
-    const a = ring.encrypt('access-token-value');
-    const b = ring.encrypt('access-token-value');
+    const a = ring.encrypt('access-token-value', 'chk_a');
+    const b = ring.encrypt('access-token-value', 'chk_a');
     expect(a).not.toContain('access-token-value');
     expect(a).not.toBe(b);
-    expect(ring.decrypt(a)).toBe('access-token-value');
+    expect(ring.decrypt(a, 'chk_a')).toBe('access-token-value');
   });
 
   it('rotates: a new key in front encrypts, the old one still decrypts, removing it ends that', () => {
-    const sealedWithOld = createKeyRing([oldKey]).encrypt('token');
+    const sealedWithOld = createKeyRing([oldKey]).encrypt('token', 'chk_a');
     const rotated = createKeyRing([newKey, oldKey]);
-    expect(rotated.decrypt(sealedWithOld)).toBe('token');
-    const sealedWithNew = rotated.encrypt('token');
-    expect(createKeyRing([newKey]).decrypt(sealedWithNew)).toBe('token');
-    expect(() => createKeyRing([newKey]).decrypt(sealedWithOld)).toThrow(/key no longer configured/);
+    expect(rotated.decrypt(sealedWithOld, 'chk_a')).toBe('token');
+    const sealedWithNew = rotated.encrypt('token', 'chk_a');
+    expect(createKeyRing([newKey]).decrypt(sealedWithNew, 'chk_a')).toBe('token');
+    expect(() => createKeyRing([newKey]).decrypt(sealedWithOld, 'chk_a')).toThrow(/key no longer configured/);
+  });
+
+  it('binds a sealed value to its context: it does not open for another checkout', () => {
+    const ring = createKeyRing([oldKey]);
+    const sealed = ring.encrypt('token', 'chk_a');
+    expect(sealed.startsWith('v2.')).toBe(true);
+    expect(() => ring.decrypt(sealed, 'chk_b')).toThrow();
+    expect(ring.decrypt(sealed, 'chk_a')).toBe('token');
+  });
+
+  it('still opens a value sealed before contexts existed (v1), whatever the context', async () => {
+    const { createCipheriv, createHash, hkdfSync } = await import('node:crypto');
+    const id = createHash('sha256').update(oldKey).digest('base64url').slice(0, 8);
+    const iv = randomBytes(12);
+    const key = Buffer.from(hkdfSync('sha256', oldKey, Buffer.alloc(0), 'bankpay:encryption', 32));
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(Buffer.from(`v1.${id}`));
+    const body = Buffer.concat([cipher.update('old token', 'utf8'), cipher.final()]);
+    const v1 = [
+      'v1',
+      id,
+      iv.toString('base64url'),
+      cipher.getAuthTag().toString('base64url'),
+      body.toString('base64url'),
+    ].join('.');
+    expect(createKeyRing([oldKey]).decrypt(v1, 'chk_any')).toBe('old token');
   });
 
   it('refuses a tampered ciphertext (GCM authentication)', () => {
     const ring = createKeyRing([oldKey]);
-    const parts = ring.encrypt('token').split('.');
+    const parts = ring.encrypt('token', 'chk_a').split('.');
     const body = Buffer.from(parts[4]!, 'base64url');
     body[0] = (body[0]! ^ 1) & 0xff;
     parts[4] = body.toString('base64url');
-    expect(() => ring.decrypt(parts.join('.'))).toThrow();
+    expect(() => ring.decrypt(parts.join('.'), 'chk_a')).toThrow();
   });
 
   it('clientSecrets survive a key rotation and open only their own checkout', () => {
