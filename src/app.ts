@@ -11,6 +11,7 @@ import { CheckoutError } from './checkout/checkout.errors.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
+import { merchantAuth } from './http/auth.ts';
 import { healthRoutes } from './http/health.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { jwksRoutes } from './http/jwks.ts';
@@ -88,8 +89,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     app.addHook('onClose', () => own.end());
     sql = own;
   }
+  // Before every module: each route's declared scope is checked as it is registered (auth.ts).
+  await app.register(merchantAuth, { db: deps.db });
   await app.register(checkoutRoutes, {
-    db: deps.db,
     ...createRepositories(deps.db, sql),
     queue: deps.queue.queue,
     keys: createKeyRing(deps.config.tokenEncryptionKeys),

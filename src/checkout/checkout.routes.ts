@@ -1,13 +1,11 @@
 /**
- * /v1/checkouts and /v1/banks (DESIGN.md §2). Thin: authenticate, validate, call the service,
- * shape the HTTP answer.
+ * /v1/checkouts and /v1/banks (DESIGN.md §2). Thin: validate, call the service, shape the HTTP
+ * answer. Each route's `config` says which scope a merchant key needs (or that it is public);
+ * src/http/auth.ts authenticates and checks it before the handler runs.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
-import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
+import { bearerToken, merchantKeyOf, unauthorized } from '../http/auth.ts';
 import { ProblemSchema } from '../http/problem.ts';
-import { authenticateApiKey } from '../infra/api-keys.ts';
-import type { Database } from '../infra/database.ts';
 import { checkoutNotFound } from './checkout.errors.ts';
 import {
   BankListSchema,
@@ -27,24 +25,16 @@ import {
 } from './checkout.service.ts';
 import { looksLikeClientSecret, verifyClientSecret } from './client-secret.ts';
 
+// 403 insufficient_scope is added by src/http/auth.ts to every route that declares a scope.
 const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ProblemSchema]));
-const security = [{ merchantKey: [] }];
 
-function withUnauthorizedHeader(reply: FastifyReply) {
-  reply.header('WWW-Authenticate', 'Bearer realm="bankpay"');
-}
-
-/** The service's dependencies, and the database merchant API keys are checked against. */
-export type CheckoutRouteOptions = CheckoutDeps & { db: Database };
+export type CheckoutRouteOptions = CheckoutDeps;
 
 export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = async (app, deps) => {
-  app.addHook('onSend', async (_request, reply) => {
-    if (reply.statusCode === 401) withUnauthorizedHeader(reply);
-  });
-
   app.post(
     '/v1/checkouts',
     {
+      config: { scope: 'checkouts:create' },
       schema: {
         operationId: 'createCheckout',
         tags: ['checkouts'],
@@ -53,14 +43,13 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
           'Answers 202: the bank is contacted in the background. Follow the checkout with GET /v1/checkouts/{id} ' +
           '(Location header) until its status is terminal. Requires an Idempotency-Key: the same key and body ' +
           'replays the first response for 24 h.',
-        security,
         headers: IdempotencyKeyHeader,
         body: CreateCheckoutBody,
         response: { 202: CheckoutSchema, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
       },
     },
     async (request, reply) => {
-      const apiKeyId = await requireMerchant(deps.db, request);
+      const apiKeyId = merchantKeyOf(request).id;
       // Required, 1-255 visible ASCII: checked by the header schema (IdempotencyKeyHeader).
       const key = request.headers['idempotency-key'];
       const result = await createCheckout(deps, apiKeyId, key, request.body);
@@ -74,26 +63,24 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
   app.get(
     '/v1/checkouts/:id',
     {
+      config: { scope: 'checkouts:read', clientSecret: true },
       schema: {
         operationId: 'getCheckout',
         tags: ['checkouts'],
         summary: "Read a checkout (merchant key, or the checkout's clientSecret from a browser)",
         description: 'While the checkout is not terminal, Retry-After says when asking again is useful.',
-        security,
         params: CheckoutIdParams,
         response: { 200: CheckoutSchema, ...problems(400, 401, 404, 414, 429, 503) },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      const token = bearerToken(request);
-      if (!token)
-        throw unauthorized("Send a merchant API key or the checkout's clientSecret as a Bearer token");
-      if (looksLikeClientSecret(token)) {
-        // A clientSecret opens its own checkout only; for any other it is "not found", not "forbidden".
+      if (!request.merchantKey) {
+        // Not a merchant key (src/http/auth.ts checked those, scope included): a clientSecret, which
+        // opens its own checkout only; for any other it is "not found", not "forbidden".
+        const token = bearerToken(request) ?? '';
+        if (!looksLikeClientSecret(token)) throw unauthorized('The API key is not valid');
         if (!verifyClientSecret(deps.keys, id, token)) throw checkoutNotFound(id);
-      } else if (!(await authenticateApiKey(deps.db, token))) {
-        throw unauthorized('The API key is not valid');
       }
       const { view, retryAfter } = await getCheckout(deps, id);
       if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
@@ -104,46 +91,42 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
   app.get(
     '/v1/checkouts',
     {
+      config: { scope: 'checkouts:read' },
       schema: {
         operationId: 'listCheckouts',
         tags: ['checkouts'],
         summary: 'List checkouts, newest first',
         description:
           'Cursor pagination: pass the last id of a page as starting_after to get the next; has_more says whether there is one.',
-        security,
         querystring: ListCheckoutsQuery,
         response: { 200: CheckoutListSchema, ...problems(400, 401, 429, 503) },
       },
     },
-    async (request) => {
-      await requireMerchant(deps.db, request);
-      return listCheckouts(deps, request.query);
-    },
+    async (request) => listCheckouts(deps, request.query),
   );
 
   app.post(
     '/v1/checkouts/:id/cancel',
     {
+      config: { scope: 'checkouts:cancel' },
       schema: {
         operationId: 'cancelCheckout',
         tags: ['checkouts'],
         summary: 'Cancel a checkout before the customer has authorized it',
         description:
           'Allowed while pending or awaiting_approval; afterwards 409 checkout_not_cancelable. A later approval in the bank app pays nothing.',
-        security,
         params: CheckoutIdParams,
         response: { 200: CheckoutSchema, ...problems(400, 401, 404, 409, 414, 429, 503) },
       },
     },
-    async (request) => {
-      await requireMerchant(deps.db, request);
-      return cancelCheckout(deps, request.params.id);
-    },
+    async (request) => cancelCheckout(deps, request.params.id),
   );
 
   app.get(
     '/v1/banks',
     {
+      // The bank picker runs in the customer's browser: no credential.
+      config: { public: true },
       schema: {
         operationId: 'listBanks',
         tags: ['banks'],

@@ -26,6 +26,7 @@ export const PROBLEMS = {
   idempotency_key_missing: { status: 400, title: 'Idempotency-Key required' },
   invalid_idempotency_key: { status: 400, title: 'Invalid Idempotency-Key' },
   unauthorized: { status: 401, title: 'Unauthorized' },
+  insufficient_scope: { status: 403, title: 'Insufficient scope' },
   not_found: { status: 404, title: 'Not found' },
   checkout_not_found: { status: 404, title: 'Checkout not found' },
   checkout_not_cancelable: { status: 409, title: 'Checkout cannot be canceled' },

@@ -29,7 +29,8 @@ export async function registerSwagger(app: FastifyInstance): Promise<void> {
             type: 'http',
             scheme: 'bearer',
             description:
-              'A merchant API key (`npm run apikey`), or for reading one checkout its clientSecret',
+              'A merchant API key (`npm run apikey`), or for reading one checkout its clientSecret. ' +
+              'A restricted key holds only some scopes: each operation lists the one it needs.',
           },
         },
       },

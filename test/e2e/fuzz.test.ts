@@ -16,10 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../../src/app.ts';
 import { BankListSchema, CheckoutListSchema, CheckoutSchema } from '../../src/checkout/checkout.schemas.ts';
 import { ProblemSchema } from '../../src/http/problem.ts';
+import { createApiKey } from '../../src/infra/api-keys.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
 import { checkoutBody } from '../support/system.ts';
 
 let api: ApiApp;
+/** A restricted key (checkouts:read): every create or cancel it sends must be refused, 403. */
+let readOnly: { id: string; key: string };
 let witness: { id: string; clientSecret: string; body: Record<string, unknown> };
 let witnessBefore: string;
 let checkoutsBefore: number;
@@ -49,6 +52,7 @@ async function storedWitness(): Promise<string> {
 beforeAll(async () => {
   // A limit no fuzz run reaches: the limiter has its own tests (security.test.ts).
   api = await startApiApp({ rateLimit: { max: 1_000_000, timeWindowMs: 60_000 } });
+  readOnly = await createApiKey(api.db, `fuzz-read-only-${randomUUID()}`, ['checkouts:read']);
   const body = validBody();
   const res = await api.app.inject({
     method: 'POST',
@@ -243,6 +247,11 @@ function checkAnswer(req: FuzzRequest, res: LightMyRequestResponse): void {
   if (!problem.code) fail(req, res, 'empty code');
   if (res.statusCode === 401 && !res.headers['www-authenticate'])
     fail(req, res, '401 without WWW-Authenticate');
+  if (
+    res.statusCode === 403 &&
+    !/error="insufficient_scope", scope="/.test(`${res.headers['www-authenticate']}`)
+  )
+    fail(req, res, '403 without WWW-Authenticate naming the scope');
 }
 
 async function merchantCheckouts(): Promise<number> {
@@ -576,6 +585,7 @@ function authorization(): fc.Arbitrary<string | undefined> {
           `Bearer ${api.apiKey.slice(0, -1)}`,
           `Basic ${Buffer.from(`${api.apiKey}:`).toString('base64')}`,
           `Bearer ${witness.clientSecret}`,
+          `Bearer ${readOnly.key}`,
           `Bearer ${witness.clientSecret.replace(/.$/, 'A')}`,
           `Bearer ${'a'.repeat(513)}`,
           `Bearer bpk_${'a'.repeat(300)}`,
@@ -1040,6 +1050,8 @@ describe('fuzzing every route: never a 5xx, every 4xx problem+json, every 2xx as
   it('harmed nothing stored: only the 202 answers added checkouts, and the one made before is unchanged', async () => {
     const after = await api.db.checkout.count({ where: { apiKeyId: api.apiKeyId } });
     expect(after).toBe(checkoutsBefore + created.size);
+    // The read-only key created nothing (and canceled nothing: the witness is unchanged).
+    expect(await api.db.checkout.count({ where: { apiKeyId: readOnly.id } })).toBe(0);
     expect(await storedWitness()).toBe(witnessBefore);
     // Each checkout the fuzzing created holds what was sent.
     const rows = await api.db.checkout.findMany({ where: { id: { in: [...created.keys()] } } });
