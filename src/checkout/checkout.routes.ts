@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
+import { credentialVerified } from '../http/auth-throttle.ts';
 import { ProblemSchema } from '../http/problem.ts';
 import { authenticateApiKey } from '../infra/api-keys.ts';
 import type { Database } from '../infra/database.ts';
@@ -95,6 +96,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       } else if (!(await authenticateApiKey(deps.db, token))) {
         throw unauthorized('The API key is not valid');
       }
+      credentialVerified(request);
       const { view, retryAfter } = await getCheckout(deps, id);
       if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
       return view;

@@ -5,6 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import { authenticateApiKey } from '../infra/api-keys.ts';
 import type { Database } from '../infra/database.ts';
+import { credentialVerified } from './auth-throttle.ts';
 import { ProblemError } from './problem.ts';
 
 export function bearerToken(request: FastifyRequest): string | undefined {
@@ -26,5 +27,6 @@ export async function requireMerchant(db: Database, request: FastifyRequest): Pr
   if (!token) throw unauthorized();
   const apiKeyId = await authenticateApiKey(db, token);
   if (!apiKeyId) throw unauthorized('The API key is not valid');
+  credentialVerified(request);
   return apiKeyId;
 }

@@ -117,18 +117,95 @@ describe('rate limit per credential', () => {
     expect(ready.headers['x-ratelimit-limit']).toBeUndefined();
   });
 
-  it('counts answers of 401 per client address, so made-up keys do not each get a fresh allowance', async () => {
-    const { app, db } = limited;
+  it('counts failed authentications per client address: past the budget, made-up keys are refused unread', async () => {
+    const { app } = limited;
     const address = '198.51.100.7';
     const from = (token: string, remoteAddress = address) =>
       app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer(token), remoteAddress });
-    // Up to the limit of failures, and one more: each made-up key is a new rate-limit key.
-    for (let i = 0; i <= LIMIT.max; i++) expectProblem(await from(`bpk_madeup${i}`), 401, 'unauthorized');
+    // Each made-up key is a new per-credential bucket, so the failures count per address.
+    for (let i = 0; i < LIMIT.max; i++) expectProblem(await from(`bpk_madeup${i}`), 401, 'unauthorized');
     expectProblem(await from('bpk_yet-another'), 429, 'rate_limited');
-    // That address is refused even with a good key until the window ends; other addresses are not.
-    const { key } = await createApiKey(db, `good-${randomUUID()}`);
-    expectProblem(await from(key), 429, 'rate_limited');
-    expect((await from(key, '198.51.100.8')).statusCode).toBe(200);
+    // Other addresses are not affected.
+    expectProblem(await from('bpk_madeup-elsewhere', '198.51.100.8'), 401, 'unauthorized');
+  });
+});
+
+describe('failed authentications never lock out a valid credential', () => {
+  const spendFailureBudget = async (from: (token: string) => Promise<LightMyRequestResponse>) => {
+    let refused = false;
+    for (let i = 0; i < LIMIT.max + 2 && !refused; i++) {
+      refused = (await from(`bpk_madeup-${randomUUID()}`)).statusCode === 429;
+    }
+    expect(refused, 'made-up keys refused once the budget is spent').toBe(true);
+  };
+
+  it('serves a merchant key from an address whose failure budget is spent', async () => {
+    const { app, db } = limited;
+    const shared = '198.51.100.30';
+    const { key } = await createApiKey(db, `victim-${randomUUID()}`);
+    const list = (token: string) =>
+      app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer(token), remoteAddress: shared });
+    expect((await list(key)).statusCode).toBe(200);
+    // Someone behind the same address (a NAT, a shared proxy) tries made-up keys.
+    await spendFailureBudget(list);
+    expect((await list(key)).statusCode).toBe(200);
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/checkouts',
+      headers: { ...bearer(key), 'idempotency-key': randomUUID() },
+      payload: checkoutBody('alice'),
+      remoteAddress: shared,
+    });
+    expect(created.statusCode, created.body).toBe(202);
+    // Still counted per credential only: the key's own limit (3) is what refuses it next.
+    expectProblem(await list(key), 429, 'rate_limited');
+    expect((await list(key)).json().detail).toMatch(/with this credential/);
+  });
+
+  describe('behind proxies named in TRUST_PROXY', () => {
+    const PROXY = '10.0.0.2';
+    const ATTACKER = '198.51.100.66';
+    const MERCHANT = '203.0.113.10';
+    let proxied: ApiApp;
+    beforeAll(async () => {
+      proxied = await startApiApp({ rateLimit: LIMIT, env: { TRUST_PROXY: '10.0.0.0/8' } });
+    });
+    afterAll(async () => {
+      await proxied?.close();
+    });
+    const via = (forwardedFor: string, token: string, remoteAddress = PROXY) =>
+      proxied.app.inject({
+        method: 'GET',
+        url: '/v1/checkouts',
+        headers: { ...bearer(token), 'x-forwarded-for': forwardedFor },
+        remoteAddress,
+      });
+
+    it('counts failures against the address the proxy saw, not the leftmost entry the client wrote', async () => {
+      // The attacker writes the merchant server's address; the proxy appends the attacker's.
+      for (let i = 0; i < LIMIT.max; i++) {
+        expectProblem(await via(`${MERCHANT}, ${ATTACKER}`, `bpk_madeup${i}`), 401, 'unauthorized');
+      }
+      expectProblem(await via(`${MERCHANT}, ${ATTACKER}`, 'bpk_more'), 429, 'rate_limited');
+      // The merchant server's own address has no failures: even a key it has not used yet is looked up.
+      expectProblem(await via(MERCHANT, 'bpk_typo'), 401, 'unauthorized');
+      expect((await via(MERCHANT, proxied.apiKey)).statusCode).toBe(200);
+      // A client that reaches the API directly is its own address, whatever it writes.
+      const direct = '198.51.100.67';
+      for (let i = 0; i < LIMIT.max; i++) {
+        expectProblem(await via(MERCHANT, `bpk_direct${i}`, direct), 401, 'unauthorized');
+      }
+      expectProblem(await via(MERCHANT, 'bpk_direct-more', direct), 429, 'rate_limited');
+      expectProblem(await via(MERCHANT, 'bpk_typo2'), 401, 'unauthorized');
+    });
+
+    it('limits an attacker who rotates the spoofed entries', async () => {
+      const attacker = '198.51.100.68';
+      for (let i = 0; i < LIMIT.max; i++) {
+        expectProblem(await via(`192.0.2.${i}, ${attacker}`, `bpk_rotating${i}`), 401, 'unauthorized');
+      }
+      expectProblem(await via(`192.0.2.200, ${attacker}`, 'bpk_rotating-more'), 429, 'rate_limited');
+    });
   });
 });
 
