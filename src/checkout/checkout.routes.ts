@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { bearerToken, requireMerchant, unauthorized } from '../http/auth.ts';
-import { credentialVerified } from '../http/auth-throttle.ts';
+import { authenticationFailed, credentialIssued, credentialVerified } from '../http/auth-throttle.ts';
 import { ProblemSchema } from '../http/problem.ts';
 import { authenticateApiKey } from '../infra/api-keys.ts';
 import type { Database } from '../infra/database.ts';
@@ -65,6 +65,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       // Required, 1-255 visible ASCII: checked by the header schema (IdempotencyKeyHeader).
       const key = request.headers['idempotency-key'];
       const result = await createCheckout(deps, apiKeyId, key, request.body);
+      if (result.body.clientSecret) credentialIssued(request, result.body.clientSecret);
       if (result.replayed) reply.header('Idempotent-Replayed', 'true');
       reply.header('Location', `/v1/checkouts/${result.body.id}`);
       reply.header('Retry-After', '1');
@@ -91,8 +92,12 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       if (!token)
         throw unauthorized("Send a merchant API key or the checkout's clientSecret as a Bearer token");
       if (looksLikeClientSecret(token)) {
-        // A clientSecret opens its own checkout only; for any other it is "not found", not "forbidden".
-        if (!verifyClientSecret(deps.keys, id, token)) throw checkoutNotFound(id);
+        // A clientSecret opens its own checkout only; for any other it is "not found", not "forbidden",
+        // and still a failed authentication: guesses are throttled like wrong keys.
+        if (!verifyClientSecret(deps.keys, id, token)) {
+          authenticationFailed(request);
+          throw checkoutNotFound(id);
+        }
       } else if (!(await authenticateApiKey(deps.db, token))) {
         throw unauthorized('The API key is not valid');
       }

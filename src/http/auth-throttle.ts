@@ -5,23 +5,45 @@
  * costs the guesser, and nobody who shares an address with a guesser (a NAT, a proxy, a spoofed
  * X-Forwarded-For) loses a valid credential to them.
  *
- * The code that checks a credential says when it succeeded (`credentialVerified`); the security
- * plugin (security.ts) acts on it. Told explicitly rather than read from the status: a 400 can
- * come before any credential was looked at.
+ * The code that checks a credential says what it concluded (`credentialVerified`,
+ * `authenticationFailed`, `credentialIssued`); the security plugin (security.ts) acts on it. Told
+ * explicitly rather than read from the status: a 404 is a failure for a clientSecret of another
+ * checkout but not for a merchant key reading an unknown id, and a 400 can come before any
+ * credential was looked at.
  */
 import { isIP, isIPv6 } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 
 type Outcome = 'verified' | 'failed';
 const outcomes = new WeakMap<FastifyRequest, Outcome>();
+const issued = new WeakMap<FastifyRequest, string[]>();
 
 /** The request's credential was checked and is valid. */
 export function credentialVerified(request: FastifyRequest): void {
   outcomes.set(request, 'verified');
 }
 
+/** The request's credential was checked and refused (whatever status the answer then has). */
+export function authenticationFailed(request: FastifyRequest): void {
+  outcomes.set(request, 'failed');
+}
+
+/**
+ * The answer hands out a new credential (a checkout's clientSecret): valid from its first use, so a
+ * browser behind an address someone else spent the budget of is served from the start.
+ */
+export function credentialIssued(request: FastifyRequest, credential: string): void {
+  const list = issued.get(request);
+  if (list) list.push(credential);
+  else issued.set(request, [credential]);
+}
+
 export function authenticationOutcome(request: FastifyRequest): Outcome | undefined {
   return outcomes.get(request);
+}
+
+export function issuedCredentials(request: FastifyRequest): readonly string[] {
+  return issued.get(request) ?? [];
 }
 
 /** A Map that keeps its `max` most recently used entries: what an attacker sends cannot grow it. */

@@ -16,7 +16,7 @@ import fp from 'fastify-plugin';
 import helmet from 'helmet';
 import { hashSecret } from '../infra/api-keys.ts';
 import { bearerToken } from './auth.ts';
-import { AuthThrottle, addressKey, authenticationOutcome } from './auth-throttle.ts';
+import { AuthThrottle, addressKey, authenticationOutcome, issuedCredentials } from './auth-throttle.ts';
 import { ProblemError } from './problem.ts';
 
 export interface RateLimitSettings {
@@ -139,6 +139,9 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
   });
   app.addHook('onResponse', async (request, reply) => {
     if (isExempt(request)) return;
+    for (const issued of issuedCredentials(request)) {
+      if (reply.statusCode < 300) throttle.verified(hashSecret(issued));
+    }
     const hash = credentialHash(request);
     if (!hash) return;
     const outcome = authenticationOutcome(request);

@@ -3,7 +3,7 @@
  * Retry-After), security headers and no caching on every API answer, a 16 KiB body limit, unknown
  * fields refused. (A clientSecret opening only its own checkout is in checkout-api.test.ts.)
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../../src/app.ts';
@@ -160,6 +160,43 @@ describe('failed authentications never lock out a valid credential', () => {
     // Still counted per credential only: the key's own limit (3) is what refuses it next.
     expectProblem(await list(key), 429, 'rate_limited');
     expect((await list(key)).json().detail).toMatch(/with this credential/);
+  });
+
+  it("counts wrong clientSecrets as failures; the checkout's own clientSecret still works", async () => {
+    const { app, db } = limited;
+    const { key } = await createApiKey(db, `shop-${randomUUID()}`);
+    const create = async () => {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: { ...bearer(key), 'idempotency-key': randomUUID() },
+        payload: checkoutBody('alice'),
+        remoteAddress: '203.0.113.20',
+      });
+      expect(res.statusCode, res.body).toBe(202);
+      return res.json() as { id: string; clientSecret: string };
+    };
+    const [mine, other] = [await create(), await create()];
+    const read = (id: string, token: string, remoteAddress: string) =>
+      app.inject({ method: 'GET', url: `/v1/checkouts/${id}`, headers: bearer(token), remoteAddress });
+    const guess = () => `${mine.id}_secret_${randomBytes(32).toString('base64url')}`;
+
+    const browser = '198.51.100.40';
+    expect((await read(mine.id, mine.clientSecret, browser)).statusCode).toBe(200);
+    // Guessing answers 404 (DESIGN.md §2) and spends the address's failure budget.
+    for (let i = 0; i < LIMIT.max; i++)
+      expectProblem(await read(mine.id, guess(), browser), 404, 'checkout_not_found');
+    expectProblem(await read(mine.id, guess(), browser), 429, 'rate_limited');
+    // The right clientSecret is served, and so is one issued but not used yet.
+    expect((await read(mine.id, mine.clientSecret, browser)).statusCode).toBe(200);
+    expect((await read(other.id, other.clientSecret, browser)).statusCode).toBe(200);
+
+    // A clientSecret of another checkout is a failure too (still answered 404).
+    const elsewhere = '198.51.100.41';
+    expectProblem(await read(mine.id, other.clientSecret, elsewhere), 404, 'checkout_not_found');
+    for (let i = 1; i < LIMIT.max; i++)
+      expectProblem(await read(mine.id, guess(), elsewhere), 404, 'checkout_not_found');
+    expectProblem(await read(mine.id, guess(), elsewhere), 429, 'rate_limited');
   });
 
   describe('behind proxies named in TRUST_PROXY', () => {
