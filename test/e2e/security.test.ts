@@ -246,6 +246,53 @@ describe('failed authentications never lock out a valid credential', () => {
   });
 });
 
+describe('request ids', () => {
+  const logs: string[] = [];
+  let logged: ApiApp;
+  beforeAll(async () => {
+    logged = await startApiApp({
+      env: { LOG_LEVEL: 'info' },
+      logStream: { write: (line: string) => void logs.push(line) },
+    });
+  });
+  afterAll(async () => {
+    await logged?.close();
+  });
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const linesOf = (requestId: string) =>
+    logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === requestId);
+  const call = (clientRequestId: string) =>
+    logged.app.inject({ method: 'GET', url: '/v1/checkouts', headers: { 'x-request-id': clientRequestId } });
+
+  it('are always ours: a long client id is neither echoed nor logged', async () => {
+    const long = 'x'.repeat(3_000);
+    const res = await call(long);
+    const problem = expectProblem(res, 401, 'unauthorized');
+    expect(res.headers['x-request-id']).toMatch(UUID);
+    expect(problem.requestId).toMatch(UUID);
+    expect(linesOf(String(res.headers['x-request-id'])).length).toBeGreaterThan(0);
+    expect(logs.some((l) => l.includes('x'.repeat(129)))).toBe(false);
+  });
+
+  it('are unique even when clients repeat theirs; a valid client id is logged beside ours', async () => {
+    const [first, second] = [await call('order-42'), await call('order-42')];
+    const ours = [first, second].map((r) => String(r.headers['x-request-id']));
+    for (const id of ours) {
+      expect(id).toMatch(UUID);
+      const lines = linesOf(id);
+      expect(lines.length).toBeGreaterThan(0);
+      for (const line of lines) expect(line.clientRequestId).toBe('order-42');
+    }
+    expect(ours[0]).not.toBe(ours[1]);
+    // Not printable ASCII, or over 128 characters: dropped.
+    for (const bad of ['a'.repeat(129), 'two words', 'caf\u00e9']) {
+      const id = String((await call(bad)).headers['x-request-id']);
+      expect(id).toMatch(UUID);
+      for (const line of linesOf(id)) expect(line).not.toHaveProperty('clientRequestId');
+    }
+  });
+});
+
 describe('security headers', () => {
   it('are on API answers, problem answers and unknown routes, with Cache-Control: no-store', async () => {
     const { app, apiKey } = open;
