@@ -2,7 +2,6 @@
  * Builds the HTTP app, top to bottom: infrastructure plugins, then the modules, then the error
  * handlers. Dependencies (database, queue, configuration) are passed in; nothing here reads env.
  */
-import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
@@ -16,6 +15,7 @@ import { healthRoutes } from './http/health.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
 import { jwksRoutes } from './http/jwks.ts';
 import { registerProblemHandlers, sendError } from './http/problem.ts';
+import { generateRequestId, requestLogger } from './http/request-id.ts';
 import { type RateLimitSettings, security, setApiSecurityHeaders } from './http/security.ts';
 import { registerValidators } from './http/validation.ts';
 import { createKeyRing } from './infra/crypto.ts';
@@ -45,8 +45,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       ...(deps.logStream ? { stream: deps.logStream } : {}),
     },
     bodyLimit: BODY_LIMIT_BYTES,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // Ours, never the client's (src/http/request-id.ts): theirs is logged apart as clientRequestId.
+    requestIdHeader: false,
+    genReqId: generateRequestId,
+    childLoggerFactory: requestLogger,
     return503OnClosing: true,
     trustProxy: deps.config.http.trustProxy,
     // Errors of the router itself (malformed percent-encoding, an overlong path segment) as

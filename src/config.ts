@@ -4,6 +4,7 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { type Static, Type } from 'typebox';
@@ -126,8 +127,12 @@ export interface Config {
 export interface HttpSettings {
   /** Requests per credential (API key, clientSecret, else client IP) per window, per API process. */
   rateLimit: { max: number; timeWindowMs: number };
-  /** Behind a reverse proxy: take the client IP from X-Forwarded-For (Fastify trustProxy). */
-  trustProxy: boolean;
+  /**
+   * The reverse proxies (addresses, CIDRs, or proxy-addr's names loopback, linklocal, uniquelocal)
+   * whose X-Forwarded-For entries are believed (Fastify trustProxy); false: none, the client is the
+   * socket's peer.
+   */
+  trustProxy: string[] | false;
   /** Web origins whose pages may read a checkout with its clientSecret (CORS); none by default. */
   corsOrigins: string[];
 }
@@ -419,12 +424,54 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
-function booleanEnv(env: Env, name: string, fallback: boolean): boolean {
-  const text = env[name]?.trim().toLowerCase();
-  if (!text) return fallback;
-  if (['1', 'true', 'yes'].includes(text)) return true;
-  if (['0', 'false', 'no'].includes(text)) return false;
-  throw new ConfigError(`${name} must be true or false (got "${text}")`);
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/**
+ * TRUST_PROXY: the proxies in front of the API, by address. X-Forwarded-For is read from the
+ * right, entry by entry, while the hop that wrote it is one of them; the first address that is not
+ * is the client. Failed authentications are counted per client address, so this decides whose
+ * address a client can make us count against.
+ *
+ * `true` (trust every hop) is refused: the client would be the leftmost entry, which the client
+ * writes itself. A hop count is refused too: it cannot tell a proxy from a client that connects
+ * directly and writes enough entries itself (Fastify 5.12.1 dropped hop counts for that reason).
+ */
+function trustedProxies(env: Env): string[] | false {
+  const text = env.TRUST_PROXY?.trim();
+  if (!text || text === '0' || text.toLowerCase() === 'false') return false;
+  const example = 'e.g. TRUST_PROXY=10.0.0.0/8, TRUST_PROXY=192.0.2.10,192.0.2.11 or TRUST_PROXY=loopback';
+  if (['true', 'yes'].includes(text.toLowerCase())) {
+    throw new ConfigError(
+      `TRUST_PROXY=${text} would trust every hop: the client address would be the leftmost X-Forwarded-For entry, which any client writes itself. List your proxies' addresses or CIDRs instead (${example})`,
+    );
+  }
+  if (/^\d+$/.test(text)) {
+    throw new ConfigError(
+      `TRUST_PROXY=${text}: hop counts are not supported (a count cannot tell a proxy from a client that connects directly and writes X-Forwarded-For itself). List your proxies' addresses or CIDRs instead (${example}), or 0 for none`,
+    );
+  }
+  return text.split(',').map((part) => {
+    const entry = part.trim();
+    if (PROXY_RANGE_NAMES.includes(entry)) return entry;
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const ok =
+      family !== 0 &&
+      extra === undefined &&
+      (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits));
+    if (!ok) {
+      throw new ConfigError(
+        `TRUST_PROXY: "${entry}" is not an IP address, a CIDR or one of ${PROXY_RANGE_NAMES.join(', ')} (${example})`,
+      );
+    }
+    if (prefix !== undefined && Number(prefix) === 0) {
+      throw new ConfigError(
+        `TRUST_PROXY: "${entry}" trusts every address, as true would; name your proxies (${example})`,
+      );
+    }
+    return entry;
+  });
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -497,7 +544,7 @@ export function loadConfig(env: Env = process.env): Config {
         max: integer(env, 'RATE_LIMIT_MAX', 1_000, 1, 10_000_000),
         timeWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 10_000, 100, 3_600_000),
       },
-      trustProxy: booleanEnv(env, 'TRUST_PROXY', false),
+      trustProxy: trustedProxies(env),
       corsOrigins: (env.CORS_ORIGINS ?? '')
         .split(',')
         .map((o) => o.trim())

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerToken, merchantKeyOf, unauthorized } from '../http/auth.ts';
+import { authenticationFailed, credentialIssued, credentialVerified } from '../http/auth-throttle.ts';
 import { ProblemSchema } from '../http/problem.ts';
 import { checkoutNotFound } from './checkout.errors.ts';
 import {
@@ -53,6 +54,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       // Required, 1-255 visible ASCII: checked by the header schema (IdempotencyKeyHeader).
       const key = request.headers['idempotency-key'];
       const result = await createCheckout(deps, apiKeyId, key, request.body);
+      if (result.body.clientSecret) credentialIssued(request, result.body.clientSecret);
       if (result.replayed) reply.header('Idempotent-Replayed', 'true');
       reply.header('Location', `/v1/checkouts/${result.body.id}`);
       reply.header('Retry-After', '1');
@@ -77,11 +79,16 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       const { id } = request.params;
       if (!request.merchantKey) {
         // Not a merchant key (src/http/auth.ts checked those, scope included): a clientSecret, which
-        // opens its own checkout only; for any other it is "not found", not "forbidden".
+        // opens its own checkout only; for any other it is "not found", not "forbidden", and still
+        // a failed authentication: guesses are throttled like wrong keys.
         const token = bearerToken(request) ?? '';
         if (!looksLikeClientSecret(token)) throw unauthorized('The API key is not valid');
-        if (!verifyClientSecret(deps.keys, id, token)) throw checkoutNotFound(id);
+        if (!verifyClientSecret(deps.keys, id, token)) {
+          authenticationFailed(request);
+          throw checkoutNotFound(id);
+        }
       }
+      credentialVerified(request);
       const { view, retryAfter } = await getCheckout(deps, id);
       if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
       return view;

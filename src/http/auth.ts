@@ -20,6 +20,7 @@ import {
   type VerifiedApiKey,
 } from '../infra/api-keys.ts';
 import type { Database } from '../infra/database.ts';
+import { credentialVerified } from './auth-throttle.ts';
 import { ProblemError, ProblemSchema } from './problem.ts';
 
 declare module 'fastify' {
@@ -123,6 +124,8 @@ async function authenticate(db: Database, request: FastifyRequest, reply: Fastif
   if (clientSecret && !token.startsWith(API_KEY_PREFIX)) return;
   const key = await authenticateApiKey(db, token);
   if (!key) throw unauthorized('The API key is not valid');
+  // A valid key: failures from its address never block it (auth-throttle.ts).
+  credentialVerified(request);
   if (!allows(key.scopes, scope)) throw insufficientScope(reply, scope);
   request.merchantKey = key;
 }

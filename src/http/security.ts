@@ -2,7 +2,8 @@
  * What every API answer gets before any module sees the request: a rate limit per credential,
  * security headers for a JSON API, and no caching (answers carry secrets such as `clientSecret`).
  * Health endpoints and Swagger UI at /docs are exempt from the limit; /docs keeps a CSP that lets
- * Swagger UI run.
+ * Swagger UI run. Failed authentications are throttled per client address without ever refusing a
+ * credential known to be valid (auth-throttle.ts).
  *
  * The limit counts per process, in memory: N API processes allow up to N times the limit, and a
  * restart forgets the counts. When scaling out makes that matter, @fastify/rate-limit takes a
@@ -15,6 +16,7 @@ import fp from 'fastify-plugin';
 import helmet from 'helmet';
 import { hashSecret } from '../infra/api-keys.ts';
 import { bearerToken } from './auth.ts';
+import { AuthThrottle, addressKey, authenticationOutcome, issuedCredentials } from './auth-throttle.ts';
 import { ProblemError } from './problem.ts';
 
 export interface RateLimitSettings {
@@ -62,13 +64,26 @@ function isExempt(request: FastifyRequest): boolean {
   return isDocs(url) || (url?.startsWith('/health/') ?? false);
 }
 
+const credentialHashes = new WeakMap<FastifyRequest, string | null>();
+
 /**
  * The presented Bearer credential (merchant key or clientSecret), hashed so that no secret is kept
- * in memory as a map key; without one, the client address.
+ * in memory as a map key; null without one. Hashed once per request (every hook asks).
  */
+function credentialHash(request: FastifyRequest): string | null {
+  let hash = credentialHashes.get(request);
+  if (hash === undefined) {
+    const token = bearerToken(request);
+    hash = token ? hashSecret(token) : null;
+    credentialHashes.set(request, hash);
+  }
+  return hash;
+}
+
+/** The credential; without one, the client address. */
 function rateLimitKey(request: FastifyRequest): string {
-  const token = bearerToken(request);
-  return token ? `bearer:${hashSecret(token)}` : `ip:${request.ip}`;
+  const hash = credentialHash(request);
+  return hash ? `bearer:${hash}` : `ip:${addressKey(request.ip)}`;
 }
 
 function rateLimited(retryAfterSeconds: number, detail: string): ProblemError {
@@ -95,6 +110,46 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     }
   });
 
+  // Before the per-credential limit (a route-level hook, so it runs after this one): a guess
+  // refused here costs neither a lookup nor a bucket of its own.
+  //
+  // The per-credential key is chosen by the client: one who sends a new made-up credential each
+  // time would never be limited (and would make us look each one up). So failed authentications
+  // also count per client address, and once an address has spent its budget, credentials this
+  // process has not seen succeed are refused unread until the window ends. A credential seen to
+  // succeed is still verified and served: failures from its address, whoever caused them, never
+  // lock it out.
+  const throttle = new AuthThrottle({
+    maxFailures: limit.max,
+    windowMs: limit.timeWindowMs,
+    addressesKept: RATE_LIMIT_KEYS_KEPT,
+    credentialsKept: RATE_LIMIT_KEYS_KEPT,
+  });
+  app.addHook('onRequest', async (request) => {
+    if (isExempt(request)) return;
+    const hash = credentialHash(request);
+    if (!hash) return;
+    const retryAfter = throttle.refusal(addressKey(request.ip), hash);
+    if (retryAfter !== undefined) {
+      throw rateLimited(
+        retryAfter,
+        `Too many failed authentications from this address; retry in ${retryAfter} s (a credential that worked before is still served)`,
+      );
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (isExempt(request)) return;
+    for (const issued of issuedCredentials(request)) {
+      if (reply.statusCode < 300) throttle.verified(hashSecret(issued));
+    }
+    const hash = credentialHash(request);
+    if (!hash) return;
+    const outcome = authenticationOutcome(request);
+    if (outcome === 'verified') throttle.verified(hash);
+    // A 401 is a refused credential even where the code did not say so.
+    else if (outcome === 'failed' || reply.statusCode === 401) throttle.failed(addressKey(request.ip), hash);
+  });
+
   await app.register(rateLimit, {
     max: limit.max,
     timeWindow: limit.timeWindowMs,
@@ -107,28 +162,6 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
         Math.ceil(context.ttl / 1000),
         `More than ${context.max} requests in ${limit.timeWindowMs / 1000} s with this credential; retry in ${context.after}`,
       ),
-  });
-
-  // The key above is chosen by the client: one who sends a new made-up credential each time would
-  // never be limited (and would make us look each one up). So answers of 401 also count per client
-  // address, and an address over the limit is refused until its window ends.
-  const authFailures = app.createRateLimit({
-    max: limit.max,
-    timeWindow: limit.timeWindowMs,
-    keyGenerator: (request) => `ip:${request.ip}`,
-  });
-  app.addHook('onRequest', async (request) => {
-    if (isExempt(request)) return;
-    const failures = await authFailures(request, { increment: false });
-    if (!failures.isAllowed && failures.isExceeded) {
-      throw rateLimited(
-        failures.ttlInSeconds,
-        `Too many requests with a credential that is not valid from this address; retry in ${failures.ttlInSeconds} s`,
-      );
-    }
-  });
-  app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode === 401 && !isExempt(request)) await authFailures(request);
   });
 }
 

@@ -3,7 +3,7 @@
  * Retry-After), security headers and no caching on every API answer, a 16 KiB body limit, unknown
  * fields refused. (A clientSecret opening only its own checkout is in checkout-api.test.ts.)
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../../src/app.ts';
@@ -117,18 +117,179 @@ describe('rate limit per credential', () => {
     expect(ready.headers['x-ratelimit-limit']).toBeUndefined();
   });
 
-  it('counts answers of 401 per client address, so made-up keys do not each get a fresh allowance', async () => {
-    const { app, db } = limited;
+  it('counts failed authentications per client address: past the budget, made-up keys are refused unread', async () => {
+    const { app } = limited;
     const address = '198.51.100.7';
     const from = (token: string, remoteAddress = address) =>
       app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer(token), remoteAddress });
-    // Up to the limit of failures, and one more: each made-up key is a new rate-limit key.
-    for (let i = 0; i <= LIMIT.max; i++) expectProblem(await from(`bpk_madeup${i}`), 401, 'unauthorized');
+    // Each made-up key is a new per-credential bucket, so the failures count per address.
+    for (let i = 0; i < LIMIT.max; i++) expectProblem(await from(`bpk_madeup${i}`), 401, 'unauthorized');
     expectProblem(await from('bpk_yet-another'), 429, 'rate_limited');
-    // That address is refused even with a good key until the window ends; other addresses are not.
-    const { key } = await createApiKey(db, `good-${randomUUID()}`);
-    expectProblem(await from(key), 429, 'rate_limited');
-    expect((await from(key, '198.51.100.8')).statusCode).toBe(200);
+    // Other addresses are not affected.
+    expectProblem(await from('bpk_madeup-elsewhere', '198.51.100.8'), 401, 'unauthorized');
+  });
+});
+
+describe('failed authentications never lock out a valid credential', () => {
+  const spendFailureBudget = async (from: (token: string) => Promise<LightMyRequestResponse>) => {
+    let refused = false;
+    for (let i = 0; i < LIMIT.max + 2 && !refused; i++) {
+      refused = (await from(`bpk_madeup-${randomUUID()}`)).statusCode === 429;
+    }
+    expect(refused, 'made-up keys refused once the budget is spent').toBe(true);
+  };
+
+  it('serves a merchant key from an address whose failure budget is spent', async () => {
+    const { app, db } = limited;
+    const shared = '198.51.100.30';
+    const { key } = await createApiKey(db, `victim-${randomUUID()}`);
+    const list = (token: string) =>
+      app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer(token), remoteAddress: shared });
+    expect((await list(key)).statusCode).toBe(200);
+    // Someone behind the same address (a NAT, a shared proxy) tries made-up keys.
+    await spendFailureBudget(list);
+    expect((await list(key)).statusCode).toBe(200);
+    const created = await app.inject({
+      method: 'POST',
+      url: '/v1/checkouts',
+      headers: { ...bearer(key), 'idempotency-key': randomUUID() },
+      payload: checkoutBody('alice'),
+      remoteAddress: shared,
+    });
+    expect(created.statusCode, created.body).toBe(202);
+    // Still counted per credential only: the key's own limit (3) is what refuses it next.
+    expectProblem(await list(key), 429, 'rate_limited');
+    expect((await list(key)).json().detail).toMatch(/with this credential/);
+  });
+
+  it("counts wrong clientSecrets as failures; the checkout's own clientSecret still works", async () => {
+    const { app, db } = limited;
+    const { key } = await createApiKey(db, `shop-${randomUUID()}`);
+    const create = async () => {
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: { ...bearer(key), 'idempotency-key': randomUUID() },
+        payload: checkoutBody('alice'),
+        remoteAddress: '203.0.113.20',
+      });
+      expect(res.statusCode, res.body).toBe(202);
+      return res.json() as { id: string; clientSecret: string };
+    };
+    const [mine, other] = [await create(), await create()];
+    const read = (id: string, token: string, remoteAddress: string) =>
+      app.inject({ method: 'GET', url: `/v1/checkouts/${id}`, headers: bearer(token), remoteAddress });
+    const guess = () => `${mine.id}_secret_${randomBytes(32).toString('base64url')}`;
+
+    const browser = '198.51.100.40';
+    expect((await read(mine.id, mine.clientSecret, browser)).statusCode).toBe(200);
+    // Guessing answers 404 (DESIGN.md §2) and spends the address's failure budget.
+    for (let i = 0; i < LIMIT.max; i++)
+      expectProblem(await read(mine.id, guess(), browser), 404, 'checkout_not_found');
+    expectProblem(await read(mine.id, guess(), browser), 429, 'rate_limited');
+    // The right clientSecret is served, and so is one issued but not used yet.
+    expect((await read(mine.id, mine.clientSecret, browser)).statusCode).toBe(200);
+    expect((await read(other.id, other.clientSecret, browser)).statusCode).toBe(200);
+
+    // A clientSecret of another checkout is a failure too (still answered 404).
+    const elsewhere = '198.51.100.41';
+    expectProblem(await read(mine.id, other.clientSecret, elsewhere), 404, 'checkout_not_found');
+    for (let i = 1; i < LIMIT.max; i++)
+      expectProblem(await read(mine.id, guess(), elsewhere), 404, 'checkout_not_found');
+    expectProblem(await read(mine.id, guess(), elsewhere), 429, 'rate_limited');
+  });
+
+  describe('behind proxies named in TRUST_PROXY', () => {
+    const PROXY = '10.0.0.2';
+    const ATTACKER = '198.51.100.66';
+    const MERCHANT = '203.0.113.10';
+    let proxied: ApiApp;
+    beforeAll(async () => {
+      proxied = await startApiApp({ rateLimit: LIMIT, env: { TRUST_PROXY: '10.0.0.0/8' } });
+    });
+    afterAll(async () => {
+      await proxied?.close();
+    });
+    const via = (forwardedFor: string, token: string, remoteAddress = PROXY) =>
+      proxied.app.inject({
+        method: 'GET',
+        url: '/v1/checkouts',
+        headers: { ...bearer(token), 'x-forwarded-for': forwardedFor },
+        remoteAddress,
+      });
+
+    it('counts failures against the address the proxy saw, not the leftmost entry the client wrote', async () => {
+      // The attacker writes the merchant server's address; the proxy appends the attacker's.
+      for (let i = 0; i < LIMIT.max; i++) {
+        expectProblem(await via(`${MERCHANT}, ${ATTACKER}`, `bpk_madeup${i}`), 401, 'unauthorized');
+      }
+      expectProblem(await via(`${MERCHANT}, ${ATTACKER}`, 'bpk_more'), 429, 'rate_limited');
+      // The merchant server's own address has no failures: even a key it has not used yet is looked up.
+      expectProblem(await via(MERCHANT, 'bpk_typo'), 401, 'unauthorized');
+      expect((await via(MERCHANT, proxied.apiKey)).statusCode).toBe(200);
+      // A client that reaches the API directly is its own address, whatever it writes.
+      const direct = '198.51.100.67';
+      for (let i = 0; i < LIMIT.max; i++) {
+        expectProblem(await via(MERCHANT, `bpk_direct${i}`, direct), 401, 'unauthorized');
+      }
+      expectProblem(await via(MERCHANT, 'bpk_direct-more', direct), 429, 'rate_limited');
+      expectProblem(await via(MERCHANT, 'bpk_typo2'), 401, 'unauthorized');
+    });
+
+    it('limits an attacker who rotates the spoofed entries', async () => {
+      const attacker = '198.51.100.68';
+      for (let i = 0; i < LIMIT.max; i++) {
+        expectProblem(await via(`192.0.2.${i}, ${attacker}`, `bpk_rotating${i}`), 401, 'unauthorized');
+      }
+      expectProblem(await via(`192.0.2.200, ${attacker}`, 'bpk_rotating-more'), 429, 'rate_limited');
+    });
+  });
+});
+
+describe('request ids', () => {
+  const logs: string[] = [];
+  let logged: ApiApp;
+  beforeAll(async () => {
+    logged = await startApiApp({
+      env: { LOG_LEVEL: 'info' },
+      logStream: { write: (line: string) => void logs.push(line) },
+    });
+  });
+  afterAll(async () => {
+    await logged?.close();
+  });
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const linesOf = (requestId: string) =>
+    logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.reqId === requestId);
+  const call = (clientRequestId: string) =>
+    logged.app.inject({ method: 'GET', url: '/v1/checkouts', headers: { 'x-request-id': clientRequestId } });
+
+  it('are always ours: a long client id is neither echoed nor logged', async () => {
+    const long = 'x'.repeat(3_000);
+    const res = await call(long);
+    const problem = expectProblem(res, 401, 'unauthorized');
+    expect(res.headers['x-request-id']).toMatch(UUID);
+    expect(problem.requestId).toMatch(UUID);
+    expect(linesOf(String(res.headers['x-request-id'])).length).toBeGreaterThan(0);
+    expect(logs.some((l) => l.includes('x'.repeat(129)))).toBe(false);
+  });
+
+  it('are unique even when clients repeat theirs; a valid client id is logged beside ours', async () => {
+    const [first, second] = [await call('order-42'), await call('order-42')];
+    const ours = [first, second].map((r) => String(r.headers['x-request-id']));
+    for (const id of ours) {
+      expect(id).toMatch(UUID);
+      const lines = linesOf(id);
+      expect(lines.length).toBeGreaterThan(0);
+      for (const line of lines) expect(line.clientRequestId).toBe('order-42');
+    }
+    expect(ours[0]).not.toBe(ours[1]);
+    // Not printable ASCII, or over 128 characters: dropped.
+    for (const bad of ['a'.repeat(129), 'two words', 'caf\u00e9']) {
+      const id = String((await call(bad)).headers['x-request-id']);
+      expect(id).toMatch(UUID);
+      for (const line of linesOf(id)) expect(line).not.toHaveProperty('clientRequestId');
+    }
   });
 });
 

@@ -96,6 +96,29 @@ describe('loadConfig', () => {
     expect(errorOf(env({ banks: [bank()] }, { [name]: value }))).toMatch(message);
   });
 
+  it.each([
+    [undefined, false],
+    ['0', false],
+    ['false', false],
+    ['10.0.0.2', ['10.0.0.2']],
+    [' 10.0.0.0/8, 2001:db8::/32 ,loopback', ['10.0.0.0/8', '2001:db8::/32', 'loopback']],
+  ])('reads TRUST_PROXY=%s as the proxies %j', (value, proxies) => {
+    expect(loadConfig(env({ banks: [bank()] }, { TRUST_PROXY: value })).http.trustProxy).toEqual(proxies);
+  });
+
+  it.each([
+    ['true', /^TRUST_PROXY=true would trust every hop: .*leftmost X-Forwarded-For entry.*10\.0\.0\.0\/8/],
+    ['yes', /^TRUST_PROXY=yes would trust every hop/],
+    ['1', /^TRUST_PROXY=1: hop counts are not supported/],
+    ['0.0.0.0/0', /"0\.0\.0\.0\/0" trusts every address/],
+    ['::/0', /"::\/0" trusts every address/],
+    ['10.0.0.0/33', /"10\.0\.0\.0\/33" is not an IP address, a CIDR/],
+    ['proxy.internal', /"proxy\.internal" is not an IP address/],
+    ['10.0.0.1,', /"" is not an IP address/],
+  ])('refuses TRUST_PROXY=%s, saying why', (value, message) => {
+    expect(errorOf(env({ banks: [bank()] }, { TRUST_PROXY: value }))).toMatch(message);
+  });
+
   it('does not need REDIS_URL with the PostgreSQL queue backend', () => {
     const config = loadConfig(env({ banks: [bank()] }, { REDIS_URL: undefined, QUEUE_BACKEND: 'postgres' }));
     expect(config.queue.backend).toBe('postgres');
