@@ -243,21 +243,19 @@ async function main(): Promise<number> {
 
   // The bank's ledger against ours.
   const rows = await prisma.checkout.findMany({
-    select: { id: true, status: true, loginHint: true, failureCode: true },
+    select: { id: true, status: true, failureCode: true },
   });
   const { payments } = (await (await fetch(`${control}/payments`)).json()) as {
     payments: Array<{ login: string; idempotencyKey: string; status: string }>;
   };
   const byLogin = new Map<string, number>();
   for (const p of payments) byLogin.set(p.login, (byLogin.get(p.login) ?? 0) + 1);
+  // A checkout's customer from our own plan: the row no longer holds the login once it has ended.
+  const paymentsOf = (r: { id: string }) => byLogin.get(plans.get(r.id)?.login ?? '') ?? 0;
   const count = (s: string) => rows.filter((r) => r.status === s).length;
-  const doublePayments = rows.filter((r) => (byLogin.get(r.loginHint) ?? 0) > 1).length;
-  const succeededWithoutPayment = rows.filter(
-    (r) => r.status === 'succeeded' && (byLogin.get(r.loginHint) ?? 0) !== 1,
-  ).length;
-  const paidButNotSucceeded = rows.filter(
-    (r) => r.status !== 'succeeded' && (byLogin.get(r.loginHint) ?? 0) > 0,
-  ).length;
+  const doublePayments = rows.filter((r) => paymentsOf(r) > 1).length;
+  const succeededWithoutPayment = rows.filter((r) => r.status === 'succeeded' && paymentsOf(r) !== 1).length;
+  const paidButNotSucceeded = rows.filter((r) => r.status !== 'succeeded' && paymentsOf(r) > 0).length;
   const stuck = rows.filter((r) => !terminal.includes(r.status)).length;
   const statusOf = new Map(rows.map((r) => [r.id, r]));
   const approvedButDeclined = [...plans.entries()].filter(

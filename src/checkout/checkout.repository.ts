@@ -17,11 +17,18 @@
  */
 import { Prisma } from '../generated/prisma/client.ts';
 import type { Database, SqlPool } from '../infra/database.ts';
-import { type CheckoutStatus, canTransition } from './checkout.states.ts';
+import { type CheckoutStatus, canTransition, isTerminal } from './checkout.states.ts';
 import { completeRecordSql, completeRecordValues, type StoredResponse } from './idempotency.repository.ts';
 
 export type CheckoutRow = Prisma.CheckoutGetPayload<object>;
 export type CheckoutPatch = Omit<Prisma.CheckoutUpdateManyMutationInput, 'status' | 'id'>;
+
+/**
+ * What identifies the customer at the bank is kept only while the bank may still be asked about
+ * it: once a checkout has ended, its auth_req_id (a bearer handle at the bank), the login hint and
+ * the bank's subject are cleared in the same update (nothing looks a checkout up by them then).
+ */
+const FORGOTTEN_AT_THE_END: CheckoutPatch = { authReqId: null, loginHint: null, subject: null };
 
 /** Non-secret facts only (codes, intervals, HTTP statuses): never tokens or keys. */
 export type EventDetail = Record<string, string | number | boolean | null>;
@@ -194,6 +201,7 @@ export function createCheckoutRepository(db: Database, sql: SqlPool): CheckoutRe
           where: { id, status: { in: sources } },
           data: {
             ...patch,
+            ...(isTerminal(to) ? FORGOTTEN_AT_THE_END : {}),
             status: to,
             events: {
               create: {

@@ -22,7 +22,8 @@ export async function startBackchannelAuthentication(
 ): Promise<string> {
   const now = Date.now();
   const checkout = await ctx.checkouts.find(job.data.checkoutId);
-  if (!checkout || checkout.status !== 'pending') return 'skipped';
+  // (A pending checkout always has its login hint: it is cleared only once the checkout ends.)
+  if (!checkout || checkout.status !== 'pending' || checkout.loginHint === null) return 'skipped';
 
   const bankConfig = ctx.config.banks.find((b) => b.id === checkout.bankId);
   const bank = ctx.banks.get(checkout.bankId);

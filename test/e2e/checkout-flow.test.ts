@@ -12,7 +12,7 @@ import {
   useSystem,
 } from '../support/system.ts';
 
-const { http } = useSystem();
+const { http, system } = useSystem();
 
 interface Payments {
   count: number;
@@ -95,5 +95,12 @@ describe('a checkout the customer approves', () => {
     expect(timeline).toContain('backchannel_authentication:accepted');
     expect(timeline).toContain('token_poll:tokens');
     expect(timeline.at(-1)).toBe('payment:accepted');
+
+    // Once it has ended, nothing that identifies the customer at the bank is kept in clear.
+    const row = await system().db.checkout.findUniqueOrThrow({ where: { id: checkout.id! } });
+    expect(row).toMatchObject({ authReqId: null, loginHint: null, subject: null, tokensEncrypted: null });
+    const stored = JSON.stringify({ ...row, amount: String(row.amount) });
+    expect(stored).not.toContain(login);
+    expect(stored).not.toContain(request.authReqId);
   });
 });

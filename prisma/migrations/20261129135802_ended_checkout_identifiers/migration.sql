@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "checkouts" ALTER COLUMN "login_hint" DROP NOT NULL;
