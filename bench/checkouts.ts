@@ -46,7 +46,7 @@ export async function createViaApi(bench: Bench, apiUrl: string, i: number): Pro
 /** What POST /v1/checkouts writes and enqueues, in batches (no idempotency record). */
 export async function createDirect(bench: Bench, n: number, out: Created[]): Promise<void> {
   const { sql } = bench;
-  const keyRing = createKeyRing([Buffer.from(bench.env.TOKEN_ENCRYPTION_KEYS!, 'base64')]);
+  const keyRing = createKeyRing([Buffer.from(bench.env.CLIENT_SECRET_KEYS!, 'base64')]);
   const { id: apiKeyId } = (await sql.query('SELECT id FROM api_keys LIMIT 1')).rows[0] as { id: string };
   const connection = new Redis(bench.redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(QUEUE_NAME, { connection });

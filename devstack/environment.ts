@@ -14,6 +14,7 @@ import { createDatabase } from '../src/infra/database.ts';
 
 export interface DevSecrets {
   tokenEncryptionKey: string;
+  clientSecretKey: string;
   apiKey?: string;
 }
 
@@ -21,10 +22,19 @@ const SECRETS_FILE = 'dev-secrets.json';
 
 /** The secrets kept in `dataDir` (made on first use), or fresh ones when `dataDir` is null. */
 export function loadSecrets(dataDir: string | null): DevSecrets {
-  const fresh = { tokenEncryptionKey: randomBytes(32).toString('base64') };
+  const fresh = {
+    tokenEncryptionKey: randomBytes(32).toString('base64'),
+    clientSecretKey: randomBytes(32).toString('base64'),
+  };
   if (!dataDir) return fresh;
   const file = join(dataDir, SECRETS_FILE);
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
+  if (existsSync(file)) {
+    // A file from before a secret existed gets it added; the others are kept.
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevSecrets>;
+    const kept = { ...fresh, ...stored };
+    if (!stored.tokenEncryptionKey || !stored.clientSecretKey) saveSecrets(dataDir, kept);
+    return kept;
+  }
   saveSecrets(dataDir, fresh);
   return fresh;
 }
@@ -69,5 +79,6 @@ export function appEnvironment(o: {
     MERCHANT_NAME: o.merchant.name,
     MERCHANT_IBAN: o.merchant.iban,
     TOKEN_ENCRYPTION_KEYS: o.secrets.tokenEncryptionKey,
+    CLIENT_SECRET_KEYS: o.secrets.clientSecretKey,
   };
 }

@@ -96,7 +96,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(checkoutRoutes, {
     ...createRepositories(deps.db, sql),
     queue: deps.queue.queue,
-    keys: createKeyRing(deps.config.tokenEncryptionKeys),
+    clientSecretKeys: createKeyRing(deps.config.clientSecretKeys),
     config: deps.config,
     log: app.log,
   });

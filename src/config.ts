@@ -2,7 +2,7 @@
  * Configuration, read and validated once at start. Nothing else in the code reads the environment.
  * An invalid value stops the process with a message that names the field and says what is expected.
  */
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -118,6 +118,8 @@ export interface Config {
   merchant: { name: string; iban: string };
   /** AES-256-GCM keys for tokens at rest; the first encrypts, all decrypt (rotation). */
   tokenEncryptionKeys: Buffer[];
+  /** HMAC keys for clientSecrets (their own, so rotating token keys leaves them alone); first signs, all verify. */
+  clientSecretKeys: Buffer[];
   banks: BankConfig[];
   banksFile: string;
   worker: WorkerSettings;
@@ -402,12 +404,30 @@ export function loadBanks(banksFile: string, env: Env = process.env): BankConfig
   });
 }
 
-function parseKeys(value: string): Buffer[] {
+/** SHA-256 of keys this repository has published (an earlier docker-compose.yml default). */
+const PUBLISHED_KEYS = new Set(['561c9f2cc0e720388ff4e57611e7bce3d0b3d5b44563b15486646372b0f4ffc9']);
+
+/**
+ * A key anyone could know: one this repository published, or one with a pattern instead of
+ * randomness (32 random bytes hold about 31 distinct values; fewer than 16 means zeros or a
+ * repeated byte, as every key written into our tests and examples is).
+ */
+export function isPublishedKey(key: Buffer): boolean {
+  return PUBLISHED_KEYS.has(createHash('sha256').update(key).digest('hex')) || new Set(key).size < 16;
+}
+
+function parseKeys(name: string, value: string, production: boolean): Buffer[] {
   return value.split(',').map((part, i) => {
     const key = Buffer.from(part.trim(), 'base64');
     if (key.length !== 32) {
       throw new ConfigError(
-        `TOKEN_ENCRYPTION_KEYS: key ${i + 1} is not 32 bytes of base64 (generate one with: openssl rand -base64 32)`,
+        `${name}: key ${i + 1} is not 32 bytes of base64 (generate one with: openssl rand -base64 32)`,
+      );
+    }
+    // Anyone who knows such a key can forge clientSecrets or read stored tokens.
+    if (production && isPublishedKey(key)) {
+      throw new ConfigError(
+        `${name}: key ${i + 1} is a published or non-random key, refused with NODE_ENV=production (generate one with: openssl rand -base64 32)`,
       );
     }
     return key;
@@ -477,6 +497,7 @@ function trustedProxies(env: Env): string[] | false {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV?.trim() === 'production';
   const databaseUrl = parseUrl(
     'DATABASE_URL',
     required(env, 'DATABASE_URL', 'a PostgreSQL URL, e.g. postgresql://user:pass@127.0.0.1:5432/bankpay'),
@@ -535,7 +556,18 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     merchant: { name: merchantName, iban },
     tokenEncryptionKeys: parseKeys(
+      'TOKEN_ENCRYPTION_KEYS',
       required(env, 'TOKEN_ENCRYPTION_KEYS', 'comma-separated base64 32-byte keys (openssl rand -base64 32)'),
+      production,
+    ),
+    clientSecretKeys: parseKeys(
+      'CLIENT_SECRET_KEYS',
+      required(
+        env,
+        'CLIENT_SECRET_KEYS',
+        'comma-separated base64 32-byte keys that sign clientSecrets (openssl rand -base64 32)',
+      ),
+      production,
     ),
     banks: loadBanks(banksFile, env),
     banksFile,

@@ -24,6 +24,7 @@ const documentConfig: Config = {
   logLevel: 'silent',
   merchant: { name: 'Example Shop', iban: 'DE89370400440532013000' },
   tokenEncryptionKeys: [Buffer.alloc(32)],
+  clientSecretKeys: [Buffer.alloc(32)],
   banks: [],
   banksFile: 'unused',
   http: { rateLimit: { max: 1_000, timeWindowMs: 10_000 }, trustProxy: false, corsOrigins: [] },

@@ -24,7 +24,7 @@ import {
   getCheckout,
   listCheckouts,
 } from './checkout.service.ts';
-import { looksLikeClientSecret, verifyClientSecret } from './client-secret.ts';
+import { clientSecretStillAccepted, looksLikeClientSecret, verifyClientSecret } from './client-secret.ts';
 
 // 403 insufficient_scope is added by src/http/auth.ts to every route that declares a scope.
 const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ProblemSchema]));
@@ -83,13 +83,15 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
         // a failed authentication: guesses are throttled like wrong keys.
         const token = bearerToken(request) ?? '';
         if (!looksLikeClientSecret(token)) throw unauthorized('The API key is not valid');
-        if (!verifyClientSecret(deps.keys, id, token)) {
+        if (!verifyClientSecret(deps.clientSecretKeys, id, token)) {
           authenticationFailed(request);
           throw checkoutNotFound(id);
         }
       }
       credentialVerified(request);
       const { view, retryAfter } = await getCheckout(deps, id);
+      // A day after the checkout ended its clientSecret no longer reads it (the merchant key still does).
+      if (!request.merchantKey && !clientSecretStillAccepted(view, Date.now())) throw checkoutNotFound(id);
       if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
       return view;
     },

@@ -23,7 +23,8 @@ export interface CheckoutDeps {
   checkouts: CheckoutRepository;
   idempotency: IdempotencyRepository;
   queue: Queue;
-  keys: KeyRing;
+  /** Signs and verifies clientSecrets (CLIENT_SECRET_KEYS). */
+  clientSecretKeys: KeyRing;
   config: Config;
   log: Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'>;
 }
@@ -160,7 +161,7 @@ export async function createCheckout(
       const body = claim.body as unknown as CheckoutView;
       return {
         status: claim.status,
-        body: { ...body, clientSecret: issueClientSecret(deps.keys, body.id) },
+        body: { ...body, clientSecret: issueClientSecret(deps.clientSecretKeys, body.id) },
         replayed: true,
       };
     }
@@ -185,7 +186,7 @@ export async function createCheckout(
   }
   return {
     status: 202,
-    body: { ...response.body, clientSecret: issueClientSecret(deps.keys, row.id) },
+    body: { ...response.body, clientSecret: issueClientSecret(deps.clientSecretKeys, row.id) },
     replayed: false,
   };
 }

@@ -160,6 +160,34 @@ describe('authentication', () => {
     );
   });
 
+  it('a clientSecret stops reading its checkout a day after it ended; the merchant key still reads it', async () => {
+    const a = (await json(await http.createCheckout(checkoutBody('alice')))) as {
+      id: string;
+      clientSecret: string;
+    };
+    expect((await http.post(`/v1/checkouts/${a.id}/cancel`)).status).toBe(200);
+    expect((await http.get(`/v1/checkouts/${a.id}`, a.clientSecret)).status).toBe(200);
+    // Ended just over a day ago.
+    await system().db.checkout.update({
+      where: { id: a.id },
+      data: { updatedAt: new Date(Date.now() - 24 * 3600 * 1000 - 60_000) },
+    });
+    await expectProblem(await http.get(`/v1/checkouts/${a.id}`, a.clientSecret), 404, 'checkout_not_found');
+    expect((await http.get(`/v1/checkouts/${a.id}`)).status).toBe(200);
+  });
+
+  it('a clientSecret is signed with CLIENT_SECRET_KEYS: the token-encryption keys do not open it', async () => {
+    const a = (await json(await http.createCheckout(checkoutBody('alice')))) as {
+      id: string;
+      clientSecret: string;
+    };
+    const { createKeyRing } = await import('../../src/infra/crypto.ts');
+    const { verifyClientSecret } = await import('../../src/checkout/client-secret.ts');
+    const config = system().config;
+    expect(verifyClientSecret(createKeyRing(config.clientSecretKeys), a.id, a.clientSecret)).toBe(true);
+    expect(verifyClientSecret(createKeyRing(config.tokenEncryptionKeys), a.id, a.clientSecret)).toBe(false);
+  });
+
   it('an unknown checkout → 404', async () => {
     await expectProblem(await http.get('/v1/checkouts/chk_nope'), 404, 'checkout_not_found');
   });

@@ -54,6 +54,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     MERCHANT_NAME: 'Acme Shop',
     MERCHANT_IBAN: 'DE89370400440532013000',
     TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
+    CLIENT_SECRET_KEYS: randomBytes(32).toString('base64'),
     LOG_LEVEL: 'silent',
     ...overrides,
   };

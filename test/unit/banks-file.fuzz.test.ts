@@ -169,6 +169,7 @@ function env(banksFile: string): Record<string, string> {
     MERCHANT_NAME: 'Acme Shop',
     MERCHANT_IBAN: 'DE89370400440532013000',
     TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 7).toString('base64'),
+    CLIENT_SECRET_KEYS: Buffer.alloc(32, 8).toString('base64'),
   };
 }
 

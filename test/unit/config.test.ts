@@ -46,6 +46,7 @@ function env(
     MERCHANT_NAME: 'Acme Shop',
     MERCHANT_IBAN: 'DE89 3704 0044 0532 0130 00',
     TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 7).toString('base64'),
+    CLIENT_SECRET_KEYS: Buffer.alloc(32, 8).toString('base64'),
     ...overrides,
   };
 }
@@ -89,6 +90,8 @@ describe('loadConfig', () => {
     ['MERCHANT_NAME', undefined, /^MERCHANT_NAME is not set/],
     ['MERCHANT_IBAN', 'DE00370400440532013000', /^MERCHANT_IBAN is not a valid IBAN/],
     ['TOKEN_ENCRYPTION_KEYS', 'c2hvcnQ=', /^TOKEN_ENCRYPTION_KEYS: key 1 is not 32 bytes/],
+    ['CLIENT_SECRET_KEYS', undefined, /^CLIENT_SECRET_KEYS is not set/],
+    ['CLIENT_SECRET_KEYS', 'c2hvcnQ=', /^CLIENT_SECRET_KEYS: key 1 is not 32 bytes/],
     ['PORT', '70000', /^PORT must be an integer/],
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL must be one of/],
     ['QUEUE_BACKEND', 'kafka', /^QUEUE_BACKEND must be/],

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { issueClientSecret, verifyClientSecret } from '../../src/checkout/client-secret.ts';
+import {
+  CLIENT_SECRET_ACCEPTED_AFTER_END_MS,
+  clientSecretStillAccepted,
+  issueClientSecret,
+  verifyClientSecret,
+} from '../../src/checkout/client-secret.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
 
 const oldKey = randomBytes(32);
@@ -67,6 +72,23 @@ describe('the key ring (TOKEN_ENCRYPTION_KEYS)', () => {
     expect(verifyClientSecret(createKeyRing([oldKey]), 'chk_b', secret)).toBe(false);
     expect(verifyClientSecret(createKeyRing([oldKey]), 'chk_b', secret.replace('chk_a', 'chk_b'))).toBe(
       false,
+    );
+  });
+});
+
+describe('how long a clientSecret reads its checkout', () => {
+  const ended = Date.parse('2026-01-01T00:00:00Z');
+  it.each([
+    ['open (pending)', 'pending', ended + 10 * CLIENT_SECRET_ACCEPTED_AFTER_END_MS, true],
+    ['open (awaiting_approval)', 'awaiting_approval', ended + 10 * CLIENT_SECRET_ACCEPTED_AFTER_END_MS, true],
+    ['ended a moment ago', 'succeeded', ended + 1, true],
+    ['ended a day less a millisecond ago', 'declined', ended + CLIENT_SECRET_ACCEPTED_AFTER_END_MS - 1, true],
+    ['ended a day ago', 'failed', ended + CLIENT_SECRET_ACCEPTED_AFTER_END_MS, false],
+    ['ended a week ago', 'canceled', ended + 7 * CLIENT_SECRET_ACCEPTED_AFTER_END_MS, false],
+  ] as const)('%s → %s', (_name, status, now, accepted) => {
+    expect(CLIENT_SECRET_ACCEPTED_AFTER_END_MS).toBe(24 * 3600 * 1000);
+    expect(clientSecretStillAccepted({ status, updatedAt: new Date(ended).toISOString() }, now)).toBe(
+      accepted,
     );
   });
 });
