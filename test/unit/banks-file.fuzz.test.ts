@@ -40,6 +40,7 @@ const validBank = {
   authorizationDetails: true,
   paymentsApiUrl: 'https://localhost:5001/api',
   loginHintIsSubject: false,
+  allowedEndpointOrigins: ['https://mtls.localhost:5443'],
 } as const;
 
 /** Every field a bank may have (the valid bank above lacks the client assertion pair). */
@@ -113,6 +114,12 @@ const PLAUSIBLE = [
   null,
   [],
   {},
+  ['https://mtls.bank.example'],
+  ['https://mtls.bank.example/'],
+  ['http://mtls.bank.example'],
+  ['https://169.254.169.254'],
+  'https://169.254.169.254/api',
+  'https://metadata.google.internal',
 ];
 
 /** JSON text of a value, including what JSON.stringify cannot write (1e400, deep nesting). */
