@@ -88,6 +88,20 @@ const BankSchema = Type.Object(
           'the ID Token is then refused unless sub equals the checkout login hint. Default false.',
       }),
     ),
+    requireAuthReqIdClaim: Type.Optional(
+      Type.Boolean({
+        description:
+          'true to refuse an ID Token without the urn:openid:params:jwt:claim:auth_req_id claim ' +
+          '(optional in CIBA Core §10.3.1 outside push mode; FAPI banks send it). Default false.',
+      }),
+    ),
+    requireAtHash: Type.Optional(
+      Type.Boolean({
+        description:
+          'true to refuse an ID Token without at_hash (optional in OIDC Core §3.1.3.6; FAPI banks send it). ' +
+          'Default false.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -103,7 +117,12 @@ export type BankFileEntry = Static<typeof BankSchema>;
 export interface BankConfig
   extends Omit<
     BankFileEntry,
-    'requestedExpiry' | 'authorizationDetails' | 'loginHintIsSubject' | 'allowedEndpointOrigins'
+    | 'requestedExpiry'
+    | 'authorizationDetails'
+    | 'loginHintIsSubject'
+    | 'allowedEndpointOrigins'
+    | 'requireAuthReqIdClaim'
+    | 'requireAtHash'
   > {
   requestedExpiry: number;
   authorizationDetails: boolean;
@@ -111,6 +130,10 @@ export interface BankConfig
   loginHintIsSubject: boolean;
   /** Origins besides the issuer's that the bank's discovered endpoints may be on (none by default). */
   allowedEndpointOrigins: string[];
+  /** The ID Token must carry the auth_req_id claim (CIBA Core §10.3.1), not only match it when present. */
+  requireAuthReqIdClaim: boolean;
+  /** The ID Token must carry at_hash (OIDC Core §3.1.3.6), not only match it when present. */
+  requireAtHash: boolean;
   /** RFC 8705 §2 client certificate, as a PEM pair or one PKCS#12 bundle (Node's TLS takes both). */
   tls: ({ cert: string; key: string } | { pfx: Buffer; passphrase?: string }) & { ca?: string };
   requestObjectKey?: string;
@@ -430,6 +453,8 @@ export function loadBanks(banksFile: string, env: Env = process.env): BankConfig
       authorizationDetails: b.authorizationDetails ?? false,
       loginHintIsSubject: b.loginHintIsSubject ?? false,
       allowedEndpointOrigins,
+      requireAuthReqIdClaim: b.requireAuthReqIdClaim ?? false,
+      requireAtHash: b.requireAtHash ?? false,
       tls,
       publishedKeys,
       ...(requestObjectKey ? { requestObjectKey } : {}),

@@ -210,6 +210,8 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
         keys,
         idTokenAlg: bank.idTokenSignedResponseAlg,
         expectedSubject: bank.loginHintIsSubject ? expect.loginHint : undefined,
+        requireAuthReqIdClaim: bank.requireAuthReqIdClaim,
+        requireAtHash: bank.requireAtHash,
       });
     },
 

@@ -373,6 +373,9 @@ export interface TokenExpectations {
   idTokenAlg: IdTokenAlg;
   /** Set when the bank's subjects are the logins sent as login_hint. */
   expectedSubject: string | undefined;
+  /** The bank entry's requireAuthReqIdClaim and requireAtHash: refuse an ID Token without them. */
+  requireAuthReqIdClaim: boolean;
+  requireAtHash: boolean;
 }
 
 /** RFC 6749 §5.1/§5.2: the statuses of a readable token answer. */
@@ -431,7 +434,9 @@ export async function processBackchannelTokenResponse(
     clientId: ctx.client.client_id,
     algorithm: expected.idTokenAlg,
     authReqId: expected.authReqId,
+    requireAuthReqIdClaim: expected.requireAuthReqIdClaim,
     accessToken: json.access_token,
+    requireAtHash: expected.requireAtHash,
     expectedSubject: expected.expectedSubject,
     now: ctx.now(),
   });

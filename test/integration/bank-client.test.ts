@@ -326,6 +326,38 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
     expect(e.message).not.toMatch(/eyJ/); // no JWT in the message
   });
 
+  it('refuses an ID Token without auth_req_id or at_hash when the bank entry requires them', async () => {
+    const strict = createBankClient({ ...bank, requireAuthReqIdClaim: true, requireAtHash: true });
+    try {
+      const cases: Array<[string, RegExp]> = [
+        [
+          'urn:openid:params:jwt:claim:auth_req_id',
+          /^ID Token auth_req_id \(urn:openid:params:jwt:claim:auth_req_id\): missing/,
+        ],
+        ['at_hash', /^ID Token at_hash: missing/],
+      ];
+      for (const [claim, message] of cases) {
+        const login = await customer('bob');
+        await setFaults(login, { idToken: { claims: { [claim]: null }, times: 1 } });
+        const ack = await start(strict, login);
+        await control('POST', `/requests/${ack.authReqId}/approve`);
+        const e = await rejection(strict.pollToken(ack.authReqId, { loginHint: login }));
+        expect(e, claim).toMatchObject({ code: 'invalid_id_token', retryable: false });
+        expect(e.message).toMatch(message);
+      }
+      // The sandbox sends both claims: the same client takes its tokens.
+      expect((await tokensFor(strict, await customer('bob'))).subject).toEqual(expect.any(String));
+      // A bank entry that does not require them takes the token without them (CIBA Core, OIDC Core).
+      const login = await customer('bob');
+      await setFaults(login, {
+        idToken: { claims: { 'urn:openid:params:jwt:claim:auth_req_id': null, at_hash: null }, times: 1 },
+      });
+      expect((await tokensFor(client, login)).subject).toBe(login);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('throws bank_unavailable (retryable) when the payment API drops the connection; the retry pays once', async () => {
     const login = await customer('carol');
     const { tokens } = await tokensFor(client, login);

@@ -41,6 +41,8 @@ const validBank = {
   paymentsApiUrl: 'https://localhost:5001/api',
   loginHintIsSubject: false,
   allowedEndpointOrigins: ['https://mtls.localhost:5443'],
+  requireAuthReqIdClaim: false,
+  requireAtHash: true,
 } as const;
 
 /** Every field a bank may have (the valid bank above lacks the client assertion pair). */

@@ -103,6 +103,18 @@ describe('loadConfig', () => {
     expect(config.banks[0]?.allowedEndpointOrigins).toEqual(origins);
   });
 
+  it('reads requireAuthReqIdClaim and requireAtHash (default false)', () => {
+    expect(loadConfig(env({ banks: [bank()] })).banks[0]).toMatchObject({
+      requireAuthReqIdClaim: false,
+      requireAtHash: false,
+    });
+    const strict = loadConfig(env({ banks: [bank({ requireAuthReqIdClaim: true, requireAtHash: true })] }));
+    expect(strict.banks[0]).toMatchObject({ requireAuthReqIdClaim: true, requireAtHash: true });
+    expect(errorOf(env({ banks: [bank({ requireAtHash: 'yes' })] }))).toMatch(
+      /^BANKS_FILE banks\[0\]\.requireAtHash: /,
+    );
+  });
+
   it('does not need REDIS_URL with the PostgreSQL queue backend', () => {
     const config = loadConfig(env({ banks: [bank()] }, { REDIS_URL: undefined, QUEUE_BACKEND: 'postgres' }));
     expect(config.queue.backend).toBe('postgres');
