@@ -9,6 +9,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import { refusedHostReason } from './integrations/bank-endpoints.policy.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -73,11 +74,33 @@ const BankSchema = Type.Object(
     ),
     authorizationDetails: Type.Optional(Type.Boolean()),
     paymentsApiUrl: Type.String({ pattern: '^https://' }),
+    allowedEndpointOrigins: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        maxItems: 16,
+        description:
+          "https origins besides the issuer's where discovery may place the bank's endpoints " +
+          '(e.g. https://mtls.bank.example for RFC 8705 §5 aliases on another host)',
+      }),
+    ),
     loginHintIsSubject: Type.Optional(
       Type.Boolean({
         description:
           'true when the bank uses the login we send as login_hint as the ID Token sub (the sandbox does): ' +
           'the ID Token is then refused unless sub equals the checkout login hint. Default false.',
+      }),
+    ),
+    requireAuthReqIdClaim: Type.Optional(
+      Type.Boolean({
+        description:
+          'true to refuse an ID Token without the urn:openid:params:jwt:claim:auth_req_id claim ' +
+          '(optional in CIBA Core §10.3.1 outside push mode; FAPI banks send it). Default false.',
+      }),
+    ),
+    requireAtHash: Type.Optional(
+      Type.Boolean({
+        description:
+          'true to refuse an ID Token without at_hash (optional in OIDC Core §3.1.3.6; FAPI banks send it). ' +
+          'Default false.',
       }),
     ),
   },
@@ -93,11 +116,25 @@ export type BankFileEntry = Static<typeof BankSchema>;
 
 /** A configured bank, with its files already read (so an unreadable file fails at start). */
 export interface BankConfig
-  extends Omit<BankFileEntry, 'requestedExpiry' | 'authorizationDetails' | 'loginHintIsSubject'> {
+  extends Omit<
+    BankFileEntry,
+    | 'requestedExpiry'
+    | 'authorizationDetails'
+    | 'loginHintIsSubject'
+    | 'allowedEndpointOrigins'
+    | 'requireAuthReqIdClaim'
+    | 'requireAtHash'
+  > {
   requestedExpiry: number;
   authorizationDetails: boolean;
   /** The ID Token's sub must equal the login hint (banks whose subjects are their logins). */
   loginHintIsSubject: boolean;
+  /** Origins besides the issuer's that the bank's discovered endpoints may be on (none by default). */
+  allowedEndpointOrigins: string[];
+  /** The ID Token must carry the auth_req_id claim (CIBA Core §10.3.1), not only match it when present. */
+  requireAuthReqIdClaim: boolean;
+  /** The ID Token must carry at_hash (OIDC Core §3.1.3.6), not only match it when present. */
+  requireAtHash: boolean;
   /** RFC 8705 §2 client certificate, as a PEM pair or one PKCS#12 bundle (Node's TLS takes both). */
   tls: ({ cert: string; key: string } | { pfx: Buffer; passphrase?: string }) & { ca?: string };
   requestObjectKey?: string;
@@ -173,6 +210,31 @@ function parseUrl(name: string, value: string, protocols: string[]): string {
     throw new ConfigError(`${name} must use ${protocols.join(' or ')} (got ${url.protocol})`);
   }
   return value;
+}
+
+/**
+ * A bank URL of the banks file must not name a link-local or cloud metadata address
+ * (bank-endpoints.policy.ts): they serve the host's cloud credentials, never a bank, and our
+ * client certificate and signed requests must not go there.
+ */
+function assertNotRefusedHost(field: string, value: string): void {
+  const reason = refusedHostReason(new URL(value).hostname);
+  if (reason) throw new ConfigError(`${field}: ${reason} is never a bank endpoint`);
+}
+
+/** `allowedEndpointOrigins`: each an https origin only (scheme, host, port), never a refused address. */
+function endpointOrigins(at: string, values: readonly string[]): string[] {
+  return values.map((value, k) => {
+    const field = `BANKS_FILE ${at}.allowedEndpointOrigins[${k}]`;
+    const url = URL.parse(value);
+    if (!url) throw new ConfigError(`${field}: "${value}" is not an origin like https://mtls.bank.example`);
+    if (url.protocol !== 'https:') throw new ConfigError(`${field}: must use https: (got ${url.protocol})`);
+    if (url.origin !== value) {
+      throw new ConfigError(`${field}: "${value}" must be an origin only, e.g. ${url.origin}`);
+    }
+    assertNotRefusedHost(field, value);
+    return value;
+  });
 }
 
 /** ISO 13616 IBAN check: country code, check digits, mod-97 over the rearranged number. */
@@ -355,6 +417,9 @@ export function loadBanks(banksFile: string, env: Env = process.env): BankConfig
     seen.add(b.id);
     parseUrl(`BANKS_FILE ${at}.issuer`, b.issuer, ['https:']);
     parseUrl(`BANKS_FILE ${at}.paymentsApiUrl`, b.paymentsApiUrl, ['https:']);
+    assertNotRefusedHost(`BANKS_FILE ${at}.issuer`, b.issuer);
+    assertNotRefusedHost(`BANKS_FILE ${at}.paymentsApiUrl`, b.paymentsApiUrl);
+    const allowedEndpointOrigins = endpointOrigins(at, b.allowedEndpointOrigins ?? []);
     if (b.requestObjectSigningAlg && !b.requestObjectKeyFile) {
       throw new ConfigError(`BANKS_FILE ${at}.requestObjectKeyFile: required with requestObjectSigningAlg`);
     }
@@ -394,6 +459,9 @@ export function loadBanks(banksFile: string, env: Env = process.env): BankConfig
       requestedExpiry: b.requestedExpiry ?? 300,
       authorizationDetails: b.authorizationDetails ?? false,
       loginHintIsSubject: b.loginHintIsSubject ?? false,
+      allowedEndpointOrigins,
+      requireAuthReqIdClaim: b.requireAuthReqIdClaim ?? false,
+      requireAtHash: b.requireAtHash ?? false,
       tls,
       publishedKeys,
       ...(requestObjectKey ? { requestObjectKey } : {}),

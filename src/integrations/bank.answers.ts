@@ -65,6 +65,14 @@ export const bankAnswerRules = {
     action: '`configuration_error`',
     why: 'RFC 8705 §2: retrying cannot help until the trusted CA is fixed',
   },
+  refusedAddress: {
+    endpoint: 'every',
+    answer:
+      "no request made: the bank's host is, or resolves to, a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, 169.254.169.254, fd00:ec2::254, 100.100.100.200, `metadata.google.internal`, …), or a URL is outside the bank's origins",
+    decision: 'final',
+    action: '`configuration_error`; nothing is sent there',
+    why: "RFC 8705 §2: our certificate, request objects and client assertions go to the bank only; these addresses serve the host's cloud credentials, never a bank",
+  },
   later: {
     endpoint: 'every',
     answer: '5xx, 429',
@@ -112,6 +120,14 @@ export const bankAnswerRules = {
     decision: 'final',
     action: '`configuration_error`',
     why: 'OIDC Discovery §4.3, CIBA Core §4, RFC 8705 §5: readable metadata that cannot work with this bank entry',
+  },
+  discoveryForeignEndpoint: {
+    endpoint: 'discovery',
+    answer:
+      "metadata whose backchannel or token endpoint, their mTLS alias or `jwks_uri` is not on the issuer's origin nor one of the bank's `allowedEndpointOrigins`, or is a link-local or cloud metadata address (even when allowed)",
+    decision: 'final',
+    action: '`configuration_error`; nothing is sent there',
+    why: 'OIDC Discovery §4.3, RFC 8414 §3.3: the issuer check vouches for the document, not for the hosts it names; RFC 8705 §5 aliases included',
   },
   jwksWithoutKeys: {
     endpoint: 'jwks',

@@ -105,7 +105,14 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
   const now = options.now ?? Date.now;
   const ownAgent = options.agent === undefined ? createMtlsAgent(bank.tls) : undefined;
   const dispatcher: Dispatcher = options.agent ?? (ownAgent as Dispatcher);
-  const fetch: BankFetch = createBankFetch(dispatcher, timeoutMs);
+  // The only origins this bank's client calls: a URL from anywhere else never gets our
+  // certificate, request objects or client assertions (bank-endpoints.policy.ts).
+  const origins = new Set([
+    new URL(bank.issuer).origin,
+    ...bank.allowedEndpointOrigins,
+    new URL(bank.paymentsApiUrl).origin,
+  ]);
+  const fetch: BankFetch = createBankFetch(dispatcher, timeoutMs, origins);
   const client: oauth.Client = {
     client_id: bank.clientId,
     // RFC 8705 §5: we always present our certificate (our tokens are bound to it).
@@ -123,7 +130,7 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
     } catch (error) {
       throw transportError(error, 'discovery');
     }
-    const as = await processBankDiscoveryResponse(bank.issuer, response, now());
+    const as = await processBankDiscoveryResponse(bank.issuer, response, now(), bank.allowedEndpointOrigins);
     const keys = createJwksCache(fetch, as.jwks_uri as string, { now });
     // Warm the keys now: once the bank has issued tokens, the auth_req_id is spent, so a JWKS
     // outage at that moment would lose them.
@@ -203,6 +210,8 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
         keys,
         idTokenAlg: bank.idTokenSignedResponseAlg,
         expectedSubject: bank.loginHintIsSubject ? expect.loginHint : undefined,
+        requireAuthReqIdClaim: bank.requireAuthReqIdClaim,
+        requireAtHash: bank.requireAtHash,
       });
     },
 

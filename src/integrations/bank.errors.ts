@@ -109,6 +109,12 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
   return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, Math.ceil((at - now) / 1000)));
 }
 
+/**
+ * The `code` of a request Bankpay refused to make: a URL outside the bank's origins, or a host
+ * that is or resolves to a link-local or metadata address (bank-endpoints.policy.ts).
+ */
+export const ENDPOINT_REFUSED_CODE = 'ERR_BANK_ENDPOINT_REFUSED';
+
 /** TLS verification failures: the bank's certificate is not the one we trust (never retried blindly). */
 const TLS_VERIFICATION_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -137,12 +143,21 @@ function errorChain(error: unknown): Array<{ name?: string; code?: unknown; mess
 /**
  * A failed request that never got an HTTP answer: a timeout, refused/reset/dropped connection,
  * DNS failure → bank_unavailable (retryable); a TLS certificate we do not trust →
- * configuration_error (retrying cannot help until the CA in the bank's configuration is fixed).
- * Rows noAnswer and untrustedTls of the table in bank.answers.ts.
+ * configuration_error (retrying cannot help until the CA in the bank's configuration is fixed); a
+ * request Bankpay refused to make (a link-local or metadata address, a URL outside the bank's
+ * origins) → configuration_error, nothing was sent. Rows noAnswer, untrustedTls and
+ * refusedAddress of the table in bank.answers.ts.
  */
 export function transportError(error: unknown, what: string): BankError {
   if (error instanceof BankError) return error;
   const chain = errorChain(error);
+  const refused = chain.find((e) => e.code === ENDPOINT_REFUSED_CODE);
+  if (refused) {
+    return new BankError(bankErrorCodes.configurationError, `${what}: ${refused.message ?? 'refused'}`, {
+      retryable: false,
+      cause: error,
+    });
+  }
   const tls = chain.find((e) => typeof e.code === 'string' && TLS_VERIFICATION_CODES.has(e.code));
   if (tls) {
     return new BankError(

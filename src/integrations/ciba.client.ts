@@ -22,6 +22,7 @@ import {
 } from './bank.answers.ts';
 import { BankError, bankErrorCodes, parseRetryAfter, safeOAuthCode } from './bank.errors.ts';
 import type { BackchannelAuthenticationAck, PaymentInitiation, TokenPollOutcome } from './bank.types.ts';
+import { endpointRefusal } from './bank-endpoints.policy.ts';
 import { type IdTokenAlg, validateIdToken } from './id-token.validator.ts';
 import type { JwksCache } from './jwks.cache.ts';
 import type { BankFetch } from './mtls.agent.ts';
@@ -103,13 +104,40 @@ export function bankDiscoveryRequest(issuer: string, fetch: BankFetch): Promise<
 }
 
 /**
+ * The endpoints of a bank's metadata that Bankpay may call, each one the document lists: the
+ * backchannel and token endpoints (CIBA Core §4, RFC 8414 §2) and their RFC 8705 §5 mTLS aliases
+ * (oauth4webapi takes the alias when there is one, the endpoint otherwise; both are checked, so
+ * that neither choice can lead elsewhere), and jwks_uri (OIDC Discovery §3).
+ */
+function endpointsToCall(as: oauth.AuthorizationServer): Array<[string, unknown]> {
+  const aliases: Record<string, unknown> =
+    typeof as.mtls_endpoint_aliases === 'object' && as.mtls_endpoint_aliases !== null
+      ? (as.mtls_endpoint_aliases as Record<string, unknown>)
+      : {};
+  const endpoints: Array<[string, unknown]> = [];
+  for (const endpoint of ['backchannel_authentication_endpoint', 'token_endpoint'] as const) {
+    endpoints.push([endpoint, as[endpoint]]);
+    endpoints.push([`mtls_endpoint_aliases.${endpoint}`, aliases[endpoint]]);
+  }
+  endpoints.push(['jwks_uri', as.jwks_uri]);
+  return endpoints.filter(([, url]) => url !== undefined && url !== null);
+}
+
+/**
  * OIDC Discovery 1.0 §4.3 (issuer must match), CIBA Core §4 (backchannel endpoint), RFC 8705 §5
  * (mtls_endpoint_aliases, preferred by the client when present): the bank's metadata.
+ *
+ * The issuer check (OIDC Discovery §4.3, RFC 8414 §3.3) proves whose document this is, not that
+ * the endpoints it names belong to that bank: every endpoint Bankpay calls must be https on the
+ * issuer's origin or on one of `allowedEndpointOrigins` (the bank entry's), and never a
+ * link-local or metadata address (bank-endpoints.policy.ts). Our client certificate, signed
+ * request objects and client assertions go to these endpoints.
  */
 export async function processBankDiscoveryResponse(
   issuer: string,
   response: Response,
   now: number,
+  allowedEndpointOrigins: readonly string[] = [],
 ): Promise<oauth.AuthorizationServer> {
   // The table's rows in bank.answers.ts: later, otherStatus, noAnswer, notJson, discovery*.
   const answer = await readBankAnswer(response, 'discovery', now, (status) => status === 200);
@@ -134,6 +162,19 @@ export async function processBankDiscoveryResponse(
   }
   if (typeof as.jwks_uri !== 'string' || !as.jwks_uri.startsWith('https://')) {
     throw unusable('the bank publishes no https jwks_uri');
+  }
+  for (const [name, url] of endpointsToCall(as)) {
+    const refusal = endpointRefusal(typeof url === 'string' ? url : '', issuer, allowedEndpointOrigins);
+    if (refusal) {
+      throw answerError(
+        'discoveryForeignEndpoint',
+        'discovery',
+        `${name} ${refusal}`,
+        answer,
+        now,
+        bankErrorCodes.configurationError,
+      );
+    }
   }
   const modes = as.backchannel_token_delivery_modes_supported;
   if (Array.isArray(modes) && !modes.includes('poll')) throw unusable('the bank does not offer poll mode');
@@ -332,6 +373,9 @@ export interface TokenExpectations {
   idTokenAlg: IdTokenAlg;
   /** Set when the bank's subjects are the logins sent as login_hint. */
   expectedSubject: string | undefined;
+  /** The bank entry's requireAuthReqIdClaim and requireAtHash: refuse an ID Token without them. */
+  requireAuthReqIdClaim: boolean;
+  requireAtHash: boolean;
 }
 
 /** RFC 6749 §5.1/§5.2: the statuses of a readable token answer. */
@@ -390,7 +434,9 @@ export async function processBackchannelTokenResponse(
     clientId: ctx.client.client_id,
     algorithm: expected.idTokenAlg,
     authReqId: expected.authReqId,
+    requireAuthReqIdClaim: expected.requireAuthReqIdClaim,
     accessToken: json.access_token,
+    requireAtHash: expected.requireAtHash,
     expectedSubject: expected.expectedSubject,
     now: ctx.now(),
   });

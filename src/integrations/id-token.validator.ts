@@ -26,8 +26,12 @@ export interface IdTokenExpectations {
   algorithm: IdTokenAlg;
   /** The auth_req_id that was polled; checked when the bank includes the claim. */
   authReqId: string;
+  /** The claim must be there (the bank entry's requireAuthReqIdClaim; default false). */
+  requireAuthReqIdClaim?: boolean;
   /** The access token issued beside it; checked against `at_hash` when present. */
   accessToken: string;
+  /** `at_hash` must be there (the bank entry's requireAtHash; default false). */
+  requireAtHash?: boolean;
   /** When set, `sub` must equal it (banks whose subjects are the logins we send as login_hint). */
   expectedSubject?: string | undefined;
   /** Epoch milliseconds. */
@@ -132,13 +136,22 @@ export async function validateIdToken(
     throw invalid('sub: not the customer the request was made for');
   }
 
-  // CIBA Core §7.4 / FAPI-CIBA: the ID Token answers this auth_req_id.
+  // CIBA Core §7.4 / FAPI-CIBA: the ID Token answers this auth_req_id. CIBA Core §10.3.1 makes
+  // the claim optional outside push mode; a bank that always sends it (FAPI-CIBA) is configured
+  // to require it, so that a token without it cannot pass as one answering any request.
   const authReqIdClaim = claims[AUTH_REQ_ID_CLAIM];
+  if (expected.requireAuthReqIdClaim && authReqIdClaim === undefined) {
+    throw invalid(`auth_req_id (${AUTH_REQ_ID_CLAIM}): missing, and this bank requires it`);
+  }
   if (authReqIdClaim !== undefined && authReqIdClaim !== expected.authReqId) {
     throw invalid('auth_req_id: not the polled request');
   }
 
-  // §3.2.2.9: at_hash binds the access token issued beside it.
+  // §3.2.2.9: at_hash binds the access token issued beside it. Optional for tokens from the token
+  // endpoint (§3.1.3.6); required for a bank configured so (FAPI banks send it).
+  if (expected.requireAtHash && claims.at_hash === undefined) {
+    throw invalid('at_hash: missing, and this bank requires it');
+  }
   if (claims.at_hash !== undefined) {
     if (
       typeof claims.at_hash !== 'string' ||

@@ -7,15 +7,27 @@
 import { EventEmitter } from 'node:events';
 import { Agent, type Dispatcher, Headers as UndiciHeaders, Response as UndiciResponse } from 'undici';
 import type { BankConfig } from '../config.ts';
+import {
+  type AddressResolver,
+  BankEndpointRefusedError,
+  refusedHostReason,
+  refusingLookup,
+} from './bank-endpoints.policy.ts';
 
 export interface MtlsAgentOptions {
   /** Idle keep-alive sockets are kept this long unless the bank says less (ms). */
   keepAliveTimeoutMs?: number;
   /** Connections per origin (bank host). */
   connections?: number;
+  /** Host name resolution (default: the system's, dns.lookup); tests stand in for DNS. */
+  resolve?: AddressResolver;
 }
 
-/** RFC 8705 §2: the Agent that carries every request to `bank`. Never disables verification. */
+/**
+ * RFC 8705 §2: the Agent that carries every request to `bank`. Never disables verification, and
+ * never connects to a link-local or metadata address, whatever a host name resolves to
+ * (bank-endpoints.policy.ts): our certificate is presented on every connection it makes.
+ */
 export function createMtlsAgent(tls: BankConfig['tls'], options: MtlsAgentOptions = {}): Agent {
   return new Agent({
     connect: {
@@ -24,6 +36,8 @@ export function createMtlsAgent(tls: BankConfig['tls'], options: MtlsAgentOption
       ...tls,
       minVersion: 'TLSv1.2',
       rejectUnauthorized: true,
+      // Checked as the connection is made, so a DNS answer that changed since discovery counts.
+      lookup: refusingLookup(options.resolve),
     },
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
     // Bank answers (tokens, discovery, keys, payments) are small: anything larger is refused.
@@ -48,11 +62,28 @@ export class BankTimeoutError extends Error {
  * profile (bench/RESULTS.md). One deadline covers the whole exchange, body included; a caller's
  * own signal is honoured too. The body is read whole (bank answers are small) and handed over as
  * a standard Response.
+ *
+ * `origins`, when given, are the only origins it calls (the bank's issuer, its
+ * allowedEndpointOrigins and its payment API): the last line behind the checks of discovery, so
+ * that no URL from anywhere takes our certificate, request objects or client assertions to
+ * another host. A link-local or metadata address is never called (a literal address is not
+ * resolved, so the Agent's lookup cannot see it: it is checked here).
  */
-export function createBankFetch(dispatcher: Dispatcher, timeoutMs: number): BankFetch {
+export function createBankFetch(
+  dispatcher: Dispatcher,
+  timeoutMs: number,
+  origins?: ReadonlySet<string>,
+): BankFetch {
   return async (url, init = {}) => {
     init.signal?.throwIfAborted();
     const target = new URL(url);
+    const address = refusedHostReason(target.hostname);
+    if (address) {
+      throw new BankEndpointRefusedError(`${target.origin} is ${address}, which Bankpay never calls`);
+    }
+    if (origins && !origins.has(target.origin)) {
+      throw new BankEndpointRefusedError(`${target.origin} is not one of this bank's origins`);
+    }
     // undici accepts an EventEmitter as the abort signal: far cheaper than an AbortSignal.
     const abort = new EventEmitter();
     let timedOut = false;

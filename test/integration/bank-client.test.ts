@@ -6,8 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, importSPKI, jwtVerify } from 'jose';
+import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DEV_CLIENT_PFX_PASSPHRASE, ensureDevCertificates } from '../../devstack/certificates.ts';
 import { type SandboxBank, startSandboxBank } from '../../sandbox/bank.ts';
@@ -20,6 +23,7 @@ import {
   type TokenPollOutcome,
 } from '../../src/integrations/bank.client.ts';
 import { signBackchannelRequestObject } from '../../src/integrations/ciba.client.ts';
+import { createMtlsAgent } from '../../src/integrations/mtls.agent.ts';
 import { importSigningKey } from '../../src/integrations/signing-key.loader.ts';
 import { sandboxBanksFile } from '../support/env.ts';
 
@@ -322,6 +326,38 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
     expect(e.message).not.toMatch(/eyJ/); // no JWT in the message
   });
 
+  it('refuses an ID Token without auth_req_id or at_hash when the bank entry requires them', async () => {
+    const strict = createBankClient({ ...bank, requireAuthReqIdClaim: true, requireAtHash: true });
+    try {
+      const cases: Array<[string, RegExp]> = [
+        [
+          'urn:openid:params:jwt:claim:auth_req_id',
+          /^ID Token auth_req_id \(urn:openid:params:jwt:claim:auth_req_id\): missing/,
+        ],
+        ['at_hash', /^ID Token at_hash: missing/],
+      ];
+      for (const [claim, message] of cases) {
+        const login = await customer('bob');
+        await setFaults(login, { idToken: { claims: { [claim]: null }, times: 1 } });
+        const ack = await start(strict, login);
+        await control('POST', `/requests/${ack.authReqId}/approve`);
+        const e = await rejection(strict.pollToken(ack.authReqId, { loginHint: login }));
+        expect(e, claim).toMatchObject({ code: 'invalid_id_token', retryable: false });
+        expect(e.message).toMatch(message);
+      }
+      // The sandbox sends both claims: the same client takes its tokens.
+      expect((await tokensFor(strict, await customer('bob'))).subject).toEqual(expect.any(String));
+      // A bank entry that does not require them takes the token without them (CIBA Core, OIDC Core).
+      const login = await customer('bob');
+      await setFaults(login, {
+        idToken: { claims: { 'urn:openid:params:jwt:claim:auth_req_id': null, at_hash: null }, times: 1 },
+      });
+      expect((await tokensFor(client, login)).subject).toBe(login);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('throws bank_unavailable (retryable) when the payment API drops the connection; the retry pays once', async () => {
     const login = await customer('carol');
     const { tokens } = await tokensFor(client, login);
@@ -613,6 +649,178 @@ describe("BankClient: the bank's documents read by the same rule (a sandbox bank
       } finally {
         await c.close();
       }
+    }
+  });
+  // Where our certificate, request objects and client assertions may go (bank-endpoints.policy.ts):
+  // discovery names the endpoints, and only the issuer's origin, or one the bank entry allows, is
+  // called. "Another origin" is a TCP relay to this very bank on another port: TLS passes through
+  // it untouched, so when it is allowed the flow works through it, and it counts every connection.
+
+  /** A relay on 127.0.0.1 to the bank: https://localhost:{its port} is another origin, same bank. */
+  async function startRelay(): Promise<{
+    origin: string;
+    connections: () => number;
+    close(): Promise<void>;
+  }> {
+    const target = Number(new URL(own.issuer).port);
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    const track = (socket: Socket) => {
+      sockets.add(socket);
+      socket.on('error', () => socket.destroy());
+      socket.once('close', () => sockets.delete(socket));
+    };
+    const server = createTcpServer((client) => {
+      connections++;
+      const upstream = connect(target, '127.0.0.1');
+      track(client);
+      track(upstream);
+      client.once('close', () => upstream.destroy());
+      upstream.once('close', () => client.destroy());
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      origin: `https://localhost:${(server.address() as AddressInfo).port}`,
+      connections: () => connections,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          for (const socket of sockets) socket.destroy();
+        }),
+    };
+  }
+
+  /** The bank's own discovery document, as it serves it. */
+  async function discoveryDocument(): Promise<Json> {
+    const agent = new Agent({ connect: { ca: readFileSync(join(inject('certsDir'), 'ca.pem')) } });
+    try {
+      const res = await request(`${own.issuer}/.well-known/openid-configuration`, { dispatcher: agent });
+      expect(res.statusCode).toBe(200);
+      return await res.body.json();
+    } finally {
+      await agent.close();
+    }
+  }
+
+  /** Moves one endpoint of the document to `origin` (same path), as a tampered document would. */
+  function moved(doc: Json, endpoint: string, origin: string): Json {
+    const copy = structuredClone(doc);
+    const [first, second] = endpoint.split('.') as [string, string | undefined];
+    const holder = second === undefined ? copy : copy[first];
+    const name = second ?? first;
+    const url = new URL(holder[name]);
+    holder[name] = `${origin}${url.pathname}`;
+    return copy;
+  }
+
+  /** start, then one poll: every endpoint a checkout's first steps call. */
+  async function startAndPoll(c: BankClient): Promise<void> {
+    const ack = await start(c, 'alice');
+    await c.pollToken(ack.authReqId, { loginHint: 'alice' });
+  }
+
+  const ENDPOINTS = [
+    'mtls_endpoint_aliases.token_endpoint',
+    'mtls_endpoint_aliases.backchannel_authentication_endpoint',
+    'jwks_uri',
+    'token_endpoint',
+    'backchannel_authentication_endpoint',
+  ];
+
+  it('discovery placing an endpoint (or its mTLS alias, or jwks_uri) on another origin: configuration_error, nothing sent there', async () => {
+    const relay = await startRelay();
+    try {
+      const doc = await discoveryDocument();
+      for (const endpoint of ENDPOINTS) {
+        // The endpoint itself (not its alias) is what a bank without aliases has Bankpay call.
+        const base = endpoint.includes('.') ? doc : { ...doc, mtls_endpoint_aliases: undefined };
+        await scriptBank({ discovery: { body: moved(base, endpoint, relay.origin) } });
+        const c = createBankClient(ownBank);
+        try {
+          const e = await rejection(startAndPoll(c));
+          expect(e, endpoint).toMatchObject({ code: 'configuration_error', retryable: false });
+          expect(e.message).toContain(`${endpoint} is on ${relay.origin}`);
+        } finally {
+          await c.close();
+        }
+        expect(relay.connections(), endpoint).toBe(0);
+      }
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('the same origins listed in allowedEndpointOrigins: the flow goes through them to tokens', async () => {
+    const relay = await startRelay();
+    try {
+      let doc = await discoveryDocument();
+      for (const endpoint of ENDPOINTS.slice(0, 3)) doc = moved(doc, endpoint, relay.origin);
+      await scriptBank({ discovery: { body: doc } });
+      const c = createBankClient({ ...ownBank, allowedEndpointOrigins: [relay.origin] });
+      try {
+        const ack = await start(c, 'alice');
+        expect(relay.connections()).toBeGreaterThan(0);
+        expect((await bankControl('POST', `/requests/${ack.authReqId}/approve`)).status).toBe(200);
+        const outcome = await c.pollToken(ack.authReqId, { loginHint: 'alice' });
+        expect(outcome.kind).toBe('tokens');
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('discovery naming a link-local or metadata address: configuration_error even when the bank entry allows it', async () => {
+    const doc = await discoveryDocument();
+    const refused = [
+      'https://169.254.169.254',
+      'https://169.254.10.20:8443',
+      'https://[fe80::1]',
+      'https://[fd00:ec2::254]',
+      'https://[::ffff:169.254.169.254]',
+      'https://100.100.100.200',
+      'https://metadata.google.internal',
+    ];
+    for (const origin of refused) {
+      for (const endpoint of ['jwks_uri', 'mtls_endpoint_aliases.token_endpoint']) {
+        await scriptBank({ discovery: { body: moved(doc, endpoint, origin) } });
+        // Built by hand: the banks file itself refuses these origins at start (config.test.ts).
+        const c = createBankClient(
+          { ...ownBank, allowedEndpointOrigins: [new URL(origin).origin] },
+          { timeoutMs: 2_000 },
+        );
+        try {
+          const e = await rejection(startAndPoll(c));
+          expect(e, `${endpoint} ${origin}`).toMatchObject({ code: 'configuration_error', retryable: false });
+          expect(e.message).toMatch(new RegExp(`${endpoint} is a (link-local|cloud metadata)`));
+        } finally {
+          await c.close();
+        }
+      }
+    }
+  });
+
+  it('a bank host name that resolves to a metadata address is refused as the connection is made', async () => {
+    // DNS stood in for: the bank's own name (localhost) answered with the metadata address.
+    const toMetadata = createMtlsAgent(ownBank.tls, {
+      resolve: (_host, _options, callback) => callback(null, [{ address: '169.254.169.254', family: 4 }]),
+    });
+    // The same stand-in answering the real address: the flow works, so the stand-in is in use.
+    const toLoopback = createMtlsAgent(ownBank.tls, {
+      resolve: (_host, _options, callback) => callback(null, [{ address: '127.0.0.1', family: 4 }]),
+    });
+    const refused = createBankClient(ownBank, { agent: toMetadata, timeoutMs: 2_000 });
+    const allowed = createBankClient(ownBank, { agent: toLoopback });
+    try {
+      const e = await rejection(start(refused, 'alice'));
+      expect(e).toMatchObject({ code: 'configuration_error', retryable: false });
+      expect(e.message).toMatch(/localhost resolves to a cloud metadata address \(169\.254\.169\.254\)/);
+      expect((await start(allowed, 'alice')).authReqId).toEqual(expect.any(String));
+    } finally {
+      await Promise.all([refused.close(), allowed.close()]);
+      await Promise.all([toMetadata.close(), toLoopback.close()]);
     }
   });
 });

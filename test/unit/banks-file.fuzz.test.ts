@@ -40,6 +40,9 @@ const validBank = {
   authorizationDetails: true,
   paymentsApiUrl: 'https://localhost:5001/api',
   loginHintIsSubject: false,
+  allowedEndpointOrigins: ['https://mtls.localhost:5443'],
+  requireAuthReqIdClaim: false,
+  requireAtHash: true,
 } as const;
 
 /** Every field a bank may have (the valid bank above lacks the client assertion pair). */
@@ -113,6 +116,12 @@ const PLAUSIBLE = [
   null,
   [],
   {},
+  ['https://mtls.bank.example'],
+  ['https://mtls.bank.example/'],
+  ['http://mtls.bank.example'],
+  ['https://169.254.169.254'],
+  'https://169.254.169.254/api',
+  'https://metadata.google.internal',
 ];
 
 /** JSON text of a value, including what JSON.stringify cannot write (1e400, deep nesting). */

@@ -122,6 +122,25 @@ describe('loadConfig', () => {
     expect(errorOf(env({ banks: [bank()] }, { TRUST_PROXY: value }))).toMatch(message);
   });
 
+  it('reads allowedEndpointOrigins (default none); loopback is allowed for development', () => {
+    expect(loadConfig(env({ banks: [bank()] })).banks[0]?.allowedEndpointOrigins).toEqual([]);
+    const origins = ['https://mtls.bank.example', 'https://127.0.0.1:8443', 'https://[::1]:5443'];
+    const config = loadConfig(env({ banks: [bank({ allowedEndpointOrigins: origins })] }));
+    expect(config.banks[0]?.allowedEndpointOrigins).toEqual(origins);
+  });
+
+  it('reads requireAuthReqIdClaim and requireAtHash (default false)', () => {
+    expect(loadConfig(env({ banks: [bank()] })).banks[0]).toMatchObject({
+      requireAuthReqIdClaim: false,
+      requireAtHash: false,
+    });
+    const strict = loadConfig(env({ banks: [bank({ requireAuthReqIdClaim: true, requireAtHash: true })] }));
+    expect(strict.banks[0]).toMatchObject({ requireAuthReqIdClaim: true, requireAtHash: true });
+    expect(errorOf(env({ banks: [bank({ requireAtHash: 'yes' })] }))).toMatch(
+      /^BANKS_FILE banks\[0\]\.requireAtHash: /,
+    );
+  });
+
   it('does not need REDIS_URL with the PostgreSQL queue backend', () => {
     const config = loadConfig(env({ banks: [bank()] }, { REDIS_URL: undefined, QUEUE_BACKEND: 'postgres' }));
     expect(config.queue.backend).toBe('postgres');
@@ -187,6 +206,58 @@ describe('loadConfig', () => {
       'a requestedExpiry out of range',
       { banks: [bank({ requestedExpiry: 0 })] },
       /BANKS_FILE banks\[0\]\.requestedExpiry/,
+    ],
+    [
+      'an http allowed endpoint origin',
+      { banks: [bank({ allowedEndpointOrigins: ['http://mtls.bank.example'] })] },
+      /BANKS_FILE banks\[0\]\.allowedEndpointOrigins\[0\]: must use https:/,
+    ],
+    [
+      'an allowed endpoint origin with a path',
+      {
+        banks: [bank({ allowedEndpointOrigins: ['https://bank.example', 'https://mtls.bank.example/api'] })],
+      },
+      /BANKS_FILE banks\[0\]\.allowedEndpointOrigins\[1\]: .* must be an origin only, e\.g\. https:\/\/mtls\.bank\.example$/,
+    ],
+    [
+      'an allowed endpoint origin with a trailing slash',
+      { banks: [bank({ allowedEndpointOrigins: ['https://mtls.bank.example/'] })] },
+      /BANKS_FILE banks\[0\]\.allowedEndpointOrigins\[0\]: .* must be an origin only/,
+    ],
+    [
+      'an allowed endpoint origin that is not a URL',
+      { banks: [bank({ allowedEndpointOrigins: ['mtls.bank.example'] })] },
+      /BANKS_FILE banks\[0\]\.allowedEndpointOrigins\[0\]: .* is not an origin/,
+    ],
+    [
+      'the metadata address as an allowed endpoint origin',
+      { banks: [bank({ allowedEndpointOrigins: ['https://169.254.169.254'] })] },
+      /BANKS_FILE banks\[0\]\.allowedEndpointOrigins\[0\]: a cloud metadata address \(169\.254\.169\.254\) is never a bank endpoint/,
+    ],
+    [
+      'a link-local IPv6 allowed endpoint origin',
+      { banks: [bank({ allowedEndpointOrigins: ['https://[fe80::1]:8443'] })] },
+      /BANKS_FILE banks\[0\]\.allowedEndpointOrigins\[0\]: a link-local address \(fe80::1\)/,
+    ],
+    [
+      'an issuer on the metadata address',
+      { banks: [bank({ issuer: 'https://169.254.169.254/master' })] },
+      /BANKS_FILE banks\[0\]\.issuer: a cloud metadata address/,
+    ],
+    [
+      'a payment API on a metadata name',
+      { banks: [bank({ paymentsApiUrl: 'https://metadata.google.internal/api' })] },
+      /BANKS_FILE banks\[0\]\.paymentsApiUrl: a cloud metadata name \(metadata\.google\.internal\)/,
+    ],
+    [
+      'a payment API on a link-local address (written in hex)',
+      { banks: [bank({ paymentsApiUrl: 'https://0xa9fe0a14/api' })] },
+      /BANKS_FILE banks\[0\]\.paymentsApiUrl: a link-local address \(169\.254\.10\.20\)/,
+    ],
+    [
+      "a payment API on Alibaba Cloud's metadata address",
+      { banks: [bank({ paymentsApiUrl: 'https://100.100.100.200/api' })] },
+      /BANKS_FILE banks\[0\]\.paymentsApiUrl: a cloud metadata address/,
     ],
   ])('rejects a banks file with %s, naming the field', (_label, content, message) => {
     const text = JSON.stringify(content)

@@ -246,6 +246,38 @@ describe('validateIdToken (OIDC Core §3.1.3.7, CIBA Core §7.4)', () => {
     expect(e.message).toMatch(/at_hash/);
   });
 
+  it('refuses a token without the auth_req_id claim when the bank requires it (requireAuthReqIdClaim)', async () => {
+    const token = await sign(claims({ [AUTH_REQ_ID_CLAIM]: undefined }));
+    const e = await refusal(token, expectations({ requireAuthReqIdClaim: true }));
+    expect(e.message).toBe(
+      'ID Token auth_req_id (urn:openid:params:jwt:claim:auth_req_id): missing, and this bank requires it',
+    );
+    // Optional by default (CIBA Core §10.3.1): the same token passes without the requirement.
+    await expect(validateIdToken(token, keys, expectations())).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it('refuses a token without at_hash when the bank requires it (requireAtHash)', async () => {
+    const token = await sign(claims({ at_hash: undefined }));
+    const e = await refusal(token, expectations({ requireAtHash: true }));
+    expect(e.message).toBe('ID Token at_hash: missing, and this bank requires it');
+    await expect(validateIdToken(token, keys, expectations())).resolves.toMatchObject({ sub: 'alice' });
+  });
+
+  it('accepts a token with both claims when both are required, and still checks their values', async () => {
+    const strict = expectations({ requireAuthReqIdClaim: true, requireAtHash: true });
+    await expect(validateIdToken(await sign(claims()), keys, strict)).resolves.toMatchObject({
+      [AUTH_REQ_ID_CLAIM]: AUTH_REQ_ID,
+    });
+    expect((await refusal(await sign(claims({ at_hash: atHash('other') })), strict)).message).toMatch(
+      /at_hash: does not match/,
+    );
+    expect(
+      (await refusal(await sign(claims({ [AUTH_REQ_ID_CLAIM]: 'another-request' })), strict)).message,
+    ).toMatch(/auth_req_id: not the polled request/);
+    // A claim set to null is there but unusable: refused as a mismatch, never taken as absent.
+    expect((await refusal(await sign(claims({ at_hash: null })), strict)).message).toMatch(/at_hash/);
+  });
+
   it('refuses a nbf in the future', async () => {
     const e = await refusal(await sign(claims({ nbf: nowSeconds + 600 })));
     expect(e.message).toMatch(/nbf/);
