@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { newBindingMessage } from '../src/checkout/binding-message.ts';
 import { JOB_NAMES, jobId } from '../src/checkout/checkout.jobs.ts';
-import { newBindingMessage, newCheckoutId } from '../src/checkout/checkout.service.ts';
+import { newCheckoutId } from '../src/checkout/checkout.service.ts';
 import { issueClientSecret } from '../src/checkout/client-secret.ts';
 import { createKeyRing } from '../src/infra/crypto.ts';
 import { QUEUE_NAME } from '../src/infra/queue.ts';

@@ -72,7 +72,13 @@ const BankSchema = Type.Object(
     requestedExpiry: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds (CIBA Core §7.1); default 300' }),
     ),
-    authorizationDetails: Type.Optional(Type.Boolean()),
+    authorizationDetails: Type.Optional(
+      Type.Boolean({
+        description:
+          'default true: the CIBA request carries the payment as RFC 9396 authorization_details. ' +
+          'false marks a bank that cannot take them: the binding message then carries amount and currency',
+      }),
+    ),
     paymentsApiUrl: Type.String({ pattern: '^https://' }),
     allowedEndpointOrigins: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
@@ -457,7 +463,9 @@ export function loadBanks(banksFile: string, env: Env = process.env): BankConfig
     return {
       ...b,
       requestedExpiry: b.requestedExpiry ?? 300,
-      authorizationDetails: b.authorizationDetails ?? false,
+      // The customer approves the payment itself unless the bank entry says its server cannot
+      // take RFC 9396 details (then the binding message carries the amount).
+      authorizationDetails: b.authorizationDetails ?? true,
       loginHintIsSubject: b.loginHintIsSubject ?? false,
       allowedEndpointOrigins,
       requireAuthReqIdClaim: b.requireAuthReqIdClaim ?? false,

@@ -1,11 +1,16 @@
 /**
  * The checkout domain's operations for the API: create (idempotent), read, list, cancel.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { BaseLogger } from 'pino';
 import type { BankConfig, Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
+import {
+  BINDING_MESSAGE_MAX_LENGTH,
+  bindingMessageWithAmount,
+  newBindingMessage,
+} from './binding-message.ts';
 import { CheckoutError, checkoutNotFound } from './checkout.errors.ts';
 import { enqueueCheckoutJob, JOB_NAMES } from './checkout.jobs.ts';
 import type { CheckoutRepository, CheckoutRow, ListCursor } from './checkout.repository.ts';
@@ -31,16 +36,6 @@ export interface CheckoutDeps {
 
 /** Time the worker gets to have the bank accept the request, on top of the bank's expiry. */
 const START_GRACE_SECONDS = 60;
-
-/** Unambiguous to read aloud and to compare on two screens (no 0/O, 1/I/L). */
-const BINDING_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
-
-/** CIBA Core §7.1 binding_message: short, human-matchable; `PAY-` + 6 characters fits every server's limit. */
-export function newBindingMessage(): string {
-  let code = '';
-  for (let i = 0; i < 6; i++) code += BINDING_ALPHABET[randomInt(BINDING_ALPHABET.length)];
-  return `PAY-${code}`;
-}
 
 export function newCheckoutId(): string {
   return `chk_${randomBytes(15).toString('base64url')}`;
@@ -103,6 +98,21 @@ export async function createCheckout(
     });
   }
   const bank = findBank(deps.config, input.bankId);
+  // The customer must see what they approve: in the bank app's payment view (RFC 9396), or else
+  // in the binding message itself.
+  const bindingMessage = bank.authorizationDetails
+    ? newBindingMessage()
+    : bindingMessageWithAmount(input.amount, input.currency);
+  if (bindingMessage === undefined) {
+    throw new CheckoutError('invalid_request', 'The request does not match the schema', {
+      fields: [
+        {
+          pointer: '/body/amount',
+          detail: `too large to show in this bank's binding message (at most ${BINDING_MESSAGE_MAX_LENGTH} characters with the currency)`,
+        },
+      ],
+    });
+  }
 
   const fingerprint = requestFingerprint('POST', '/v1/checkouts', input);
   const now = new Date();
@@ -115,7 +125,7 @@ export async function createCheckout(
     loginHint: input.loginHint,
     reference: input.reference,
     description: input.description ?? null,
-    bindingMessage: newBindingMessage(),
+    bindingMessage,
     apiKeyId,
     createdAt: now,
     updatedAt: now,

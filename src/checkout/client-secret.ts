@@ -40,5 +40,7 @@ export function clientSecretStillAccepted(
   checkout: { status: CheckoutStatus; updatedAt: string },
   now: number,
 ): boolean {
-  return !isTerminal(checkout.status) || Date.parse(checkout.updatedAt) + CLIENT_SECRET_ACCEPTED_AFTER_END_MS > now;
+  return (
+    !isTerminal(checkout.status) || Date.parse(checkout.updatedAt) + CLIENT_SECRET_ACCEPTED_AFTER_END_MS > now
+  );
 }

@@ -458,6 +458,7 @@ describe('banks', () => {
       data: [
         { id: 'sandbox', name: 'Sandbox Bank' },
         { id: 'sandbox-short', name: 'Sandbox Bank (3 s expiry)' },
+        { id: 'sandbox-no-details', name: 'Sandbox Bank (no details)' },
       ],
     });
   });

@@ -31,6 +31,18 @@ describe.concurrent('checkout outcomes', () => {
     expect((await paymentsOf(login)).attemptCount).toBe(0);
   });
 
+  it('at a bank marked as unable to take authorization_details, the binding message carries the amount', async () => {
+    const login = await newBankCustomer();
+    const checkout = await create(login, { bankId: 'sandbox-no-details', amount: 4990, currency: 'EUR' });
+    expect(checkout.bindingMessage).toMatch(/^EUR49\.90-[A-Z2-9]{6}$/);
+    const request = await pendingInBankApp(login);
+    // What the customer sees: no payment view, the amount in the message they match.
+    expect(request.bindingMessage).toBe(checkout.bindingMessage);
+    expect(request.payment ?? null).toBeNull();
+    await decideInBankApp(login, request.authReqId, 'deny');
+    expect((await http.waitForStatus(checkout.id, ['declined', 'failed'])).status).toBe('declined');
+  });
+
   it('the customer never answers → expired when the bank says so', async () => {
     const login = await newBankCustomer();
     const checkout = await create(login, { bankId: 'sandbox-short' });

@@ -36,6 +36,13 @@ export function sandboxBanksFile(): string {
         sandbox,
         // The same bank with a 3-second approval window, for expiry tests.
         { ...sandbox, id: 'sandbox-short', name: 'Sandbox Bank (3 s expiry)', requestedExpiry: 3 },
+        // The same bank marked as unable to take RFC 9396 details: the amount goes in the binding message.
+        {
+          ...sandbox,
+          id: 'sandbox-no-details',
+          name: 'Sandbox Bank (no details)',
+          authorizationDetails: false,
+        },
       ],
     }),
   );

@@ -72,6 +72,15 @@ describe('loadConfig', () => {
     expect(config.tokenEncryptionKeys).toHaveLength(1);
   });
 
+  it('has the customer approve the payment itself unless the bank entry says its server cannot', () => {
+    expect(
+      loadConfig(env({ banks: [bank({ authorizationDetails: undefined })] })).banks[0]?.authorizationDetails,
+    ).toBe(true);
+    expect(
+      loadConfig(env({ banks: [bank({ authorizationDetails: false })] })).banks[0]?.authorizationDetails,
+    ).toBe(false);
+  });
+
   it('resolves relative bank file paths from the banks file folder', () => {
     const config = loadConfig(
       env({
