@@ -9,10 +9,16 @@
 import type { CheckoutEventInput, CheckoutPatch, CheckoutRepository } from './checkout.repository.ts';
 import type { CheckoutStatus } from './checkout.states.ts';
 
-/** `failure` of the checkout object: a stable code and a sentence for the merchant. */
+/**
+ * `failure` of the checkout object: a stable code and a sentence for the merchant, always ours.
+ * What the bank wrote about it (`error_description`, a payment's `reason`, an error we composed
+ * around a bank value) is untrusted text: it goes only to the logs and the timeline, as `bankText`,
+ * sanitized and capped, never to `failure.message`, which browsers show.
+ */
 export interface Failure {
   code: string;
   message: string;
+  bankText?: string | undefined;
 }
 
 export const FAILURE_CODES = {
@@ -33,6 +39,48 @@ export const FAILURE_CODES = {
   /** A payment request got no answer and the bank now refuses to answer again: check with the bank. */
   paymentOutcomeUnknown: 'payment_outcome_unknown',
 } as const;
+
+/**
+ * Our sentence for each failure code a bank can give (CIBA Core §13, RFC 6749 §5.2) or we give;
+ * any other bank code gets the generic one. Never the bank's words.
+ */
+const SENTENCES: Readonly<Record<string, string>> = {
+  access_denied: 'the customer declined in their bank app',
+  expired_token: 'the customer did not approve in time',
+  bank_unavailable: 'the bank could not be reached in time',
+  configuration_error: 'the connection to this bank is not configured correctly',
+  invalid_id_token: "the bank's confirmation of the customer did not pass our checks",
+  invalid_bank_response: 'the bank answered something Bankpay could not use',
+  payment_rejected: 'the bank rejected the payment',
+  unknown_user_id: 'the bank does not know this customer',
+  invalid_request: 'the bank refused the request as invalid',
+  invalid_client: 'the bank refused our client: check its registration at the bank',
+  unauthorized_client: 'the bank does not allow our client this request: check its registration',
+  invalid_scope: 'the bank refused the requested scope',
+  invalid_grant: 'the bank no longer knows this request',
+  transaction_failed: 'the bank could not complete the request',
+  invalid_binding_message: 'the bank refused the binding message',
+  expired_login_hint_token: 'the bank found the customer hint expired',
+  missing_user_code: 'the bank asks for a user code',
+  invalid_user_code: 'the bank refused the user code',
+  unsupported_grant_type: 'the bank does not offer this kind of approval to our client',
+  temporarily_unavailable: 'the bank could not be reached in time',
+};
+
+/** Our sentence for `code` (SENTENCES), the generic one for a code we do not know. */
+export function failureSentence(code: string): string {
+  return SENTENCES[code] ?? 'the bank refused the request';
+}
+
+/** Bank-written text as the logs and the timeline may keep it: printable, one line, 200 characters at most. */
+export function sanitizeBankText(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const clean = text
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, ' ')
+    .trim();
+  if (clean.length === 0) return undefined;
+  return clean.length > 200 ? `${clean.slice(0, 199)}…` : clean;
+}
 
 /** The failures the jobs record, each with its message. */
 export const failures = {
@@ -60,14 +108,22 @@ export const failures = {
     code: FAILURE_CODES.configurationError,
     message: 'the stored access token cannot be read for this checkout (key removed, or not its own)',
   },
-  /** A bank error answer to the token request (CIBA Core §11), with its description when it gave one. */
+  /** A bank error answer (CIBA Core §11, §13), its description kept apart as bankText. */
   bankAnswered: (code: string, description?: string): Failure => ({
     code,
-    message: description ?? `the bank answered ${code}`,
+    message: failureSentence(code),
+    bankText: description,
+  }),
+  /** An error of the bank layer: its code, our sentence; its message (which may quote the bank) apart. */
+  bankError: (error: { code: string; message: string }, code = error.code): Failure => ({
+    code,
+    message: failureSentence(code),
+    bankText: error.message,
   }),
   paymentRejected: (reason?: string): Failure => ({
     code: FAILURE_CODES.paymentRejected,
-    message: reason ? `the bank rejected the payment: ${reason}` : 'the bank rejected the payment',
+    message: failureSentence(FAILURE_CODES.paymentRejected),
+    bankText: reason,
   }),
   paymentOutcomeUnknown: (bankCode: string, checkoutId: string): Failure => ({
     code: FAILURE_CODES.paymentOutcomeUnknown,
@@ -104,8 +160,22 @@ export function failCheckout(
     from,
     'failed',
     { ...ENDED, failureCode: failure.code, failureMessage: failure.message, ...patch },
-    event,
+    withBankText(event, failure),
   );
+}
+
+/** The event, with the bank's own words about the failure (sanitized) in its detail. */
+function withBankText(
+  event: CheckoutEventInput | undefined,
+  failure: Failure,
+): CheckoutEventInput | undefined {
+  const bankText = sanitizeBankText(failure.bankText);
+  if (bankText === undefined || bankText === failure.message) return event;
+  return {
+    step: event?.step ?? 'status',
+    outcome: event?.outcome ?? 'failed',
+    detail: { ...event?.detail, bankText },
+  };
 }
 
 /** awaiting_approval → declined: the customer refused (CIBA Core §11 `access_denied`). */

@@ -93,7 +93,11 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       // A day after the checkout ended its clientSecret no longer reads it (the merchant key still does).
       if (!request.merchantKey && !clientSecretStillAccepted(view, Date.now())) throw checkoutNotFound(id);
       if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter));
-      return view;
+      if (request.merchantKey) return view;
+      // A browser (clientSecret) gets the checkout, not its timeline: that is the merchant's record,
+      // with the bank's own words about failures (DESIGN.md §7.2).
+      const { timeline: _, ...forBrowser } = view;
+      return forBrowser;
     },
   );
 

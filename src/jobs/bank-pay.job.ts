@@ -105,6 +105,6 @@ export async function executePayment(
     }
     // A 4xx from the payment API is its refusal of this payment; any other code is the bank's own.
     const code = error.code === bankErrorCodes.paymentApiError ? FAILURE_CODES.paymentRejected : error.code;
-    return fail({ code, message: error.message });
+    return fail(failures.bankError(error, code));
   }
 }

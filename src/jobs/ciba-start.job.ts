@@ -86,13 +86,11 @@ export async function startBackchannelAuthentication(
         error,
       );
     }
-    await failCheckout(
-      ctx.checkouts,
-      checkout.id,
-      'pending',
-      { code: error.code, message: error.message },
-      { step: 'backchannel_authentication', outcome: error.code, detail: { status: error.status ?? null } },
-    );
+    await failCheckout(ctx.checkouts, checkout.id, 'pending', failures.bankError(error), {
+      step: 'backchannel_authentication',
+      outcome: error.code,
+      detail: { status: error.status ?? null },
+    });
     return 'failed';
   }
 }

@@ -97,7 +97,7 @@ export function decidePollAnswer(
     return {
       kind: 'settle',
       to: 'failed',
-      failure: { code: error.code, message: error.message },
+      failure: failures.bankError(error),
       detail: { status: error.status ?? null },
     };
   }

@@ -18,7 +18,12 @@
  */
 
 import { enqueueCheckoutJob, JOB_NAMES } from '../checkout/checkout.jobs.ts';
-import { declineCheckout, expireCheckout, failCheckout } from '../checkout/checkout.outcomes.ts';
+import {
+  declineCheckout,
+  expireCheckout,
+  failCheckout,
+  sanitizeBankText,
+} from '../checkout/checkout.outcomes.ts';
 import { sealTokens } from '../checkout/checkout.payment.ts';
 import type { CheckoutRow } from '../checkout/checkout.repository.ts';
 import type { DuePoll, PollAnswer } from '../checkout/poll-schedule.repository.ts';
@@ -196,7 +201,10 @@ async function settle(ctx: JobContext, poll: DuePoll, decision: Extract<PollDeci
         : failCheckout(ctx.checkouts, poll.id, 'awaiting_approval', failure, event),
   );
   if (done)
-    ctx.log.info({ checkoutId: poll.id, status: to, code: failure.code }, 'checkout settled by the bank');
+    ctx.log.info(
+      { checkoutId: poll.id, status: to, code: failure.code, bankText: sanitizeBankText(failure.bankText) },
+      'checkout settled by the bank',
+    );
   return to;
 }
 

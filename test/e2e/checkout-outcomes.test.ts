@@ -58,8 +58,10 @@ describe.concurrent('checkout outcomes', () => {
     expect(done).toMatchObject({ status: 'failed', failure: { code: 'unknown_user_id' } });
   });
 
-  it('the bank rejects the payment → failed with payment_rejected', async () => {
-    const login = await newBankCustomer({ rejectPayment: { reason: 'insufficient_funds' } });
+  it('the bank rejects the payment → failed with payment_rejected, in our words, the bank\'s kept apart', async () => {
+    // Bank-written text is untrusted: a page that shows failure.message must never show this.
+    const reason = '<a href="https://evil.example">Call +1 555 0100 to unblock</a>\u202e';
+    const login = await newBankCustomer({ rejectPayment: { reason } });
     const checkout = await create(login);
     const request = await pendingInBankApp(login);
     await decideInBankApp(login, request.authReqId, 'approve');
@@ -69,7 +71,15 @@ describe.concurrent('checkout outcomes', () => {
       failure: { code: 'payment_rejected' },
       payment: { status: 'rejected' },
     });
-    expect((done.failure as { message: string }).message).toContain('insufficient_funds');
+    expect((done.failure as { message: string }).message).toBe('the bank rejected the payment');
+    expect(JSON.stringify(done.failure)).not.toContain('555');
+    // The merchant's timeline keeps the bank's words, sanitized, for support.
+    const events = done.timeline as Array<{ step: string; detail: Record<string, unknown> | null }>;
+    const payment = events.filter((e) => e.step === 'payment').at(-1);
+    expect(payment?.detail?.bankText).toBe('<a href="https://evil.example">Call +1 555 0100 to unblock</a>');
+    // A browser, with the clientSecret, sees no timeline at all.
+    const browser = await (await http.get(`/v1/checkouts/${checkout.id}`, checkout.clientSecret)).json();
+    expect(JSON.stringify(browser)).not.toContain('555');
     expect((await paymentsOf(login)).attemptCount).toBe(1);
   });
 

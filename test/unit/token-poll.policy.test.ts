@@ -187,7 +187,15 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
     'another CIBA error with a description → failed with the bank code and description',
     fresh,
     { kind: 'failed', code: 'transaction_failed', description: 'limit exceeded' },
-    { kind: 'settle', to: 'failed', failure: { code: 'transaction_failed', message: 'limit exceeded' } },
+    {
+      kind: 'settle',
+      to: 'failed',
+      failure: {
+        code: 'transaction_failed',
+        message: 'the bank could not complete the request',
+        bankText: 'limit exceeded',
+      },
+    },
   ],
   [
     'another CIBA error without a description',
@@ -196,7 +204,7 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
     {
       kind: 'settle',
       to: 'failed',
-      failure: { code: 'invalid_grant', message: 'the bank answered invalid_grant' },
+      failure: { code: 'invalid_grant', message: 'the bank no longer knows this request' },
     },
   ],
   [
@@ -206,7 +214,11 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
     {
       kind: 'settle',
       to: 'failed',
-      failure: { code: 'invalid_id_token', message: 'the ID Token audience is wrong' },
+      failure: {
+        code: 'invalid_id_token',
+        message: "the bank's confirmation of the customer did not pass our checks",
+        bankText: 'the ID Token audience is wrong',
+      },
       detail: { status: null },
     },
   ],
