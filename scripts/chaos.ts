@@ -8,10 +8,13 @@
  * ledger and prints, as its last line:
  *
  *   chaos: checkouts=N succeeded=A declined=B expired=C failed=D canceled=E double_payments=X stuck=Y
+ *          approvals_lost=L refusals_lost=R
  *
  * double_payments counts checkouts with more than one payment at the bank, stuck those not
  * terminal at the end; both must be 0 (the exit code says so), and every succeeded checkout must
- * have exactly one payment and no other checkout any.
+ * have exactly one payment and no other checkout any. approvals_lost counts customers who approved
+ * at the bank whose checkout ended other than succeeded, refusals_lost those who refused whose
+ * checkout ended other than declined: what crashes cost customers, to keep as near 0 as possible.
  *
  * The services are the local stack of devstack/ (as `npm run dev` and the tests run it), with
  * Redis persistent like production Redis and a 1-second polling interval at the bank.
@@ -268,6 +271,10 @@ async function main(): Promise<number> {
     const key = r?.status === 'failed' ? `failed:${r.failureCode}` : (r?.status ?? 'missing');
     approvedOutcomes.set(key, (approvedOutcomes.get(key) ?? 0) + 1);
   }
+  const approvalsLost = approved.filter(([id]) => statusOf.get(id)?.status !== 'succeeded').length;
+  const refusalsLost = [...plans.entries()].filter(
+    ([id, p]) => p.behaviour === 'deny' && p.decided && statusOf.get(id)?.status !== 'declined',
+  ).length;
   const failures = new Map<string, number>();
   for (const r of rows.filter((x) => x.status === 'failed'))
     failures.set(r.failureCode ?? '?', (failures.get(r.failureCode ?? '?') ?? 0) + 1);
@@ -305,7 +312,7 @@ async function main(): Promise<number> {
     paidButNotSucceeded === 0 &&
     approvedButDeclined === 0;
   console.log(
-    `chaos: checkouts=${rows.length} succeeded=${count('succeeded')} declined=${count('declined')} expired=${count('expired')} failed=${count('failed')} canceled=${count('canceled')} double_payments=${doublePayments} stuck=${stuck}`,
+    `chaos: checkouts=${rows.length} succeeded=${count('succeeded')} declined=${count('declined')} expired=${count('expired')} failed=${count('failed')} canceled=${count('canceled')} double_payments=${doublePayments} stuck=${stuck} approvals_lost=${approvalsLost} refusals_lost=${refusalsLost}`,
   );
   return ok ? 0 : 1;
 }

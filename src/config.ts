@@ -195,6 +195,11 @@ export interface WorkerSettings {
   reconcileEveryMs: number;
   /** How long a checkout may go without progress before the reconciler steps in. */
   reconcileGraceMs: number;
+  /**
+   * Crash tests only: the token poller waits this long after storing a settling bank answer and
+   * before validating it, so a test can kill the worker in that gap (0: never; refused in production).
+   */
+  pauseAfterTokenAnswerStoredMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -676,6 +681,13 @@ export function loadConfig(env: Env = process.env): Config {
       bankTimeoutMs: integer(env, 'BANK_TIMEOUT_MS', 10_000, 100, 120_000),
       reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 10_000, 100, 3_600_000),
       reconcileGraceMs: integer(env, 'RECONCILE_GRACE_MS', 30_000, 100, 3_600_000),
+      pauseAfterTokenAnswerStoredMs: integer(
+        env,
+        'WORKER_PAUSE_AFTER_TOKEN_ANSWER_STORED_MS',
+        0,
+        0,
+        production ? 0 : 60_000,
+      ),
     },
   };
 }

@@ -35,6 +35,7 @@ const documentConfig: Config = {
     bankTimeoutMs: 10_000,
     reconcileEveryMs: 10_000,
     reconcileGraceMs: 30_000,
+    pauseAfterTokenAnswerStoredMs: 0,
   },
 };
 

@@ -38,6 +38,11 @@ export const FAILURE_CODES = {
   paymentRejected: 'payment_rejected',
   /** A payment request got no answer and the bank now refuses to answer again: check with the bank. */
   paymentOutcomeUnknown: 'payment_outcome_unknown',
+  /**
+   * The bank's answer to a token request was lost (a worker died holding it) and the bank, which
+   * answers an auth_req_id once, no longer does (invalid_grant): the customer may have approved.
+   */
+  approvalLost: 'approval_lost',
 } as const;
 
 /**
@@ -65,6 +70,8 @@ const SENTENCES: Readonly<Record<string, string>> = {
   invalid_user_code: 'the bank refused the user code',
   unsupported_grant_type: 'the bank does not offer this kind of approval to our client',
   temporarily_unavailable: 'the bank could not be reached in time',
+  approval_lost:
+    "the customer may have approved, but the bank's answer was lost and the bank does not give it twice: nothing was paid, and the merchant may retry with a new checkout",
 };
 
 /** Our sentence for `code` (SENTENCES), the generic one for a code we do not know. */
@@ -120,6 +127,10 @@ export const failures = {
     message: failureSentence(code),
     bankText: error.message,
   }),
+  approvalLost: {
+    code: FAILURE_CODES.approvalLost,
+    message: failureSentence(FAILURE_CODES.approvalLost),
+  },
   paymentRejected: (reason?: string): Failure => ({
     code: FAILURE_CODES.paymentRejected,
     message: failureSentence(FAILURE_CODES.paymentRejected),

@@ -7,7 +7,7 @@
  */
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
-import type { BankTokens, PaymentInitiation } from '../integrations/bank.client.ts';
+import type { BankTokens, PaymentInitiation, RawTokenAnswer } from '../integrations/bank.client.ts';
 import type { CheckoutRow } from './checkout.repository.ts';
 import { toDecimalString } from './money.ts';
 
@@ -53,6 +53,27 @@ export function sealTokens(keys: KeyRing, checkoutId: string, tokens: BankTokens
 export function openTokens(keys: KeyRing, checkoutId: string, sealed: string): StoredTokens | undefined {
   try {
     return JSON.parse(keys.decrypt(sealed, checkoutId)) as StoredTokens;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Seals a bank's token answer (RawTokenAnswer, tokens included) for the row of `checkoutId`, bound
+ * to it like the access token: stored the moment it is read, opened by whoever finishes with it.
+ */
+export function sealTokenAnswer(keys: KeyRing, checkoutId: string, answer: RawTokenAnswer): string {
+  return keys.encrypt(JSON.stringify(answer), `token-answer:${checkoutId}`);
+}
+
+/** What `sealTokenAnswer` stored for `checkoutId`; undefined when it does not open. */
+export function openTokenAnswer(
+  keys: KeyRing,
+  checkoutId: string,
+  sealed: string,
+): RawTokenAnswer | undefined {
+  try {
+    return JSON.parse(keys.decrypt(sealed, `token-answer:${checkoutId}`)) as RawTokenAnswer;
   } catch {
     return undefined;
   }

@@ -28,7 +28,12 @@ export type CheckoutPatch = Omit<Prisma.CheckoutUpdateManyMutationInput, 'status
  * it: once a checkout has ended, its auth_req_id (a bearer handle at the bank), the login hint and
  * the bank's subject are cleared in the same update (nothing looks a checkout up by them then).
  */
-const FORGOTTEN_AT_THE_END: CheckoutPatch = { authReqId: null, loginHint: null, subject: null };
+const FORGOTTEN_AT_THE_END: CheckoutPatch = {
+  authReqId: null,
+  loginHint: null,
+  subject: null,
+  tokenAnswerEncrypted: null,
+};
 
 /** Non-secret facts only (codes, intervals, HTTP statuses): never tokens or keys. */
 export type EventDetail = Record<string, string | number | boolean | null>;
@@ -111,7 +116,10 @@ export interface CheckoutRepository {
     patch: CheckoutPatch,
     event?: CheckoutEventInput,
   ): Promise<boolean>;
-  /** Checkouts in one of `statuses` whose expiry is before `before`, at most `limit`. */
+  /**
+   * Checkouts in one of `statuses` whose expiry is before `before` and that hold no stored bank
+   * answer still to be finished, at most `limit`.
+   */
   findExpired(statuses: readonly CheckoutStatus[], before: Date, limit: number): Promise<CheckoutRef[]>;
   /** Checkouts in one of `statuses` not updated since `before`, least recently updated first. */
   findStalled(statuses: readonly CheckoutStatus[], before: Date, limit: number): Promise<CheckoutRef[]>;
@@ -247,7 +255,8 @@ export function createCheckoutRepository(db: Database, sql: SqlPool): CheckoutRe
 
     async findExpired(statuses, before, limit) {
       const rows = await db.checkout.findMany({
-        where: { status: { in: [...statuses] }, expiresAt: { lt: before } },
+        // A checkout holding a stored bank answer got it in time: it is finished, not expired.
+        where: { status: { in: [...statuses] }, expiresAt: { lt: before }, tokenAnswerEncrypted: null },
         select: { id: true, status: true },
         take: limit,
       });

@@ -134,6 +134,8 @@ export async function createCheckout(
     pollIntervalS: null,
     nextPollAt: null,
     stepErrors: 0,
+    unansweredClaims: 0,
+    tokenAnswerEncrypted: null,
     tokensEncrypted: null,
     subject: null,
     bankPaymentId: null,

@@ -23,6 +23,10 @@ export interface DuePoll {
   expiresAt: Date;
   /** The claim: `next_poll_at` holds this value until the answer is recorded (or the claim is extended). */
   lease: Date;
+  /** Claims since an answer was last recorded, this one included: above 1, an answer was lost. */
+  unansweredClaims: number;
+  /** A settling answer stored by a worker that did not get to finish with it (sealed), or null. */
+  storedAnswer: string | null;
 }
 
 /** A bank answer that keeps the checkout awaiting approval: when to ask next, and its event. */
@@ -47,14 +51,16 @@ export interface PollAnswer {
  * lost does not bring the next request sooner than the bank allows (CIBA Core §7.3).
  */
 export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts
-  SET next_poll_at = now() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0)))
+  SET next_poll_at = now() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0))),
+      unanswered_claims = unanswered_claims + 1
   WHERE id = ANY(ARRAY(
     SELECT id FROM checkouts
     WHERE status = 'awaiting_approval' AND next_poll_at <= now() AND auth_req_id IS NOT NULL
       AND bank_id <> ALL($3::text[])
     ORDER BY next_poll_at LIMIT $2
     FOR UPDATE SKIP LOCKED))
-  RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at, next_poll_at`;
+  RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at, next_poll_at,
+            unanswered_claims, token_answer_encrypted`;
 
 export interface PollScheduleRepository {
   /**
@@ -68,6 +74,12 @@ export interface PollScheduleRepository {
    * hash-joining the whole table, which it prefers for a join with the subquery).
    */
   claimDue(leaseSeconds: number, limit: number, exceptBanks?: readonly string[]): Promise<DuePoll[]>;
+  /**
+   * Stores a settling token answer (sealed) the moment it is read, under our claim, in one short
+   * statement: the bank answers an auth_req_id once, so what a dying worker read must survive it.
+   * False when the claim was no longer ours or the checkout no longer awaiting approval.
+   */
+  storeAnswer(id: string, lease: Date, sealed: string): Promise<boolean>;
   /** Moves a claim's lease `leaseSeconds` ahead while it is still ours; the new lease, or null. */
   extendLease(id: string, lease: Date, leaseSeconds: number): Promise<Date | null>;
   /**
@@ -93,6 +105,8 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
         step_errors: number;
         expires_at: Date;
         next_poll_at: Date;
+        unanswered_claims: number;
+        token_answer_encrypted: string | null;
       }>({
         name: 'claim_due_polls',
         text: CLAIM_DUE_POLLS_SQL,
@@ -107,7 +121,19 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
         stepErrors: r.step_errors,
         expiresAt: r.expires_at,
         lease: r.next_poll_at,
+        unansweredClaims: r.unanswered_claims,
+        storedAnswer: r.token_answer_encrypted,
       }));
+    },
+
+    async storeAnswer(id, lease, sealed) {
+      const { rowCount } = await sql.query({
+        name: 'store_token_answer',
+        text: `UPDATE checkouts SET token_answer_encrypted = $3
+               WHERE id = $1 AND status = 'awaiting_approval' AND next_poll_at = $2`,
+        values: [id, lease, sealed],
+      });
+      return rowCount === 1;
     },
 
     async extendLease(id, lease, leaseSeconds) {
@@ -132,7 +158,9 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
                  UPDATE checkouts AS c
                  SET next_poll_at = LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at),
                      poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
-                     step_errors = v.step_errors
+                     step_errors = v.step_errors,
+                     unanswered_claims = 0,
+                     token_answer_encrypted = NULL
                  FROM v
                  WHERE c.id = v.id AND c.status = 'awaiting_approval' AND c.next_poll_at = v.lease
                  RETURNING c.id

@@ -14,6 +14,7 @@ import type {
   BackchannelAuthenticationAck,
   PaymentInitiation,
   PaymentResult,
+  RawTokenAnswer,
   TokenPollOutcome,
 } from './bank.types.ts';
 import * as payments from './bank-payments.client.ts';
@@ -40,6 +41,7 @@ export type {
   PaymentInitiation,
   PaymentResult,
   PaymentStatus,
+  RawTokenAnswer,
   TokenPollOutcome,
 } from './bank.types.ts';
 export { DEFAULT_POLL_INTERVAL_S, SLOW_DOWN_INCREMENT_S } from './bank.types.ts';
@@ -55,6 +57,17 @@ export interface BankClient {
   }): Promise<BackchannelAuthenticationAck>;
   /** CIBA Core §10.1: exactly one token request. On tokens, the ID Token is fully validated first (throws BankError 'invalid_id_token' otherwise). */
   pollToken(authReqId: string, expect: { loginHint: string }): Promise<TokenPollOutcome>;
+  /**
+   * CIBA Core §10.1: exactly one token request, its answer read whole and returned as it arrived,
+   * uninterpreted (transport failures throw BankError bank_unavailable).
+   */
+  requestTokenAnswer(authReqId: string): Promise<RawTokenAnswer>;
+  /** CIBA Core §10.1.1, §11: what `requestTokenAnswer` returned (now or before a crash) means. */
+  processTokenAnswer(
+    authReqId: string,
+    answer: RawTokenAnswer,
+    expect: { loginHint: string },
+  ): Promise<TokenPollOutcome>;
   /** DESIGN §4: POST {paymentsApiUrl}/payments over mTLS, Bearer token, Idempotency-Key. */
   initiatePayment(
     accessToken: string,
@@ -198,13 +211,30 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
     },
 
     async pollToken(authReqId, expect) {
-      const { ctx, keys } = await ready();
-      let response: Response;
+      return this.processTokenAnswer(authReqId, await this.requestTokenAnswer(authReqId), expect);
+    },
+
+    async requestTokenAnswer(authReqId) {
+      const { ctx } = await ready();
       try {
-        response = await backchannelTokenRequest(ctx, authReqId);
+        const response = await backchannelTokenRequest(ctx, authReqId);
+        const body = await response.text();
+        const headers: Record<string, string> = {};
+        for (const name of KEPT_ANSWER_HEADERS) {
+          const value = response.headers.get(name);
+          if (value !== null) headers[name] = value;
+        }
+        return { status: response.status, headers, body };
       } catch (error) {
         throw transportError(error, 'token');
       }
+    },
+
+    async processTokenAnswer(authReqId, answer, expect) {
+      const { ctx, keys } = await ready();
+      // Statuses that carry no body (RFC 9110 §15.3.5, §15.4.5) cannot be rebuilt with one.
+      const body = [204, 205, 304].includes(answer.status) ? null : answer.body;
+      const response = new Response(body, { status: answer.status, headers: answer.headers });
       return processBackchannelTokenResponse(ctx, response, {
         authReqId,
         keys,
@@ -228,6 +258,26 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
       await ownAgent?.close();
     },
   };
+}
+
+/** The headers of a token answer its interpretation reads, kept with a stored answer. */
+const KEPT_ANSWER_HEADERS = ['content-type', 'retry-after', 'www-authenticate'] as const;
+
+/**
+ * Whether a token answer may settle the checkout (tokens, or a refusal such as access_denied or
+ * expired_token), and so must be kept before it is interpreted: everything but the answers that
+ * only say "ask again" (authorization_pending, slow_down: CIBA Core §11), 5xx and 429. Those are
+ * nearly every answer, and keeping them would cost a write per poll for nothing.
+ */
+export function mayBeSettlingTokenAnswer(answer: RawTokenAnswer): boolean {
+  if (answer.status === 429 || answer.status >= 500) return false;
+  if (answer.status === 200) return true;
+  try {
+    const error = (JSON.parse(answer.body) as { error?: unknown }).error;
+    return error !== 'authorization_pending' && error !== 'slow_down';
+  } catch {
+    return false; // unreadable: transient (bank.answers.ts), nothing to keep
+  }
 }
 
 /** One client (and so one mTLS Agent) per configured bank, by bank id. */

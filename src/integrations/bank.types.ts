@@ -33,6 +33,17 @@ export interface BankTokens {
 }
 
 /**
+ * A token endpoint answer as it arrived, read whole and not yet interpreted: what is kept (sealed)
+ * the moment it is read, so that a worker that dies while validating it loses nothing.
+ */
+export interface RawTokenAnswer {
+  status: number;
+  /** The headers the interpretation reads (content-type, retry-after, www-authenticate). */
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
  * One token request's outcome (CIBA Core §10.1.1, §11). `retryAfterSeconds` is the answer's
  * Retry-After (RFC 9110 §10.2.3), honoured on top of the interval whatever the status it came with.
  */

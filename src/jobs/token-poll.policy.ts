@@ -32,7 +32,8 @@ import {
 import { backoffMs } from './bank-step.ts';
 
 /** The part of a claimed poll the policy reads. */
-export type PollState = Pick<DuePoll, 'pollIntervalS' | 'stepErrors'>;
+export type PollState = Pick<DuePoll, 'pollIntervalS' | 'stepErrors'> &
+  Partial<Pick<DuePoll, 'unansweredClaims'>>;
 
 export type PollDecision =
   /** Still awaiting approval: ask again `waitMs` after recording this answer. */
@@ -57,11 +58,12 @@ export type PollDecision =
  * expiry at `now` (epoch ms) or its bank is no longer configured, else null.
  */
 export function decideBeforePoll(
-  poll: Pick<DuePoll, 'expiresAt' | 'bankId'>,
+  poll: Pick<DuePoll, 'expiresAt' | 'bankId'> & Partial<Pick<DuePoll, 'storedAnswer'>>,
   now: number,
   bankConfigured: boolean,
 ): PollDecision | null {
-  if (isPastExpiry(poll.expiresAt, now)) {
+  // A stored answer arrived before the deadline: it is what the bank said in time.
+  if (!poll.storedAnswer && isPastExpiry(poll.expiresAt, now)) {
     return { kind: 'settle', to: 'expired', failure: failures.notApprovedInTime, detail: {} };
   }
   if (!bankConfigured) {
@@ -139,6 +141,16 @@ export function decidePollAnswer(
     case 'expired':
       return { kind: 'settle', to: 'expired', failure: failures.notApprovedInTime, detail: {} };
     case 'failed':
+      // invalid_grant after a token request whose answer never got recorded (a worker died holding
+      // it): the bank answers an auth_req_id once, so that lost answer may have been the approval.
+      if (answer.code === 'invalid_grant' && (poll.unansweredClaims ?? 0) > 1) {
+        return {
+          kind: 'settle',
+          to: 'failed',
+          failure: { ...failures.approvalLost, bankText: answer.description },
+          detail: { lostAnswers: (poll.unansweredClaims ?? 0) - 1 },
+        };
+      }
       return {
         kind: 'settle',
         to: 'failed',

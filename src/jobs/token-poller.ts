@@ -24,10 +24,15 @@ import {
   failCheckout,
   sanitizeBankText,
 } from '../checkout/checkout.outcomes.ts';
-import { sealTokens } from '../checkout/checkout.payment.ts';
+import { openTokenAnswer, sealTokenAnswer, sealTokens } from '../checkout/checkout.payment.ts';
 import type { CheckoutRow } from '../checkout/checkout.repository.ts';
 import type { DuePoll, PollAnswer } from '../checkout/poll-schedule.repository.ts';
-import { BankError, type TokenPollOutcome } from '../integrations/bank.client.ts';
+import {
+  BankError,
+  mayBeSettlingTokenAnswer,
+  type RawTokenAnswer,
+  type TokenPollOutcome,
+} from '../integrations/bank.client.ts';
 import { persistBankAnswer } from './bank-step.ts';
 import type { JobContext } from './job.context.ts';
 import { decideBeforePoll, decidePollAnswer, type PollDecision } from './token-poll.policy.ts';
@@ -224,6 +229,8 @@ async function authorize(
         subject: decision.subject,
         nextPollAt: null,
         stepErrors: 0,
+        unansweredClaims: 0,
+        tokenAnswerEncrypted: null,
       },
       { step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
     ),
@@ -238,19 +245,46 @@ async function authorize(
   return 'authorized';
 }
 
+/**
+ * Writes a settling token answer down the moment it is read, before validating it or anything
+ * else (the bank answers an auth_req_id once and revokes the tokens if asked again): one short
+ * statement, retried through a short database outage. The window in which a crash loses the
+ * approval is then just the request itself and this write.
+ */
+async function keepTokenAnswer(ctx: JobContext, poll: DuePoll, raw: RawTokenAnswer): Promise<void> {
+  const sealed = sealTokenAnswer(ctx.keys, poll.id, raw);
+  await persistBankAnswer(ctx, 'token answer', () =>
+    ctx.pollSchedule.storeAnswer(poll.id, poll.lease, sealed),
+  );
+  const pauseMs = ctx.config.worker.pauseAfterTokenAnswerStoredMs;
+  if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
+}
+
 /** One token request for one claimed checkout, and what follows from its answer (token-poll.policy.ts). */
 async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
   const bank = ctx.banks.get(poll.bankId);
-  let decision = decideBeforePoll(poll, Date.now(), bank !== undefined);
+  // An answer a worker stored and did not finish with (it died): finished here, the bank not asked.
+  const stored = poll.storedAnswer ? openTokenAnswer(ctx.keys, poll.id, poll.storedAnswer) : undefined;
+  let decision = decideBeforePoll(
+    { ...poll, storedAnswer: stored ? poll.storedAnswer : null },
+    Date.now(),
+    bank !== undefined,
+  );
   if (!decision && bank) {
     let answer: TokenPollOutcome | BankError;
     try {
-      answer = await bank.pollToken(poll.authReqId, { loginHint: poll.loginHint });
+      let raw = stored;
+      if (!raw) {
+        raw = await bank.requestTokenAnswer(poll.authReqId);
+        if (mayBeSettlingTokenAnswer(raw)) await keepTokenAnswer(ctx, poll, raw);
+      }
+      answer = await bank.processTokenAnswer(poll.authReqId, raw, { loginHint: poll.loginHint });
     } catch (error) {
       if (!(error instanceof BankError)) throw error;
       answer = error;
     }
     decision = decidePollAnswer(poll, answer);
+    if (stored) ctx.log.info({ checkoutId: poll.id }, 'finishing a token answer stored before a crash');
   }
   if (!decision) throw new Error('no decision for a claimed token poll');
   switch (decision.kind) {

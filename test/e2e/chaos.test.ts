@@ -27,7 +27,7 @@ describe('npm run chaos (short)', () => {
     const lines = stdout.trim().split('\n');
     const summary = lines.at(-1) ?? '';
     expect(summary).toMatch(
-      /^chaos: checkouts=40 succeeded=\d+ declined=\d+ expired=\d+ failed=\d+ canceled=\d+ double_payments=0 stuck=0$/,
+      /^chaos: checkouts=40 succeeded=\d+ declined=\d+ expired=\d+ failed=\d+ canceled=\d+ double_payments=0 stuck=0 approvals_lost=\d+ refusals_lost=\d+$/,
     );
     const checks = lines.find((l) => l.includes('checks:')) ?? '';
     expect(checks).toMatch(/worker_kills=[1-9]\d*/);

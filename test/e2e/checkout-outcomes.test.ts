@@ -58,7 +58,7 @@ describe.concurrent('checkout outcomes', () => {
     expect(done).toMatchObject({ status: 'failed', failure: { code: 'unknown_user_id' } });
   });
 
-  it('the bank rejects the payment → failed with payment_rejected, in our words, the bank\'s kept apart', async () => {
+  it("the bank rejects the payment → failed with payment_rejected, in our words, the bank's kept apart", async () => {
     // Bank-written text is untrusted: a page that shows failure.message must never show this.
     const reason = '<a href="https://evil.example">Call +1 555 0100 to unblock</a>\u202e';
     const login = await newBankCustomer({ rejectPayment: { reason } });

@@ -26,8 +26,8 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.kill()));
 });
 
-function worker(): WorkerProcess {
-  const w = spawnWorker(system());
+function worker(extraEnv: Record<string, string> = {}): WorkerProcess {
+  const w = spawnWorker(system(), extraEnv);
   workers.push(w);
   return w;
 }
@@ -80,7 +80,7 @@ describe('a worker killed with SIGKILL', () => {
     expect((await paymentsOf(login)).count).toBe(1);
   }, 60_000);
 
-  it('after the tokens were issued, before they were stored: failed, nothing paid, nothing stuck', async () => {
+  it('after the tokens were issued, before they were read: failed approval_lost, nothing paid, nothing stuck', async () => {
     const login = await newBankCustomer();
     const w1 = worker();
     const res = await http.createCheckout(checkoutBody(login));
@@ -106,9 +106,55 @@ describe('a worker killed with SIGKILL', () => {
 
     worker();
     // The bank already redeemed this auth_req_id (CIBA Core §11: invalid_grant); tokens never
-    // reached us, so no payment can be made: the checkout fails instead of hanging.
+    // reached us, so no payment can be made: the checkout fails instead of hanging, and says the
+    // approval was lost (a token request's answer went unrecorded), not a bare invalid_grant.
     const done = await http.waitForStatus(id, ['succeeded', 'failed'], 40_000);
-    expect(done).toMatchObject({ status: 'failed', failure: { code: 'invalid_grant' } });
+    expect(done).toMatchObject({ status: 'failed', failure: { code: 'approval_lost' } });
+    expect((done.failure as { message: string }).message).toMatch(/may have approved.*may retry/);
+    expect((await paymentsOf(login)).attemptCount).toBe(0);
+  }, 90_000);
+
+  /** A worker that stops right after it has stored a settling token answer, before validating it. */
+  const pausingAfterStore = () => worker({ WORKER_PAUSE_AFTER_TOKEN_ANSWER_STORED_MS: '60000' });
+
+  async function killedAfterTheAnswerWasStored(login: string): Promise<string> {
+    const w1 = pausingAfterStore();
+    const res = await http.createCheckout(checkoutBody(login));
+    const { id } = (await res.json()) as { id: string };
+    const request = await pendingInBankApp(login);
+    await http.waitForStatus(id, ['awaiting_approval'], 20_000);
+    await decideInBankApp(login, request.authReqId, 'approve');
+    await eventually(
+      async () =>
+        (await system().db.checkout.findUniqueOrThrow({ where: { id } })).tokenAnswerEncrypted !== null,
+      30_000,
+      'the token answer stored',
+    );
+    await w1.kill('SIGKILL');
+    const row = await system().db.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row.status).toBe('awaiting_approval');
+    // Sealed: neither the access token nor the ID Token is readable in the row.
+    expect(row.tokenAnswerEncrypted).not.toMatch(/eyJ/);
+    return id;
+  }
+
+  it('after the token answer was stored, before it was validated: finished from the stored answer, paid once', async () => {
+    const login = await newBankCustomer();
+    const id = await killedAfterTheAnswerWasStored(login);
+    worker();
+    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 40_000);
+    expect(done.status, JSON.stringify(done.failure)).toBe('succeeded');
+    expect((await paymentsOf(login)).count).toBe(1);
+    const row = await system().db.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row.tokenAnswerEncrypted).toBeNull();
+  }, 90_000);
+
+  it('a stored answer whose ID Token is invalid still fails invalid_id_token after the crash, nothing paid', async () => {
+    const login = await newBankCustomer({ idToken: { sign: 'foreign-key' } });
+    const id = await killedAfterTheAnswerWasStored(login);
+    worker();
+    const done = await http.waitForStatus(id, ['succeeded', 'failed'], 40_000);
+    expect(done).toMatchObject({ status: 'failed', failure: { code: 'invalid_id_token' } });
     expect((await paymentsOf(login)).attemptCount).toBe(0);
   }, 90_000);
 

@@ -39,6 +39,16 @@ describe('before asking', () => {
     );
   });
 
+  it('finishes an answer stored in time even past the expiry', () => {
+    expect(
+      decideBeforePoll(
+        { expiresAt: new Date(now - 60_000), bankId: 'b1', storedAnswer: 'v2.sealed' },
+        now,
+        true,
+      ),
+    ).toBeNull();
+  });
+
   it('asks when neither', () => {
     expect(decideBeforePoll({ expiresAt: new Date(now + 1), bankId: 'b1' }, now, true)).toBeNull();
   });
@@ -239,6 +249,29 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
 describe('the answer', () => {
   it.each(answers)('%s', (_name, poll, answer, expected) => {
     expect(decidePollAnswer(poll, answer, backoff)).toMatchObject(expected);
+  });
+
+  it.each([
+    [1, 'invalid_grant'],
+    [2, 'approval_lost'],
+    [5, 'approval_lost'],
+  ])('invalid_grant after %d claims without a recorded answer → %s', (claims, code) => {
+    const decision = decidePollAnswer(
+      { ...fresh, unansweredClaims: claims },
+      { kind: 'failed', code: 'invalid_grant' },
+      backoff,
+    );
+    expect(decision).toMatchObject({ kind: 'settle', to: 'failed', failure: { code } });
+  });
+
+  it('another refusal after a lost answer stays what the bank said', () => {
+    expect(
+      decidePollAnswer(
+        { ...fresh, unansweredClaims: 3 },
+        { kind: 'failed', code: 'transaction_failed' },
+        backoff,
+      ),
+    ).toMatchObject({ failure: { code: 'transaction_failed' } });
   });
 
   it('never asks again sooner than the interval, whatever the answer', () => {
