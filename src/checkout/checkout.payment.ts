@@ -34,6 +34,9 @@ export interface StoredTokens {
   accessTokenExpiresAt: number | null;
 }
 
+/** The lifetime assumed for an access token whose `expires_in` is missing or unreadable (s). */
+const DEFAULT_TOKEN_LIFETIME_S = 3600;
+
 /**
  * Encrypts the access token of a token response received at `now` (epoch ms) for storage in the
  * row of `checkoutId`, bound to it (AES-GCM additional data): it opens for that checkout only.
@@ -41,7 +44,15 @@ export interface StoredTokens {
 export function sealTokens(keys: KeyRing, checkoutId: string, tokens: BankTokens, now: number): string {
   const stored: StoredTokens = {
     accessToken: tokens.accessToken,
-    accessTokenExpiresAt: tokens.expiresIn ? now + tokens.expiresIn * 1000 : null,
+    // A token without a readable lifetime is not kept usable for ever: a payment retried against an
+    // unanswering bank must end (as payment_outcome_unknown) rather than retry without end.
+    accessTokenExpiresAt:
+      now +
+      Math.min(
+        tokens.expiresIn && tokens.expiresIn > 0 ? tokens.expiresIn : DEFAULT_TOKEN_LIFETIME_S,
+        86_400,
+      ) *
+        1000,
   };
   return keys.encrypt(JSON.stringify(stored), checkoutId);
 }

@@ -78,6 +78,8 @@ export function createKeyRing(keys: Buffer[]): KeyRing {
         'aes-256-gcm',
         subKey(key, 'encryption'),
         Buffer.from(iv, 'base64url'),
+        // Only the full 128-bit tag: a shortened one would weaken forgery protection (NIST SP 800-38D §5.2.1.2).
+        { authTagLength: 16 },
       );
       decipher.setAAD(Buffer.from(version === V1 ? `${version}.${id}` : `${version}.${id}.${context}`));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));

@@ -42,6 +42,15 @@ export function initiatePaymentRequest(
   });
 }
 
+/**
+ * The bank's payment id as Bankpay keeps and shows it (`payment.bankPaymentId`, which browsers
+ * see): at most 128 visible ASCII characters, anything else replaced by `_`. An accepted payment
+ * is never refused for its id: it is the merchant's reference at the bank, not our key.
+ */
+export function shownPaymentId(paymentId: string): string {
+  return paymentId.slice(0, 128).replace(/[^\x21-\x7e]/g, '_');
+}
+
 /** DESIGN.md §4: GET {paymentsApiUrl}/payments/{paymentId}. */
 export function getPaymentRequest(
   fetch: BankFetch,
@@ -134,7 +143,11 @@ export async function processPaymentResponse(
   }
   // An optional member that cannot be read is ignored (row paymentResult).
   const reason = typeof body?.reason === 'string' ? body.reason : undefined;
-  return { paymentId, status: status as PaymentResult['status'], ...(reason ? { reason } : {}) };
+  return {
+    paymentId: shownPaymentId(paymentId),
+    status: status as PaymentResult['status'],
+    ...(reason ? { reason } : {}),
+  };
 }
 
 /** DESIGN.md §4 POST /payments, request and processing, with transport failures typed. */

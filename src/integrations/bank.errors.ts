@@ -50,7 +50,10 @@ export class BankError extends Error {
 
 /** An OAuth error code as sent by the bank, kept only if it looks like one (RFC 6749 §5.2 charset). */
 export function safeOAuthCode(value: unknown): string | undefined {
-  return typeof value === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,64}$/.test(value) ? value : undefined;
+  // Every code RFC 6749 §5.2, CIBA Core §13 and their extensions define is lower-case snake case.
+  // The code becomes `failure.code`, which browsers show: anything else from a bank (a phone
+  // number, markup) is not a code, whatever RFC 6749's wider charset would let through.
+  return typeof value === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(value) ? value : undefined;
 }
 
 /**

@@ -30,6 +30,13 @@ describe('the key ring (TOKEN_ENCRYPTION_KEYS)', () => {
     expect(() => createKeyRing([newKey]).decrypt(sealedWithOld, 'chk_a')).toThrow(/key no longer configured/);
   });
 
+  it('refuses a shortened authentication tag (only the full 128 bits open)', () => {
+    const ring = createKeyRing([oldKey]);
+    const parts = ring.encrypt('token', 'chk_a').split('.');
+    parts[3] = Buffer.from(parts[3]!, 'base64url').subarray(0, 4).toString('base64url');
+    expect(() => ring.decrypt(parts.join('.'), 'chk_a')).toThrow();
+  });
+
   it('binds a sealed value to its context: it does not open for another checkout', () => {
     const ring = createKeyRing([oldKey]);
     const sealed = ring.encrypt('token', 'chk_a');
