@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { CheckoutError } from './checkout/checkout.errors.ts';
+import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
@@ -70,7 +71,11 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   registerValidators(app);
   // Before any route: every route that takes JSON, now and later, inherits the one parser.
   registerJsonBodyParser(app);
-  await app.register(security, { rateLimit: deps.rateLimit ?? deps.config.http.rateLimit });
+  const clientSecretKeys = createKeyRing(deps.config.clientSecretKeys);
+  await app.register(security, {
+    rateLimit: deps.rateLimit ?? deps.config.http.rateLimit,
+    isGenuineClientSecret: (token) => isGenuineClientSecret(clientSecretKeys, token),
+  });
   // A storefront's page may follow its own checkout with the clientSecret (DESIGN.md §2), from
   // the origins configured; nothing else is shared cross-origin.
   if (deps.config.http.corsOrigins.length > 0) {
@@ -96,7 +101,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(checkoutRoutes, {
     ...createRepositories(deps.db, sql),
     queue: deps.queue.queue,
-    clientSecretKeys: createKeyRing(deps.config.clientSecretKeys),
+    clientSecretKeys,
     config: deps.config,
     log: app.log,
   });

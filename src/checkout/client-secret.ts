@@ -27,6 +27,12 @@ export function verifyClientSecret(keys: KeyRing, checkoutId: string, presented:
   return keys.verify(PURPOSE, id, presented.slice(at + SEPARATOR.length));
 }
 
+/** True when `presented` is the clientSecret of the checkout it names (whichever that is). */
+export function isGenuineClientSecret(keys: KeyRing, presented: string): boolean {
+  const at = presented.lastIndexOf(SEPARATOR);
+  return at > 0 && verifyClientSecret(keys, presented.slice(0, at), presented);
+}
+
 export function looksLikeClientSecret(presented: string): boolean {
   return presented.includes(SEPARATOR);
 }

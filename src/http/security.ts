@@ -28,6 +28,11 @@ export interface RateLimitSettings {
 export interface SecurityOptions {
   /** Requests per credential per window (RATE_LIMIT_MAX / RATE_LIMIT_WINDOW_MS). */
   rateLimit: RateLimitSettings;
+  /**
+   * Whether a Bearer token is a genuine clientSecret (its HMAC verifies; no database): such a
+   * credential is never throttled for its address's failures, in any API process.
+   */
+  isGenuineClientSecret?: (token: string) => boolean;
 }
 
 /** Distinct keys each process remembers (least recently used ones are forgotten first). */
@@ -129,6 +134,10 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     if (isExempt(request)) return;
     const hash = credentialHash(request);
     if (!hash) return;
+    // A genuine clientSecret cannot be a guess (it is an HMAC): it passes, even in a process that
+    // has not seen it succeed (another API process issued it, or this one restarted).
+    const token = bearerToken(request);
+    if (token && options.isGenuineClientSecret?.(token)) return;
     const retryAfter = throttle.refusal(addressKey(request.ip), hash);
     if (retryAfter !== undefined) {
       throw rateLimited(

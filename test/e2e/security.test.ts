@@ -162,6 +162,40 @@ describe('failed authentications never lock out a valid credential', () => {
     expect((await list(key)).json().detail).toMatch(/with this credential/);
   });
 
+  it('serves a genuine clientSecret issued by another API process, whatever the failures from its address', async () => {
+    // Two API processes of one installation: same database, same keys. A checkout made on one,
+    // its browser behind the same address (a carrier NAT) as someone failing on the other.
+    const second = await startApiApp({ rateLimit: LIMIT, env: limited.env });
+    try {
+      const { key } = await createApiKey(limited.db, `shop-${randomUUID()}`);
+      const created = await limited.app.inject({
+        method: 'POST',
+        url: '/v1/checkouts',
+        headers: { ...bearer(key), 'idempotency-key': randomUUID() },
+        payload: checkoutBody('alice'),
+      });
+      const { id, clientSecret } = created.json() as { id: string; clientSecret: string };
+      const shared = '203.0.113.9';
+      for (let i = 0; i <= LIMIT.max; i++) {
+        await second.app.inject({
+          method: 'GET',
+          url: `/v1/checkouts/${id}`,
+          headers: bearer(`bpk_${randomBytes(32).toString('base64url')}`),
+          remoteAddress: shared,
+        });
+      }
+      const res = await second.app.inject({
+        method: 'GET',
+        url: `/v1/checkouts/${id}`,
+        headers: bearer(clientSecret),
+        remoteAddress: shared,
+      });
+      expect(res.statusCode, res.body).toBe(200);
+    } finally {
+      await second.close();
+    }
+  });
+
   it("counts wrong clientSecrets as failures; the checkout's own clientSecret still works", async () => {
     const { app, db } = limited;
     const { key } = await createApiKey(db, `shop-${randomUUID()}`);
