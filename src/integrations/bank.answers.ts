@@ -146,10 +146,10 @@ export const bankAnswerRules = {
   },
   ackWithoutAuthReqId: {
     endpoint: 'bc-authorize',
-    answer: '200 without a non-empty string `auth_req_id`',
-    decision: 'transient',
-    action: '`bank_unavailable`; the request is sent again',
-    why: 'CIBA Core §7.3: without it the answer is as good as lost; a request the bank may hold expires unpolled, as after a dropped answer',
+    answer: '200 JSON without a non-empty string `auth_req_id`',
+    decision: 'final',
+    action: '`invalid_bank_response`; not sent again',
+    why: 'CIBA Core §7.3: a readable 200 means the bank took the request (the customer may have a prompt) but gave nothing to poll; sending again would only add prompts Bankpay could never poll',
   },
   ackExpiresIn: {
     endpoint: 'bc-authorize',

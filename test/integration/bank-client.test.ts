@@ -469,10 +469,15 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
     }
   });
 
-  it('bc-authorize: an acknowledgement without auth_req_id, or a page nobody can read, is transient', async () => {
+  it('bc-authorize: a readable acknowledgement without auth_req_id is final: not sent again to the phone', async () => {
+    const login = await customer('bob');
+    await setFaults(login, { ack: { members: { auth_req_id: null }, times: 1 } });
+    expect(await rejection(start(client, login))).toMatchObject({ code: 'invalid_bank_response', retryable: false });
+  });
+
+  it('bc-authorize: a page nobody can read is transient', async () => {
     const login = await customer('bob');
     const scripts: unknown[] = [
-      { ack: { members: { auth_req_id: null }, times: 1 } },
       { answer: { 'bc-authorize': { times: 1 } } }, // a 200 labelled JSON, HTML inside
       { answer: { 'bc-authorize': { status: 404, body: { error: 'not_found' } } } },
       {
@@ -482,7 +487,7 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
       },
       { unavailable: { 'bc-authorize': { times: 1, retryAfter: 3, status: 500 } } },
     ];
-    const retryAfter = [undefined, undefined, undefined, 5, 3];
+    const retryAfter = [undefined, undefined, 5, 3];
     for (const [i, script] of scripts.entries()) {
       await setFaults(login, script);
       const e = await rejection(start(client, login));
