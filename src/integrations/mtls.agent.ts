@@ -5,6 +5,7 @@
  * and reused: a fresh TLS handshake per request is 70-100× slower than keep-alive (STACK.md).
  */
 import { EventEmitter } from 'node:events';
+import { createSecureContext } from 'node:tls';
 import { Agent, type Dispatcher, Headers as UndiciHeaders, Response as UndiciResponse } from 'undici';
 import type { BankConfig } from '../config.ts';
 import {
@@ -32,8 +33,10 @@ export function createMtlsAgent(tls: BankConfig['tls'], options: MtlsAgentOption
   return new Agent({
     connect: {
       // The client certificate and key (PEM pair, or a PKCS#12 bundle with its passphrase), and
-      // `ca` when configured: it replaces Node's default trust store (a private bank PKI).
-      ...tls,
+      // `ca` when configured: it replaces Node's default trust store (a private bank PKI). Built
+      // into one TLS context, once: a PKCS#12 bundle would otherwise be decrypted again (its key
+      // derivation included) on every new connection to the bank.
+      secureContext: createSecureContext({ ...tls, minVersion: 'TLSv1.2' }),
       minVersion: 'TLSv1.2',
       rejectUnauthorized: true,
       // Checked as the connection is made, so a DNS answer that changed since discovery counts.

@@ -453,7 +453,7 @@ describe('BankClient against a scripted bank', () => {
     expect(await c.pollToken('req-1', { loginHint: 'alice' })).toMatchObject({ tokens: { expiresIn: 600 } });
   });
 
-  it('reads the acknowledgement by the table: no auth_req_id is transient, odd expires_in and interval take defaults (CIBA §7.3)', async () => {
+  it('reads the acknowledgement by the table: no auth_req_id is final, odd expires_in and interval take defaults (CIBA §7.3)', async () => {
     const c = fresh();
     for (const body of [
       { expires_in: 60 },
@@ -462,7 +462,8 @@ describe('BankClient against a scripted bank', () => {
     ]) {
       stub.routes.set('POST /stub/mtls/bc', tokenAnswer(200, body));
       const e = await rejection(start(c));
-      expect(e, JSON.stringify(body)).toMatchObject({ code: 'bank_unavailable', retryable: true });
+      // The bank took the request: sending it again would only add prompts on the phone.
+      expect(e, JSON.stringify(body)).toMatchObject({ code: 'invalid_bank_response', retryable: false });
     }
     const acks: Array<[object, object]> = [
       [
