@@ -257,6 +257,22 @@ function checkAnswer(req: FuzzRequest, res: LightMyRequestResponse): void {
     fail(req, res, '403 without WWW-Authenticate naming the scope');
 }
 
+/** A valid checkout made through the API, for the routes that act on one. */
+async function createTarget(): Promise<{ id: string }> {
+  const res = await send({
+    kind: 'create',
+    method: 'POST',
+    url: '/v1/checkouts',
+    headers: {
+      authorization: `Bearer ${api.apiKey}`,
+      'idempotency-key': randomUUID(),
+      'content-type': 'application/json',
+    },
+    payload: JSON.stringify(validBody()),
+  });
+  return res.json() as { id: string };
+}
+
 async function merchantCheckouts(): Promise<number> {
   return api.db.checkout.count({ where: { apiKeyId: api.apiKeyId } });
 }
@@ -775,19 +791,7 @@ describe('fuzzing every route: never a 5xx, every 4xx problem+json, every 2xx as
   });
 
   it('bodies that repeat a member name, at any depth, on every JSON route: 400 malformed_json, nothing stored', async () => {
-    const target = (
-      await send({
-        kind: 'create',
-        method: 'POST',
-        url: '/v1/checkouts',
-        headers: {
-          authorization: `Bearer ${api.apiKey}`,
-          'idempotency-key': randomUUID(),
-          'content-type': 'application/json',
-        },
-        payload: JSON.stringify(validBody()),
-      })
-    ).json() as { id: string };
+    const target = await createTarget();
     const jsonHeaders = () => ({
       authorization: `Bearer ${api.apiKey}`,
       'idempotency-key': randomUUID(),
@@ -857,19 +861,7 @@ describe('fuzzing every route: never a 5xx, every 4xx problem+json, every 2xx as
   it('every route that takes a body, those added later too, refuses a repeated member name', async () => {
     // The routes as the OpenAPI document lists them: a route added later is tested without an edit here.
     const document = api.app.swagger() as { paths: Record<string, Record<string, unknown>> };
-    const target = (
-      await send({
-        kind: 'create',
-        method: 'POST',
-        url: '/v1/checkouts',
-        headers: {
-          authorization: `Bearer ${api.apiKey}`,
-          'idempotency-key': randomUUID(),
-          'content-type': 'application/json',
-        },
-        payload: JSON.stringify(validBody()),
-      })
-    ).json() as { id: string };
+    const target = await createTarget();
     const before = await merchantCheckouts();
     const tried: string[] = [];
     for (const [path, operations] of Object.entries(document.paths)) {
