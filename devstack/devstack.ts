@@ -158,7 +158,9 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
     step(
       redis
         ? `Redis ready at ${redis.url}`
-        : "no redis-server installed: the queue runs on BullMQ's PostgreSQL backend (install redis-server to use Redis)",
+        : o.queue === 'postgres'
+          ? "the queue runs on BullMQ's PostgreSQL backend, as asked (no Redis started)"
+          : "no redis-server installed: the queue runs on BullMQ's PostgreSQL backend (install redis-server to use Redis)",
     );
 
     step('starting the sandbox bank');
