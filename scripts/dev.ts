@@ -158,6 +158,7 @@ console.log(`
   Bank app       ${stack.bank.appUrl}   (approve or deny as alice, bob or carol)
   Bank issuer    ${stack.bank.issuer}
   API key        ${stack.apiKey}
+                 (kept in ${join(dataDir, 'dev-secrets.json')}, with the development keys)
   Queue          ${stack.queue.backend === 'redis' ? stack.queue.redisUrl : 'PostgreSQL (BullMQ backend)'}
   Database       ${stack.postgres.url}
 

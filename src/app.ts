@@ -7,8 +7,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { CheckoutError } from './checkout/checkout.errors.ts';
-import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
+import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
 import { merchantAuth } from './http/auth.ts';
@@ -58,11 +58,22 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       setApiSecurityHeaders(request, reply);
       sendError(error, request, reply);
     },
-    // Probes hit health endpoints every few seconds: keep them out of the request log.
-    logController: new LogController({
-      disableRequestLogging: (req: { url?: string }) => req.url?.startsWith('/health/') ?? false,
-    }),
+    // Fastify's two lines per request (incoming, completed) say neither the path nor the status
+    // together: one access line per request instead (the onResponse hook below).
+    logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // One line per request: method, path (never the query, which may hold a client_secret),
+  // status and duration. Probes hit health endpoints every few seconds: not logged.
+  app.addHook('onResponse', async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    if (path.startsWith('/health/')) return;
+    const ms = Math.round(reply.elapsedTime * 10) / 10;
+    request.log.info(
+      { method: request.method, path, status: reply.statusCode, ms },
+      `${request.method} ${path} ${reply.statusCode} ${ms} ms`,
+    );
+  });
 
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -25,6 +25,7 @@ export async function executePayment(
   const checkout = await ctx.checkouts.find(job.data.checkoutId);
   if (!checkout || checkout.status !== 'authorized') return 'skipped';
   const fail = async (failure: Failure, patch: CheckoutPatch = {}) => {
+    ctx.log.info({ status: 'failed', code: failure.code }, `checkout ${checkout.id} failed: ${failure.code}`);
     await failCheckout(
       ctx.checkouts,
       checkout.id,
@@ -73,6 +74,7 @@ export async function executePayment(
         );
         return 'skipped';
       }
+      ctx.log.info({ status: 'succeeded', bankPaymentId: result.paymentId }, 'the bank accepted the payment');
       return 'succeeded';
     }
     return fail(failures.paymentRejected(result.reason), {

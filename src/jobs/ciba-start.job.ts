@@ -68,7 +68,9 @@ export async function startBackchannelAuthentication(
     );
     // The token poller takes it from here at `nextPollAt`. Canceled meanwhile: the bank's request
     // expires unpolled; nothing else to do.
-    return moved ? 'awaiting_approval' : 'skipped';
+    if (!moved) return 'skipped';
+    ctx.log.info({ status: 'awaiting_approval' }, 'the bank accepted the request: awaiting the customer');
+    return 'awaiting_approval';
   } catch (error) {
     if (!(error instanceof BankError)) throw error;
     if (error.retryable) {

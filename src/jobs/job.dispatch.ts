@@ -25,7 +25,15 @@ export function createJobProcessor(ctx: JobContext): Processor {
     if (!handler) throw new UnrecoverableError(`no handler for job "${job.name}"`);
     return handler(
       job as Job<CheckoutJobData>,
-      { ...ctx, log: ctx.log.child({ jobId: job.id, job: job.name }) },
+      {
+        ...ctx,
+        // Every line of a checkout's job names the checkout (the reconciler's job has none).
+        log: ctx.log.child({
+          jobId: job.id,
+          job: job.name,
+          ...(job.data?.checkoutId ? { checkoutId: job.data.checkoutId } : {}),
+        }),
+      },
       token,
     );
   };

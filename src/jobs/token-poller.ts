@@ -208,7 +208,7 @@ async function settle(ctx: JobContext, poll: DuePoll, decision: Extract<PollDeci
   if (done)
     ctx.log.info(
       { checkoutId: poll.id, status: to, code: failure.code, bankText: sanitizeBankText(failure.bankText) },
-      'checkout settled by the bank',
+      `checkout ${poll.id} ${to}: ${failure.code}`,
     );
   return to;
 }
@@ -237,7 +237,7 @@ async function authorize(
   );
   // Canceled in the meantime: the tokens are dropped unused and nothing is paid.
   if (!authorized) return 'skipped';
-  ctx.log.info({ checkoutId: poll.id }, 'checkout authorized by the customer');
+  ctx.log.info({ checkoutId: poll.id, status: 'authorized' }, 'checkout authorized by the customer');
   // If this enqueue fails (Redis down), the reconciler enqueues the payment later.
   await enqueueCheckoutJob(ctx.queue, JOB_NAMES.bankPay, poll.id).catch((err: Error) =>
     ctx.log.warn({ checkoutId: poll.id, err: err.message }, 'could not enqueue the payment yet'),

@@ -160,6 +160,28 @@ describe('logs of a whole checkout, API and worker, at level trace', () => {
     expect(workerLines.every((l) => l.name === 'bankpay-worker')).toBe(true);
   });
 
+  it('say what happened: one line per request (method, path, status, ms), the checkout and its status on the worker lines', () => {
+    const apiLines = apiLogs.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const access = apiLines.filter((l) => typeof l.method === 'string');
+    expect(access.map((l) => l.msg)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^POST \/v1\/checkouts 202 [\d.]+ ms$/),
+        expect.stringMatching(new RegExp(`^GET /v1/checkouts/${flow.checkoutId} 200 [\\d.]+ ms$`)),
+        expect.stringMatching(/^GET \/v1\/checkouts 401 [\d.]+ ms$/),
+      ]),
+    );
+    for (const l of access) expect(l).toMatchObject({ status: expect.any(Number), ms: expect.any(Number) });
+    // Fastify's own two lines per request are gone.
+    expect(apiLines.some((l) => l.msg === 'incoming request' || l.msg === 'request completed')).toBe(false);
+
+    const workerLines = workerLogs.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const jobLines = workerLines.filter((l) => String(l.jobId ?? '').endsWith(flow.checkoutId));
+    expect(jobLines.length).toBeGreaterThan(0);
+    for (const l of jobLines) expect(l.checkoutId, String(l.msg)).toBe(flow.checkoutId);
+    const statuses = workerLines.filter((l) => l.checkoutId === flow.checkoutId).map((l) => l.status);
+    expect(statuses).toEqual(expect.arrayContaining(['awaiting_approval', 'authorized', 'succeeded']));
+  });
+
   it('hold no API key, clientSecret, Authorization header or token', () => {
     expect(all).not.toContain(api.apiKey);
     expect(all).not.toContain(api.apiKey.slice(4)); // without its bpk_ prefix

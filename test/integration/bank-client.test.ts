@@ -472,7 +472,10 @@ describe('BankClient against the sandbox bank (CIBA poll over mTLS)', () => {
   it('bc-authorize: a readable acknowledgement without auth_req_id is final: not sent again to the phone', async () => {
     const login = await customer('bob');
     await setFaults(login, { ack: { members: { auth_req_id: null }, times: 1 } });
-    expect(await rejection(start(client, login))).toMatchObject({ code: 'invalid_bank_response', retryable: false });
+    expect(await rejection(start(client, login))).toMatchObject({
+      code: 'invalid_bank_response',
+      retryable: false,
+    });
   });
 
   it('bc-authorize: a page nobody can read is transient', async () => {
