@@ -39,10 +39,18 @@ const step = (text: string) => console.log(`[dev] ${text} (${((Date.now() - star
 let stack: DevStack | undefined;
 let children: ChildProcess[] = [];
 let stopping = false;
+let stoppingSince = 0;
 
 async function stopAll(code: number): Promise<never> {
-  if (stopping) process.exit(code);
+  if (stopping) {
+    // Ctrl-C reaches us twice (from the terminal and from npm, which forwards it): a repeat within
+    // 3 s is the same request; a later one means "stop now", at the price of an orderly shutdown.
+    if (Date.now() - stoppingSince < 3_000) return new Promise<never>(() => {});
+    console.log('[dev] stopping now, without waiting');
+    process.exit(code);
+  }
   stopping = true;
+  stoppingSince = Date.now();
   console.log('\n[dev] stopping…');
   await Promise.all(
     children.map(
