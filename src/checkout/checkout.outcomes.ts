@@ -83,7 +83,8 @@ export function failureSentence(code: string): string {
 export function sanitizeBankText(text: string | undefined): string | undefined {
   if (text === undefined) return undefined;
   const clean = text
-    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g, ' ')
+    // Controls (C0, DEL, C1), line and paragraph separators, bidirectional overrides and isolates.
+    .replace(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]+/gu, ' ')
     .trim();
   if (clean.length === 0) return undefined;
   return clean.length > 200 ? `${clean.slice(0, 199)}…` : clean;
