@@ -6,16 +6,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { bearerToken, merchantKeyOf, unauthorized } from '../http/auth.ts';
 import { authenticationFailed, credentialIssued, credentialVerified } from '../http/auth-throttle.ts';
-import { ProblemSchema } from '../http/problem.ts';
+import { problemResponses } from '../http/problem.ts';
 import { checkoutNotFound } from './checkout.errors.ts';
 import {
   BankListSchema,
+  CANCELED_CHECKOUT_EXAMPLE,
   CheckoutIdParams,
   CheckoutListSchema,
   CheckoutSchema,
+  CREATED_CHECKOUT_EXAMPLE,
   CreateCheckoutBody,
+  documented,
   IdempotencyKeyHeader,
   ListCheckoutsQuery,
+  SUCCEEDED_CHECKOUT_EXAMPLE,
 } from './checkout.schemas.ts';
 import {
   type CheckoutDeps,
@@ -27,7 +31,9 @@ import {
 import { clientSecretStillAccepted, looksLikeClientSecret, verifyClientSecret } from './client-secret.ts';
 
 // 403 insufficient_scope is added by src/http/auth.ts to every route that declares a scope.
-const problems = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ProblemSchema]));
+const problems = problemResponses;
+/** Every route may be refused these (the rate limit; Postgres or the queue down). */
+const ANY = ['rate_limited', 'dependency_unavailable'] as const;
 
 export type CheckoutRouteOptions = CheckoutDeps;
 
@@ -46,7 +52,28 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
           'replays the first response for 24 h.',
         headers: IdempotencyKeyHeader,
         body: CreateCheckoutBody,
-        response: { 202: CheckoutSchema, ...problems(400, 401, 409, 413, 415, 422, 429, 503) },
+        response: {
+          202: documented(
+            CheckoutSchema,
+            'The checkout, created: `pending` until the bank has the request, with the `clientSecret` a browser ' +
+              'may read it with. `Location` is its URL. The same Idempotency-Key and body answer the first ' +
+              'response again, with `Idempotent-Replayed: true`.',
+            CREATED_CHECKOUT_EXAMPLE,
+          ),
+          ...problems([
+            'invalid_request',
+            'malformed_json',
+            'idempotency_key_missing',
+            'invalid_idempotency_key',
+            'unauthorized',
+            'idempotency_key_in_use',
+            'body_too_large',
+            'unsupported_media_type',
+            'idempotency_key_reused',
+            'unknown_bank',
+            ...ANY,
+          ]),
+        },
       },
     },
     async (request, reply) => {
@@ -72,7 +99,14 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
         summary: "Read a checkout (merchant key, or the checkout's clientSecret from a browser)",
         description: 'While the checkout is not terminal, Retry-After says when asking again is useful.',
         params: CheckoutIdParams,
-        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 414, 429, 503) },
+        response: {
+          200: documented(
+            CheckoutSchema,
+            'The checkout; with a merchant key also its `timeline` (a clientSecret reads it without). While it is not terminal, `Retry-After` says when to ask again.',
+            SUCCEEDED_CHECKOUT_EXAMPLE,
+          ),
+          ...problems(['invalid_request', 'unauthorized', 'checkout_not_found', 'uri_too_long', ...ANY]),
+        },
       },
     },
     async (request, reply) => {
@@ -112,7 +146,15 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
         description:
           'Cursor pagination: pass the last id of a page as starting_after to get the next; has_more says whether there is one.',
         querystring: ListCheckoutsQuery,
-        response: { 200: CheckoutListSchema, ...problems(400, 401, 429, 503) },
+        response: {
+          200: documented(CheckoutListSchema, 'A page of checkouts, newest first', {
+            data: [CREATED_CHECKOUT_EXAMPLE].map(({ clientSecret: _, ...checkout }) => checkout),
+            has_more: true,
+          }),
+          ...problems(['invalid_request', 'unauthorized', ...ANY], {
+            invalid_request: 'starting_after is not a known checkout id',
+          }),
+        },
       },
     },
     async (request) => listCheckouts(deps, request.query),
@@ -129,7 +171,21 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
         description:
           'Allowed while pending or awaiting_approval; afterwards 409 checkout_not_cancelable. A later approval in the bank app pays nothing.',
         params: CheckoutIdParams,
-        response: { 200: CheckoutSchema, ...problems(400, 401, 404, 409, 414, 429, 503) },
+        response: {
+          200: documented(
+            CheckoutSchema,
+            'The checkout, canceled (canceling a canceled checkout answers it again)',
+            CANCELED_CHECKOUT_EXAMPLE,
+          ),
+          ...problems([
+            'invalid_request',
+            'unauthorized',
+            'checkout_not_found',
+            'checkout_not_cancelable',
+            'uri_too_long',
+            ...ANY,
+          ]),
+        },
       },
     },
     async (request) => cancelCheckout(deps, request.params.id),
@@ -144,7 +200,12 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
         operationId: 'listBanks',
         tags: ['banks'],
         summary: 'The banks customers can pay with (for a bank picker)',
-        response: { 200: BankListSchema, ...problems(429) },
+        response: {
+          200: documented(BankListSchema, 'The configured banks, by id and display name', {
+            data: [{ id: 'sandbox', name: 'Sandbox Bank' }],
+          }),
+          ...problems(['rate_limited']),
+        },
       },
     },
     async () => ({ data: deps.config.banks.map((b) => ({ id: b.id, name: b.name })) }),

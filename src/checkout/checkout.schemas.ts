@@ -2,7 +2,7 @@
  * The public API's shapes, one source: TypeBox gives validation, TypeScript types and the
  * OpenAPI document (openapi.yaml). Unknown fields are rejected, not stripped.
  */
-import { type Static, Type } from 'typebox';
+import { type Static, type TSchema, Type } from 'typebox';
 import type { CHECKOUT_STATUSES } from './checkout.states.ts';
 
 /**
@@ -160,3 +160,66 @@ export const IdempotencyKeyHeader = Type.Object({
       'Same key and body replays the first response (24 h); 1-255 visible ASCII characters, e.g. a UUID',
   }),
 });
+
+/**
+ * `schema` with a response description and an example, for the OpenAPI document: @fastify/swagger
+ * takes `x-response-description` as the response's description, and a schema's one example as the
+ * media type's `example`.
+ */
+export function documented<T extends TSchema>(schema: T, description: string, example: unknown): T {
+  return { ...schema, 'x-response-description': description, examples: [example] };
+}
+
+const EXAMPLE_ID = 'chk_3kq9Xw2bV7mPz4TfLr8aQn1c';
+
+/** A checkout as POST /v1/checkouts answers it: just created, with its clientSecret. */
+export const CREATED_CHECKOUT_EXAMPLE: CheckoutView = {
+  id: EXAMPLE_ID,
+  status: 'pending',
+  amount: 4990,
+  currency: 'EUR',
+  bankId: 'sandbox',
+  reference: 'order-1234',
+  description: '2 T-shirts',
+  bindingMessage: 'PAY-K7P2X9',
+  createdAt: '2025-06-02T09:14:03.512Z',
+  updatedAt: '2025-06-02T09:14:03.512Z',
+  expiresAt: '2025-06-02T09:24:03.512Z',
+  payment: null,
+  failure: null,
+  clientSecret: `${EXAMPLE_ID}_secret_Vq2m8RzK4cJtY7wXb1nHs5dLp0aFgE3u9QiNoT6kMyA`,
+};
+
+const { clientSecret: _, ...checkoutFields } = CREATED_CHECKOUT_EXAMPLE;
+
+/** A checkout the customer approved and the bank paid, as GET /v1/checkouts/{id} answers it. */
+export const SUCCEEDED_CHECKOUT_EXAMPLE: CheckoutView = {
+  ...checkoutFields,
+  status: 'succeeded',
+  updatedAt: '2025-06-02T09:14:21.087Z',
+  payment: { bankPaymentId: 'pmt_8f3c2a91', status: 'accepted' },
+  timeline: [
+    { at: '2025-06-02T09:14:03.512Z', step: 'created', outcome: 'pending', detail: null },
+    {
+      at: '2025-06-02T09:14:03.904Z',
+      step: 'backchannel_authentication',
+      outcome: 'accepted',
+      detail: { expiresIn: 600, interval: null },
+    },
+    { at: '2025-06-02T09:14:09.011Z', step: 'token_poll', outcome: 'authorization_pending', detail: null },
+    { at: '2025-06-02T09:14:14.020Z', step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
+    {
+      at: '2025-06-02T09:14:21.087Z',
+      step: 'payment',
+      outcome: 'accepted',
+      detail: { bankPaymentId: 'pmt_8f3c2a91' },
+    },
+  ],
+};
+
+/** A checkout canceled before the customer approved it (POST /v1/checkouts/{id}/cancel). */
+export const CANCELED_CHECKOUT_EXAMPLE: CheckoutView = {
+  ...checkoutFields,
+  status: 'canceled',
+  updatedAt: '2025-06-02T09:15:40.226Z',
+};

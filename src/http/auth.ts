@@ -21,7 +21,7 @@ import {
 } from '../infra/api-keys.ts';
 import type { Database } from '../infra/database.ts';
 import { credentialVerified } from './auth-throttle.ts';
-import { ProblemError, ProblemSchema } from './problem.ts';
+import { ProblemError, problemResponses } from './problem.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -107,7 +107,12 @@ function declareAccess(route: RouteOptions): void {
     security: [{ [MERCHANT_KEY_SCHEME]: [scope] }],
     description: [schema.description, describeAccess(scope, clientSecret === true)].filter(Boolean).join(' '),
     // Integer keys keep status order whatever order they are added in.
-    response: { ...(schema.response as Record<string, unknown> | undefined), 403: ProblemSchema },
+    response: {
+      ...(schema.response as Record<string, unknown> | undefined),
+      ...problemResponses(['insufficient_scope'], {
+        insufficient_scope: `This API key does not have the "${scope}" scope`,
+      }),
+    },
   };
 }
 

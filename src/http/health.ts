@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { ProblemError, ProblemSchema } from './problem.ts';
+import { ProblemError, problemResponses } from './problem.ts';
 
 const HealthSchema = Type.Object(
   {
@@ -27,7 +27,13 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDependencie
         operationId: 'getLiveness',
         tags: ['health'],
         summary: 'The process is up',
-        response: { 200: HealthSchema },
+        response: {
+          200: {
+            ...HealthSchema,
+            'x-response-description': 'The process answers',
+            examples: [{ status: 'ok' }],
+          },
+        },
       },
     },
     async () => ({ status: 'ok' as const }),
@@ -39,7 +45,14 @@ export async function healthRoutes(app: FastifyInstance, deps: HealthDependencie
         operationId: 'getReadiness',
         tags: ['health'],
         summary: 'Postgres and the queue are reachable',
-        response: { 200: HealthSchema, 503: ProblemSchema },
+        response: {
+          200: {
+            ...HealthSchema,
+            'x-response-description': 'Ready: Postgres and the queue answer',
+            examples: [{ status: 'ok', checks: { database: 'ok', queue: 'ok' } }],
+          },
+          ...problemResponses(['dependency_unavailable'], { dependency_unavailable: 'queue unreachable' }),
+        },
       },
     },
     async () => {

@@ -13,7 +13,23 @@ const JwkSetSchema = Type.Object(
   {
     keys: Type.Array(Type.Object({ kid: Type.String(), kty: Type.String() }, { additionalProperties: true })),
   },
-  { description: 'RFC 7517 §5 JWK set (public keys only)' },
+  {
+    description: 'RFC 7517 §5 JWK set (public keys only)',
+    examples: [
+      {
+        keys: [
+          {
+            kty: 'RSA',
+            kid: 'sandbox-2025-06',
+            use: 'sig',
+            alg: 'PS256',
+            e: 'AQAB',
+            n: '0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw',
+          },
+        ],
+      },
+    ],
+  },
 );
 
 export async function jwksRoutes(

@@ -3,7 +3,7 @@
  * `code`, the request id, and `errors[]` for validation failures. 5xx details stay in the logs.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
+import { type Static, type TSchema, Type } from 'typebox';
 import { isDatabaseUnavailable } from '../infra/database.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -102,6 +102,84 @@ export const ProblemSchema = Type.Object(
   },
   { $id: 'Problem', additionalProperties: false, description: 'RFC 9457 problem details' },
 );
+
+/** What each problem says in the OpenAPI document's examples: a `detail` as the API words it. */
+const EXAMPLE_DETAILS: Record<ProblemCode, { detail: string; errors?: FieldError[] }> = {
+  invalid_request: {
+    detail: 'The request does not match the schema',
+    errors: [{ pointer: '/body/amount', detail: 'must be >= 1' }],
+  },
+  malformed_json: { detail: "Body is not valid JSON but content-type is set to 'application/json'" },
+  idempotency_key_missing: {
+    detail: 'Send an Idempotency-Key header (a unique value per operation, e.g. a UUID)',
+  },
+  invalid_idempotency_key: { detail: 'Idempotency-Key must be 1-255 visible ASCII characters' },
+  unauthorized: { detail: 'The API key is not valid' },
+  insufficient_scope: { detail: 'This API key does not have the "checkouts:read" scope' },
+  not_found: { detail: 'No route for GET /v1/payments' },
+  checkout_not_found: { detail: 'No checkout chk_3kq9Xw2bV7mPz4TfLr8a' },
+  checkout_not_cancelable: {
+    detail: 'The checkout is succeeded; only pending or awaiting_approval checkouts can be canceled',
+  },
+  idempotency_key_in_use: {
+    detail: 'A request with this Idempotency-Key is still being processed; retry later',
+  },
+  body_too_large: { detail: 'Request body is too large' },
+  uri_too_long: { detail: 'A path segment of the URL is longer than the API accepts' },
+  unsupported_media_type: { detail: 'Unsupported Media Type: text/plain' },
+  idempotency_key_reused: { detail: 'This Idempotency-Key was used with a different request body' },
+  unknown_bank: { detail: 'No bank "mybank" is configured (GET /v1/banks lists them)' },
+  rate_limited: {
+    detail: 'More than 100 requests in 10 s with this credential; retry in 7 seconds',
+  },
+  internal_error: { detail: 'An unexpected error occurred' },
+  dependency_unavailable: { detail: 'The database is unreachable; retry later' },
+};
+
+/** A problem body as the API sends it, for the OpenAPI document (`detail` may be reworded). */
+export function problemExample(code: ProblemCode, detail?: string): Static<typeof ProblemSchema> {
+  const { status, title } = PROBLEMS[code];
+  const example = EXAMPLE_DETAILS[code];
+  return {
+    type: `${TYPE_BASE}${code}`,
+    title,
+    status,
+    detail: detail ?? example.detail,
+    code,
+    requestId: '0b5e4f3c-6a2d-4f8e-9c1a-7d2b8e4f6a90',
+    ...(example.errors ? { errors: example.errors } : {}),
+  };
+}
+
+/**
+ * The documented error responses of a route, from the problem codes it can answer: one response
+ * per status, its description naming the codes, an example of each (Swagger UI lists them by
+ * code). `details` rewords an example's `detail` for this route.
+ */
+export function problemResponses(
+  codes: readonly ProblemCode[],
+  details: Partial<Record<ProblemCode, string>> = {},
+): Record<number, TSchema> {
+  const byStatus = new Map<number, ProblemCode[]>();
+  for (const code of codes) {
+    const status = PROBLEMS[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const responses: Record<number, TSchema> = {};
+  for (const [status, sameStatus] of byStatus) {
+    const named = sameStatus.map((c) => `\`${c}\` (${PROBLEMS[c].title})`).join(', ');
+    responses[status] = Type.Object(ProblemSchema.properties, {
+      additionalProperties: false,
+      description: 'RFC 9457 problem details',
+      // @fastify/swagger: the response's description (the schema keeps its own).
+      'x-response-description': `Problem details (RFC 9457), code ${named}`,
+      'x-examples': Object.fromEntries(
+        sameStatus.map((c) => [c, { summary: PROBLEMS[c].title, value: problemExample(c, details[c]) }]),
+      ),
+    });
+  }
+  return responses;
+}
 
 export function sendProblem(
   request: FastifyRequest,

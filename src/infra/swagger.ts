@@ -1,4 +1,4 @@
-/** The OpenAPI document (generated from the TypeBox route schemas) and Swagger UI at /docs. */
+/** The OpenAPI document (generated from the TypeBox route schemas), Swagger UI at /docs, / to it. */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
@@ -12,6 +12,9 @@ export const OPENAPI_INFO = {
     'problem+json with a stable `code`.',
   license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
 };
+
+/** The title of the Swagger UI page. */
+export const DOCS_TITLE = 'Bankpay API · Swagger UI';
 
 export async function registerSwagger(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
@@ -38,6 +41,11 @@ export async function registerSwagger(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
-    uiConfig: { deepLinking: true, tryItOutEnabled: true },
+    // BaseLayout: the operations without Swagger's own top bar (its logo and a URL field that
+    // would load other documents). Try-it-out is on: every operation shows its form and Execute.
+    uiConfig: { deepLinking: true, tryItOutEnabled: true, layout: 'BaseLayout' },
+    theme: { title: DOCS_TITLE },
   });
+  // The API's root points at its documentation.
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs', 302));
 }

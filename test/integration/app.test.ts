@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { freePort } from '../../devstack/ports.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { PROBLEMS, type ProblemCode } from '../../src/http/problem.ts';
 import { createDatabase, type Database } from '../../src/infra/database.ts';
 import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
+import { DOCS_TITLE } from '../../src/infra/swagger.ts';
 import { renderOpenApiYaml } from '../../src/openapi.ts';
 import { testEnv } from '../support/env.ts';
 
@@ -81,9 +84,23 @@ describe('the HTTP app', () => {
     expect(ui.statusCode).toBe(200);
     expect(ui.headers['content-type']).toMatch(/text\/html/);
     expect(ui.body).toContain('swagger');
+    expect(ui.body).toContain(`<title>${DOCS_TITLE}</title>`);
+    // The UI's own scripts and styles load under the CSP /docs answers with.
+    expect(ui.headers['content-security-policy']).toMatch(/script-src 'self'/);
+    const init = await app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' });
+    expect(init.statusCode).toBe(200);
+    expect(init.body).toContain('"layout":"BaseLayout"');
     const doc = await app.inject({ method: 'GET', url: '/docs/json' });
     expect(doc.json()).toMatchObject({ openapi: '3.1.0', info: { title: 'Bankpay API' } });
     expect(Object.keys(doc.json().paths)).toEqual(expect.arrayContaining(['/health/live', '/health/ready']));
+  });
+
+  it('redirects the root to Swagger UI, which the OpenAPI document does not list', async () => {
+    const res = await app.inject({ method: 'GET', url: '/' });
+    expect(res.statusCode).toBe(302);
+    expect(res.headers.location).toBe('/docs');
+    const doc = await app.inject({ method: 'GET', url: '/docs/json' });
+    expect(Object.keys(doc.json().paths)).not.toContain('/');
   });
 
   it('openapi.yaml at the root is the document generated from the routes (npm run openapi)', async () => {
@@ -112,6 +129,60 @@ describe('the HTTP app', () => {
         expect(op.summary, `${method} ${path}`).toBeTruthy();
       }
     }
+  });
+
+  it('openapi.yaml describes every response and gives a real example, no placeholder', async () => {
+    const doc = parse(readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8')) as {
+      paths: Record<string, Record<string, { responses: Record<string, Response> }>>;
+    };
+    interface Media {
+      example?: unknown;
+      examples?: Record<string, { value: Record<string, unknown> }>;
+    }
+    interface Response {
+      description?: string;
+      content?: Record<string, Media>;
+    }
+    let responses = 0;
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        for (const [status, response] of Object.entries(op.responses)) {
+          const where = `${method} ${path} ${status}`;
+          responses++;
+          expect(response.description, where).toBeTruthy();
+          expect(response.description, where).not.toBe('Default Response');
+          const media = Object.values(response.content ?? {});
+          expect(media.length, where).toBeGreaterThan(0);
+          for (const m of media) {
+            const examples = m.examples ? Object.values(m.examples).map((e) => e.value) : [m.example];
+            expect(examples.length, where).toBeGreaterThan(0);
+            for (const example of examples) {
+              expect(example, where).toBeDefined();
+              const text = JSON.stringify(example);
+              expect(text, where).not.toMatch(/example\.com|"string"|"status":0\b/);
+            }
+            if (Number(status) >= 400) {
+              // One example per code the description names, each as the API sends it.
+              const codes = [...(response.description ?? '').matchAll(/`([a-z_]+)`/g)].map((c) => c[1]);
+              expect(codes.length, where).toBeGreaterThan(0);
+              expect(Object.keys(m.examples ?? {}), where).toEqual(codes);
+              for (const code of codes as ProblemCode[]) {
+                expect(m.examples?.[code]?.value, where).toMatchObject({
+                  type: `https://bankpay.dev/problems/${code}`,
+                  title: PROBLEMS[code].title,
+                  status: Number(status),
+                  code,
+                  detail: expect.any(String),
+                  requestId: expect.any(String),
+                });
+                expect(PROBLEMS[code].status, where).toBe(Number(status));
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(responses).toBeGreaterThan(20);
   });
 });
 
