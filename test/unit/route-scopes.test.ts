@@ -108,7 +108,14 @@ describe('route declarations', () => {
       description: expect.stringMatching(
         /^Things\. Needs a merchant API key with the `checkouts:read` scope/,
       ),
-      response: { 200: { type: 'object' }, 403: expect.objectContaining({ $id: 'Problem' }) },
+      response: {
+        200: { type: 'object' },
+        // A problem document, described by its one code.
+        403: expect.objectContaining({
+          description: 'RFC 9457 problem details',
+          'x-response-description': expect.stringContaining('`insufficient_scope`'),
+        }),
+      },
     });
     // Without a credential: 401 with the challenge, before the key store is ever asked.
     const res = await app.inject({ method: 'GET', url: '/v1/things' });
