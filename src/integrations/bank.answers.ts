@@ -328,28 +328,43 @@ export async function readBankAnswer(
   now: number,
   readable: (status: number) => boolean,
 ): Promise<BankAnswer> {
-  if (isUnavailableStatus(response.status)) {
-    await discard(response);
-    throw answerError('later', what, `the bank answered ${response.status}`, response, now);
+  let body = '';
+  // A status the table decides without the body: not read, only discarded.
+  if (isUnavailableStatus(response.status) || !readable(response.status)) await discard(response);
+  else {
+    try {
+      body = await response.text();
+    } catch (error) {
+      throw transportError(error, what);
+    }
   }
-  if (!readable(response.status)) {
-    await discard(response);
-    throw answerError('otherStatus', what, `unexpected status ${response.status}`, response, now);
+  return bankAnswerOf({ status: response.status, headers: response.headers, body }, what, now, readable);
+}
+
+/**
+ * The same rows for an answer already read whole (one kept before a crash, say): 5xx/429
+ * (`later`) and a status the endpoint does not give (`otherStatus`) throw; the body is parsed once.
+ */
+export function bankAnswerOf(
+  read: { status: number; headers: Headers; body: string },
+  what: string,
+  now: number,
+  readable: (status: number) => boolean,
+): BankAnswer {
+  if (isUnavailableStatus(read.status)) {
+    throw answerError('later', what, `the bank answered ${read.status}`, read, now);
   }
-  let text: string;
-  try {
-    text = await response.text();
-  } catch (error) {
-    throw transportError(error, what);
+  if (!readable(read.status)) {
+    throw answerError('otherStatus', what, `unexpected status ${read.status}`, read, now);
   }
   let json: Record<string, unknown> | undefined;
   try {
-    const parsed: unknown = JSON.parse(text);
+    const parsed: unknown = JSON.parse(read.body);
     json = isJsonObject(parsed) ? parsed : undefined;
   } catch {
     json = undefined;
   }
-  return { status: response.status, headers: response.headers, json };
+  return { status: read.status, headers: read.headers, json };
 }
 
 /**

@@ -26,7 +26,7 @@ import {
   type CibaContext,
   plainBackchannelParameters,
   processBackchannelAuthenticationAck,
-  processBackchannelTokenResponse,
+  processBackchannelTokenAnswer,
   processBankDiscoveryResponse,
   signBackchannelRequestObject,
 } from './ciba.client.ts';
@@ -232,10 +232,8 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
 
     async processTokenAnswer(authReqId, answer, expect) {
       const { ctx, keys } = await ready();
-      // Statuses that carry no body (RFC 9110 §15.3.5, §15.4.5) cannot be rebuilt with one.
-      const body = [204, 205, 304].includes(answer.status) ? null : answer.body;
-      const response = new Response(body, { status: answer.status, headers: answer.headers });
-      return processBackchannelTokenResponse(ctx, response, {
+      const read = { status: answer.status, headers: new Headers(answer.headers), body: answer.body };
+      return processBackchannelTokenAnswer(ctx, read, {
         authReqId,
         keys,
         idTokenAlg: bank.idTokenSignedResponseAlg,

@@ -13,6 +13,7 @@ import {
   ackInterval,
   answerError,
   type BankAnswer,
+  bankAnswerOf,
   isNonEmptyString,
   readBankAnswer,
   replayAnswer,
@@ -20,7 +21,7 @@ import {
   unreadableBody,
   withoutUnreadableOptionals,
 } from './bank.answers.ts';
-import { BankError, bankErrorCodes, parseRetryAfter, safeOAuthCode } from './bank.errors.ts';
+import { BankError, bankErrorCodes, safeOAuthCode, transportError } from './bank.errors.ts';
 import type { BackchannelAuthenticationAck, PaymentInitiation, TokenPollOutcome } from './bank.types.ts';
 import { endpointRefusal } from './bank-endpoints.policy.ts';
 import { type IdTokenAlg, validateIdToken } from './id-token.validator.ts';
@@ -392,15 +393,33 @@ export async function processBackchannelTokenResponse(
   response: Response,
   expected: TokenExpectations,
 ): Promise<TokenPollOutcome> {
-  const now = ctx.now();
-  if (response.status === 503 || response.status === 429) {
-    await response.body?.cancel().catch(() => undefined);
-    return {
-      kind: 'unavailable',
-      retryAfterSeconds: parseRetryAfter(response.headers.get('retry-after'), now),
-    };
+  let body: string;
+  try {
+    body = await response.text();
+  } catch (error) {
+    throw transportError(error, 'token');
   }
-  const answer = await readBankAnswer(response, 'token', now, (status) => TOKEN_STATUSES.includes(status));
+  return processBackchannelTokenAnswer(
+    ctx,
+    { status: response.status, headers: response.headers, body },
+    expected,
+  );
+}
+
+/**
+ * `processBackchannelTokenResponse` for an answer already read whole: the token poller reads it,
+ * keeps it (when it may settle the checkout), and only then has it interpreted here, once.
+ */
+export async function processBackchannelTokenAnswer(
+  ctx: CibaContext,
+  read: { status: number; headers: Headers; body: string },
+  expected: TokenExpectations,
+): Promise<TokenPollOutcome> {
+  const now = ctx.now();
+  if (read.status === 503 || read.status === 429) {
+    return { kind: 'unavailable', retryAfterSeconds: retryAfterOf(read.headers, now) };
+  }
+  const answer = bankAnswerOf(read, 'token', now, (status) => TOKEN_STATUSES.includes(status));
   if (answer.status !== 200) return tokenErrorOutcome(ctx, answer);
   if (!answer.json) throw unreadableBody('token', answer, now);
   const { access_token: accessToken, token_type: tokenType } = answer.json;
@@ -459,6 +478,11 @@ async function tokenErrorOutcome(ctx: CibaContext, answer: BankAnswer): Promise<
   const now = ctx.now();
   const retryAfterSeconds = retryAfterOf(answer.headers, now);
   const later = retryAfterSeconds === undefined ? {} : { retryAfterSeconds };
+  // Nearly every poll: "ask again" (RFC 6749 §5.2 error body, CIBA Core §11), read from the JSON
+  // already parsed rather than rebuilt into a Response for oauth4webapi to parse again.
+  const code = answer.status === 400 ? safeOAuthCode(answer.json?.error) : undefined;
+  if (code === 'authorization_pending') return { kind: 'pending', ...later };
+  if (code === 'slow_down') return { kind: 'slow_down', ...later };
   try {
     await oauth.processBackchannelAuthenticationGrantResponse(
       ctx.as,
