@@ -75,11 +75,13 @@ export interface PollScheduleRepository {
    */
   claimDue(leaseSeconds: number, limit: number, exceptBanks?: readonly string[]): Promise<DuePoll[]>;
   /**
-   * Stores a settling token answer (sealed) the moment it is read, under our claim, in one short
-   * statement: the bank answers an auth_req_id once, so what a dying worker read must survive it.
-   * False when the claim was no longer ours or the checkout no longer awaiting approval.
+   * Stores a settling token answer (sealed) the moment it is read, in one short statement: the
+   * bank answers an auth_req_id once, so what a dying worker read must survive it. Not guarded by
+   * the claim: whoever holds it, this is the one answer there is. False when the checkout is no
+   * longer awaiting approval. It stays until the checkout leaves awaiting_approval (an "ask
+   * again" answer, such as a failed key fetch while validating it, keeps it for the next claim).
    */
-  storeAnswer(id: string, lease: Date, sealed: string): Promise<boolean>;
+  storeAnswer(id: string, sealed: string): Promise<boolean>;
   /** Moves a claim's lease `leaseSeconds` ahead while it is still ours; the new lease, or null. */
   extendLease(id: string, lease: Date, leaseSeconds: number): Promise<Date | null>;
   /**
@@ -126,12 +128,12 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
       }));
     },
 
-    async storeAnswer(id, lease, sealed) {
+    async storeAnswer(id, sealed) {
       const { rowCount } = await sql.query({
-        name: 'store_token_answer',
-        text: `UPDATE checkouts SET token_answer_encrypted = $3
-               WHERE id = $1 AND status = 'awaiting_approval' AND next_poll_at = $2`,
-        values: [id, lease, sealed],
+        name: 'store_token_answer_v2',
+        text: `UPDATE checkouts SET token_answer_encrypted = $2
+               WHERE id = $1 AND status = 'awaiting_approval'`,
+        values: [id, sealed],
       });
       return rowCount === 1;
     },
@@ -159,8 +161,7 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
                  SET next_poll_at = LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at),
                      poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
                      step_errors = v.step_errors,
-                     unanswered_claims = 0,
-                     token_answer_encrypted = NULL
+                     unanswered_claims = 0
                  FROM v
                  WHERE c.id = v.id AND c.status = 'awaiting_approval' AND c.next_poll_at = v.lease
                  RETURNING c.id

@@ -31,6 +31,9 @@ import {
 } from '../integrations/bank.client.ts';
 import { backoffMs } from './bank-step.ts';
 
+/** How long past the expiry a stored (in-time) answer may still be finished: 10 minutes. */
+export const STORED_ANSWER_GRACE_MS = 10 * 60_000;
+
 /** The part of a claimed poll the policy reads. */
 export type PollState = Pick<DuePoll, 'pollIntervalS' | 'stepErrors'> &
   Partial<Pick<DuePoll, 'unansweredClaims'>>;
@@ -62,8 +65,9 @@ export function decideBeforePoll(
   now: number,
   bankConfigured: boolean,
 ): PollDecision | null {
-  // A stored answer arrived before the deadline: it is what the bank said in time.
-  if (!poll.storedAnswer && isPastExpiry(poll.expiresAt, now)) {
+  // A stored answer arrived before the deadline: it is what the bank said in time, and gets
+  // STORED_ANSWER_GRACE_MS more to be finished (a key fetch failing meanwhile), not for ever.
+  if (isPastExpiry(poll.expiresAt, now, poll.storedAnswer ? STORED_ANSWER_GRACE_MS : 0)) {
     return { kind: 'settle', to: 'expired', failure: failures.notApprovedInTime, detail: {} };
   }
   if (!bankConfigured) {

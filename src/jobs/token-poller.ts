@@ -253,9 +253,7 @@ async function authorize(
  */
 async function keepTokenAnswer(ctx: JobContext, poll: DuePoll, raw: RawTokenAnswer): Promise<void> {
   const sealed = sealTokenAnswer(ctx.keys, poll.id, raw);
-  await persistBankAnswer(ctx, 'token answer', () =>
-    ctx.pollSchedule.storeAnswer(poll.id, poll.lease, sealed),
-  );
+  await persistBankAnswer(ctx, 'token answer', () => ctx.pollSchedule.storeAnswer(poll.id, sealed));
   const pauseMs = ctx.config.worker.pauseAfterTokenAnswerStoredMs;
   if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
 }

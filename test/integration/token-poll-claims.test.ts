@@ -165,4 +165,19 @@ describe('token poll claims', () => {
     expect(claimed).not.toContain(busy);
     expect((await schedule.claimDue(15, 100)).map((c) => c.id)).toEqual([busy]);
   });
+
+  it('keeps a stored token answer through an "ask again" answer: only leaving awaiting_approval clears it', async () => {
+    const id = await awaiting(new Date(Date.now() - 1_000));
+    const [poll] = await mine([id], schedule.claimDue(15, 100));
+    expect(await schedule.storeAnswer(id, 'v2.sealed-answer')).toBe(true);
+    // Validating it failed for a reason that passes (the bank's keys unreachable): ask again.
+    expect(await schedule.recordAnswers([answer(poll!, 'bank_unavailable')])).toBe(1);
+    await lapse([id]);
+    const [again] = await mine([id], schedule.claimDue(15, 100));
+    expect(again?.storedAnswer).toBe('v2.sealed-answer');
+    await checkouts.transition(id, 'awaiting_approval', 'canceled');
+    const row = await system.db.checkout.findUniqueOrThrow({ where: { id } });
+    expect(row.tokenAnswerEncrypted).toBeNull();
+    expect(await schedule.storeAnswer(id, 'v2.late')).toBe(false);
+  });
 });

@@ -49,6 +49,15 @@ describe('before asking', () => {
     ).toBeNull();
   });
 
+  it('gives a stored answer ten minutes past the expiry, not for ever', () => {
+    const stored = { bankId: 'b1', storedAnswer: 'v2.sealed' };
+    expect(decideBeforePoll({ ...stored, expiresAt: new Date(now - 9 * 60_000) }, now, true)).toBeNull();
+    expect(decideBeforePoll({ ...stored, expiresAt: new Date(now - 10 * 60_000) }, now, true)).toMatchObject({
+      kind: 'settle',
+      to: 'expired',
+    });
+  });
+
   it('asks when neither', () => {
     expect(decideBeforePoll({ expiresAt: new Date(now + 1), bankId: 'b1' }, now, true)).toBeNull();
   });
