@@ -261,10 +261,13 @@ export function isValidIban(value: string): boolean {
   return remainder === 1;
 }
 
-function readFileField(banksDir: string, field: string, path: string): string {
+/** A file the banks file names, as text (PEM) or, for a PKCS#12 bundle, as bytes. */
+function readFileField(banksDir: string, field: string, path: string): string;
+function readFileField(banksDir: string, field: string, path: string, binary: 'binary'): Buffer;
+function readFileField(banksDir: string, field: string, path: string, binary?: 'binary'): string | Buffer {
   const full = isAbsolute(path) ? path : resolve(banksDir, path);
   try {
-    return readFileSync(full, 'utf8');
+    return binary ? readFileSync(full) : readFileSync(full, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new ConfigError(`BANKS_FILE ${field}: cannot read ${full} (${code ?? 'error'})`);
@@ -331,16 +334,6 @@ function certificateOfPfx(at: string, pfx: Buffer, passphrase: string | undefine
   return new X509Certificate(raw.raw);
 }
 
-function readBinaryField(banksDir: string, field: string, path: string): Buffer {
-  const full = isAbsolute(path) ? path : resolve(banksDir, path);
-  try {
-    return readFileSync(full);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError(`BANKS_FILE ${field}: cannot read ${full} (${code ?? 'error'})`);
-  }
-}
-
 /**
  * The client certificate of bank entry `b`: a PEM pair (tlsClientCertFile + tlsClientKeyFile) or
  * one PKCS#12 file (tlsClientPfxFile, its passphrase from the variable tlsClientPfxPassphraseEnv
@@ -357,7 +350,7 @@ function clientCertificate(at: string, dir: string, b: BankFileEntry, env: Env):
         `BANKS_FILE ${at}.tlsClientPfxFile: give either tlsClientPfxFile or tlsClientCertFile with tlsClientKeyFile, not both`,
       );
     }
-    const pfx = readBinaryField(dir, `${at}.tlsClientPfxFile`, b.tlsClientPfxFile);
+    const pfx = readFileField(dir, `${at}.tlsClientPfxFile`, b.tlsClientPfxFile, 'binary');
     const envName = b.tlsClientPfxPassphraseEnv;
     const passphrase = envName === undefined ? undefined : env[envName];
     if (envName !== undefined && passphrase === undefined) {

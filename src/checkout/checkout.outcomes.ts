@@ -152,9 +152,6 @@ export function isPastExpiry(expiresAt: Date | number, now: number, slackMs = 0)
   return now >= (typeof expiresAt === 'number' ? expiresAt : expiresAt.getTime()) + slackMs;
 }
 
-/** Clears what a checkout no longer needs once it ends: its poll schedule and its tokens. */
-const ENDED: CheckoutPatch = { nextPollAt: null, tokensEncrypted: null };
-
 /**
  * Moves a checkout from `from` to failed with `failure` (and `patch`, e.g. the bank's payment id).
  * The row, or null when the checkout was no longer in `from`.
@@ -171,7 +168,7 @@ export function failCheckout(
     id,
     from,
     'failed',
-    { ...ENDED, failureCode: failure.code, failureMessage: failure.message, ...patch },
+    { failureCode: failure.code, failureMessage: failure.message, ...patch },
     withBankText(event, failure),
   );
 }
@@ -197,7 +194,7 @@ export function declineCheckout(checkouts: CheckoutRepository, id: string, event
     id,
     'awaiting_approval',
     'declined',
-    { ...ENDED, failureCode: code, failureMessage: message },
+    { failureCode: code, failureMessage: message },
     event,
   );
 }
@@ -225,7 +222,7 @@ export function expireCheckout(
     checkout.id,
     'awaiting_approval',
     'expired',
-    { ...ENDED, failureCode: code, failureMessage: message },
+    { failureCode: code, failureMessage: message },
     { step, outcome: outcome ?? 'expired' },
   );
 }

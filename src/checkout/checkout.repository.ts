@@ -29,6 +29,9 @@ export type CheckoutPatch = Omit<Prisma.CheckoutUpdateManyMutationInput, 'status
  * the bank's subject are cleared in the same update (nothing looks a checkout up by them then).
  */
 const FORGOTTEN_AT_THE_END: CheckoutPatch = {
+  // No more polls; the access token (kept only between approval and payment) goes too.
+  nextPollAt: null,
+  tokensEncrypted: null,
   authReqId: null,
   loginHint: null,
   subject: null,

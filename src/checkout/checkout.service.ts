@@ -243,7 +243,7 @@ export async function cancelCheckout(deps: CheckoutDeps, id: string): Promise<Ch
     id,
     CANCELABLE_STATUSES,
     'canceled',
-    { failureCode: null, tokensEncrypted: null },
+    { failureCode: null },
     { step: 'cancel', outcome: 'canceled' },
   );
   if (updated) return toView(updated);

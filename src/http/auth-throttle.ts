@@ -47,7 +47,7 @@ export function issuedCredentials(request: FastifyRequest): readonly string[] {
 }
 
 /** A Map that keeps its `max` most recently used entries: what an attacker sends cannot grow it. */
-export class BoundedLru<K, V> {
+class BoundedLru<K, V> {
   readonly #entries = new Map<K, V>();
   constructor(readonly max: number) {}
 

@@ -134,17 +134,17 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     if (isExempt(request)) return;
     const hash = credentialHash(request);
     if (!hash) return;
+    const retryAfter = throttle.refusal(addressKey(request.ip), hash);
+    if (retryAfter === undefined) return;
     // A genuine clientSecret cannot be a guess (it is an HMAC): it passes, even in a process that
-    // has not seen it succeed (another API process issued it, or this one restarted).
+    // has not seen it succeed (another API process issued it, or this one restarted). Checked only
+    // here, for an address over its budget: no HMAC on the way of every request.
     const token = bearerToken(request);
     if (token && options.isGenuineClientSecret?.(token)) return;
-    const retryAfter = throttle.refusal(addressKey(request.ip), hash);
-    if (retryAfter !== undefined) {
-      throw rateLimited(
-        retryAfter,
-        `Too many failed authentications from this address; retry in ${retryAfter} s (a credential that worked before is still served)`,
-      );
-    }
+    throw rateLimited(
+      retryAfter,
+      `Too many failed authentications from this address; retry in ${retryAfter} s (a credential that worked before is still served)`,
+    );
   });
   app.addHook('onResponse', async (request, reply) => {
     if (isExempt(request)) return;

@@ -26,7 +26,7 @@ import { ENDPOINT_REFUSED_CODE } from './bank.errors.ts';
  * (AWS, GCP, Azure, Oracle, OpenStack, DigitalOcean, Hetzner, ...), inside the link-local block
  * below; these are the ones outside it, or worth naming.
  */
-export const METADATA_ADDRESSES = [
+const METADATA_ADDRESSES = [
   '169.254.169.254', // AWS, GCP, Azure, Oracle, OpenStack, DigitalOcean, ... instance metadata
   '169.254.170.2', // AWS ECS task credentials
   '169.254.170.23', // AWS EKS Pod Identity
@@ -38,7 +38,7 @@ export const METADATA_ADDRESSES = [
 ] as const;
 
 /** Names of metadata services (compared lower-case, without a trailing dot). */
-export const METADATA_NAMES = [
+const METADATA_NAMES = [
   'metadata.google.internal', // GCP
   'metadata.goog', // GCP
   'metadata', // GCP, through the instance's search domain
@@ -48,7 +48,7 @@ export const METADATA_NAMES = [
 ] as const;
 
 /** Link-local blocks: RFC 3927 (IPv4) and RFC 4291 §2.5.6 (IPv6). */
-export const LINK_LOCAL_BLOCKS = ['169.254.0.0/16', 'fe80::/10'] as const;
+const LINK_LOCAL_BLOCKS = ['169.254.0.0/16', 'fe80::/10'] as const;
 
 /** NAT64 (RFC 6052 §2.1): 64:ff9b::a.b.c.d reaches a.b.c.d through a translator. */
 function nat64(ipv4: string): string {

@@ -61,7 +61,7 @@ export async function executePayment(
           checkout.id,
           'authorized',
           'succeeded',
-          { bankPaymentId: result.paymentId, paymentStatus: 'accepted', tokensEncrypted: null },
+          { bankPaymentId: result.paymentId, paymentStatus: 'accepted' },
           { step: 'payment', outcome: 'accepted', detail: { bankPaymentId: result.paymentId } },
         ),
       );

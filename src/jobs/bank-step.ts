@@ -14,7 +14,7 @@ import type { JobContext } from './job.context.ts';
  * attempt count untouched (BullMQ's moveToDelayed + DelayedError). The next run makes the next
  * request.
  */
-export async function runAgainAt(job: Job, token: string | undefined, at: number): Promise<never> {
+async function runAgainAt(job: Job, token: string | undefined, at: number): Promise<never> {
   await job.moveToDelayed(Math.ceil(at), token);
   throw new DelayedError();
 }
