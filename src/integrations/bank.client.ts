@@ -269,13 +269,16 @@ const KEPT_ANSWER_HEADERS = ['content-type', 'retry-after', 'www-authenticate'] 
  */
 export function mayBeSettlingTokenAnswer(answer: RawTokenAnswer): boolean {
   if (answer.status === 429 || answer.status >= 500) return false;
-  if (answer.status === 200) return true;
+  let json: { error?: unknown; access_token?: unknown } | null;
   try {
-    const error = (JSON.parse(answer.body) as { error?: unknown }).error;
-    return error !== 'authorization_pending' && error !== 'slow_down';
+    json = JSON.parse(answer.body) as typeof json;
   } catch {
     return false; // unreadable: transient (bank.answers.ts), nothing to keep
   }
+  if (typeof json !== 'object' || json === null) return false;
+  // Tokens; an unreadable 200 (a proxy's page) is no answer, and kept it would be read for ever.
+  if (answer.status === 200) return typeof json.access_token === 'string';
+  return json.error !== 'authorization_pending' && json.error !== 'slow_down';
 }
 
 /** One client (and so one mTLS Agent) per configured bank, by bank id. */

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openTokens, sealTokens } from '../../src/checkout/checkout.payment.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
+import { mayBeSettlingTokenAnswer } from '../../src/integrations/bank.client.ts';
 import { safeOAuthCode } from '../../src/integrations/bank.errors.ts';
 import { shownPaymentId } from '../../src/integrations/bank-payments.client.ts';
 
@@ -60,5 +61,27 @@ describe('the access token lifetime kept with the token', () => {
       now,
     );
     expect(openTokens(keys, 'chk_a', sealed)?.accessTokenExpiresAt).toBe(now + seconds * 1000);
+  });
+});
+
+describe('a token answer kept before it is interpreted', () => {
+  const answer = (status: number, body: unknown) => ({
+    status,
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  it.each([
+    ['tokens', answer(200, { access_token: 'at', token_type: 'Bearer', id_token: 'x' }), true],
+    ['access_denied', answer(400, { error: 'access_denied' }), true],
+    ['expired_token', answer(400, { error: 'expired_token' }), true],
+    ['invalid_grant', answer(400, { error: 'invalid_grant' }), true],
+    ['authorization_pending', answer(400, { error: 'authorization_pending' }), false],
+    ['slow_down', answer(400, { error: 'slow_down' }), false],
+    ["a proxy's page labelled JSON, 200", answer(200, '<html>gateway</html>'), false],
+    ['a 200 JSON without tokens', answer(200, { status: 'ok' }), false],
+    ['503', answer(503, { error: 'temporarily_unavailable' }), false],
+    ['429', answer(429, ''), false],
+  ])('%s → %s', (_name, raw, kept) => {
+    expect(mayBeSettlingTokenAnswer(raw)).toBe(kept);
   });
 });
