@@ -65,7 +65,12 @@ export interface DevStackOptions {
   queue: 'redis' | 'redis-when-installed' | 'postgres';
   /** Redis with its append-only file, as in production: queued jobs survive a restart. */
   persistentRedis?: boolean;
-  sandbox?: { testMode?: boolean; defaultInterval?: number; merchantName?: string };
+  /**
+   * The sandbox bank's settings. `persistent` (default true) keeps its state (pending requests,
+   * grants, tokens, customers, payments, keys) in the schema `sandbox_bank` of the embedded
+   * PostgreSQL, so restartBank() and a restarted `npm run dev` keep what it promised.
+   */
+  sandbox?: { testMode?: boolean; defaultInterval?: number; merchantName?: string; persistent?: boolean };
   /** Members of the sandbox's banks-file entry to change (e.g. `requestedExpiry`). */
   bankEntry?: Record<string, unknown>;
   /**
@@ -91,13 +96,16 @@ export interface DevStack {
   /** The running Redis; null when the queue runs on PostgreSQL. A new one after restartRedis(). */
   readonly redis: LocalRedis | null;
   queue: QueueBackend;
-  bank: SandboxBank;
+  /** The running sandbox bank; a new one after restartBank(). */
+  readonly bank: SandboxBank;
   banksFile: string;
   apiKey: string | null;
   /** What the API and the worker need to run on this stack (add ports, log level, tuning). */
   env: Record<string, string>;
   /** Stops Redis, waits `downMs`, starts it again on the same port and data. */
   restartRedis(downMs?: number): Promise<void>;
+  /** Stops the sandbox bank, waits `downMs`, starts it again on the same ports and store. */
+  restartBank(downMs?: number): Promise<void>;
   /** Stops what the stack started, last started first; removes a temporary data folder. */
   stop(): Promise<void>;
 }
@@ -164,13 +172,19 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
     );
 
     step('starting the sandbox bank');
-    const sandbox = await startDevSandbox({
+    const { persistent = true, ...sandboxSettings } = o.sandbox ?? {};
+    const sandboxOptions = {
       certsDir,
+      ...sandboxSettings,
+      ...(persistent ? { database: { url: postgres.url } } : {}),
+    };
+    const sandbox = await startDevSandbox({
+      ...sandboxOptions,
       port: o.ports?.bank ?? 0,
       appPort: o.ports?.bankApp ?? 0,
-      ...o.sandbox,
     });
-    stops.push(() => sandbox.bank.close());
+    let bank = sandbox.bank;
+    stops.push(() => bank.close());
     const banksFile = join(dataDir, 'banks.json');
     const pfx = o.clientCertificate === 'pfx';
     writeSandboxBanksFile(banksFile, sandbox, {
@@ -201,7 +215,9 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
         return redis;
       },
       queue,
-      bank: sandbox.bank,
+      get bank() {
+        return bank;
+      },
       banksFile,
       apiKey: o.apiKeyName ? (secrets.apiKey ?? null) : null,
       env: {
@@ -219,6 +235,12 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
         await redis.stop();
         await sleep(downMs);
         redis = await startLocalRedis(redisOptions);
+      },
+      async restartBank(downMs = 0) {
+        const { port, appPort } = bank;
+        await bank.close();
+        await sleep(downMs);
+        bank = (await startDevSandbox({ ...sandboxOptions, port, appPort })).bank;
       },
       stop: stopAll,
     };

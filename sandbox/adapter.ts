@@ -9,8 +9,21 @@
  * Expired CIBA requests are kept a while longer (a tombstone): oidc-provider looks the
  * auth_req_id up ignoring expiry and answers `expired_token` itself (CIBA Core §11) only if the
  * adapter still returns it; an adapter that forgets it on time makes the answer `invalid_grant`.
+ *
+ * With a journal (journal.ts), every change is also written there before the adapter call
+ * returns, and restore() reads it back at start: a restarted bank still answers for the
+ * auth_req_ids, grants and access tokens it handed out. Reads never leave memory.
  */
 import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider';
+import type { Journal, JournalRecord } from './journal.ts';
+
+/** What the journal keeps of an entry (kind `oidc`, id = the store key `Model:id`). */
+interface JournaledEntry {
+  model: string;
+  payload: AdapterPayload;
+  /** Epoch ms, or null for no expiry. */
+  expiresAt: number | null;
+}
 
 interface Entry {
   payload: AdapterPayload;
@@ -39,6 +52,32 @@ export class MapStore {
   readonly uids = new Map<string, string>();
   readonly userCodes = new Map<string, string>();
 
+  constructor(readonly journal?: Journal) {}
+
+  /** Puts back the entries a journal kept (expired ones are skipped by the journal's load). */
+  restore(records: ReadonlyArray<JournalRecord<JournaledEntry>>): void {
+    for (const { id, data } of records) this.put(data.model, id, data.payload, data.expiresAt ?? Infinity);
+  }
+
+  /** Writes an entry's current state to the journal, when there is one. */
+  async persist(key: string): Promise<void> {
+    const entry = this.entries.get(key);
+    if (!this.journal || !entry) return;
+    const model = key.slice(0, key.indexOf(':'));
+    const data: JournaledEntry = {
+      model,
+      payload: entry.payload,
+      expiresAt: Number.isFinite(entry.expiresAt) ? entry.expiresAt : null,
+    };
+    await this.journal.put('oidc', key, data, entry.keepUntil);
+  }
+
+  /** Removes entries from memory and from the journal. */
+  async remove(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.delete(key);
+    await this.journal?.delete('oidc', keys);
+  }
+
   get(key: string): AdapterPayload | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
@@ -50,8 +89,11 @@ export class MapStore {
   }
 
   set(model: string, key: string, payload: AdapterPayload, expiresIn: number | undefined): void {
+    this.put(model, key, payload, typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity);
+  }
+
+  private put(model: string, key: string, payload: AdapterPayload, expiresAt: number): void {
     this.delete(key);
-    const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity;
     const keepUntil = TOMBSTONED.has(model) ? expiresAt + TOMBSTONE_MS : expiresAt;
     this.entries.set(key, { payload, expiresAt, keepUntil });
     if (GRANTABLE.has(model) && typeof payload.grantId === 'string') {
@@ -80,8 +122,9 @@ export class MapStore {
     if (typeof userCode === 'string' && this.userCodes.get(userCode) === key) this.userCodes.delete(userCode);
   }
 
-  revokeGrant(grantId: string): void {
-    for (const key of this.grants.get(grantId) ?? []) this.delete(key);
+  /** Removes every entry of a grant (memory and journal). */
+  async revokeGrant(grantId: string): Promise<void> {
+    await this.remove([...(this.grants.get(grantId) ?? [])]);
     this.grants.delete(grantId);
   }
 
@@ -119,6 +162,7 @@ class MapAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     this.store.set(this.model, this.key(id), payload, expiresIn);
+    await this.store.persist(this.key(id));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -137,15 +181,17 @@ class MapAdapter implements Adapter {
 
   async consume(id: string): Promise<void> {
     const payload = this.store.get(this.key(id));
-    if (payload) payload.consumed = Math.floor(Date.now() / 1000);
+    if (!payload) return;
+    payload.consumed = Math.floor(Date.now() / 1000);
+    await this.store.persist(this.key(id));
   }
 
   async destroy(id: string): Promise<void> {
-    this.store.delete(this.key(id));
+    await this.store.remove([this.key(id)]);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    this.store.revokeGrant(grantId);
+    await this.store.revokeGrant(grantId);
   }
 }
 

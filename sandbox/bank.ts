@@ -31,7 +31,8 @@ import { createDecider } from './decisions.ts';
 import { FaultBook } from './faults.ts';
 import { sendError, sendJson } from './http.ts';
 import { IdTokenMinter } from './id-token.ts';
-import { generateOpKeys, publicJwkFromPem } from './keys.ts';
+import { PostgresJournal } from './journal.ts';
+import { generateOpKeys, type OpKeys, publicJwkFromPem } from './keys.ts';
 import { createOpFront, mtlsEndpointAliases } from './op-front.ts';
 import { createPaymentsApi, PaymentLedger } from './payments.ts';
 import { type Arrival, createBankProvider, type Provider } from './provider.ts';
@@ -64,6 +65,12 @@ export interface SandboxBankOptions {
    * applies, CIBA Core §7.3). Tests set 1 so polling clients do not wait 5 s per poll.
    */
   defaultInterval?: number;
+  /**
+   * Where the bank keeps its state across restarts (journal.ts): a PostgreSQL URL and a schema of
+   * its own (default `sandbox_bank`). Without it everything lives in memory and a restart forgets
+   * every pending request, so their polls answer `invalid_grant`.
+   */
+  database?: { url: string; schema?: string };
 }
 
 export interface SandboxBank {
@@ -71,6 +78,9 @@ export interface SandboxBank {
   paymentsApiUrl: string; // https://localhost:{port}/api
   appUrl: string; // http://127.0.0.1:{appPort}/  (bank app page)
   controlUrl: string | null; // http://127.0.0.1:{appPort}/control when testMode
+  /** The ports it listens on (a restart on the same ports keeps the issuer and the banks file). */
+  port: number;
+  appPort: number;
   clients: { tlsClientAuth: 'shop'; privateKeyJwt: 'shop-jwt' };
   close(): Promise<void>; // closes everything, quickly (destroy sockets)
 }
@@ -156,13 +166,31 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
   const appUrl = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${appPort}/`;
   const controlUrl = o.testMode ? `http://${host}:${appPort}/control` : null;
 
-  const store = new MapStore();
-  const customers = new CustomerDirectory();
-  const requests = new RequestRegistry();
+  let journal: PostgresJournal | undefined;
+  try {
+    journal = o.database ? await PostgresJournal.open(o.database.url, o.database.schema) : undefined;
+  } catch (error) {
+    await Promise.all([closeServer(bankServer, bankSockets), closeServer(appServer, appSockets)]);
+    throw error;
+  }
+  const store = new MapStore(journal);
+  const customers = new CustomerDirectory(journal);
+  const requests = new RequestRegistry(journal);
   const faults = new FaultBook();
-  const ledger = new PaymentLedger();
+  const ledger = new PaymentLedger(journal);
   const arrivals = new WeakMap<IncomingMessage, Arrival>();
-  const opKeys = await generateOpKeys();
+  // The OP's keys are kept with the rest: tokens issued before a restart still verify after it.
+  let opKeys = (await journal?.load<OpKeys>('keys'))?.[0]?.data;
+  if (!opKeys) {
+    opKeys = await generateOpKeys();
+    await journal?.put('keys', 'op', opKeys);
+  }
+  if (journal) {
+    store.restore(await journal.load('oidc'));
+    requests.restore(await journal.load('request'));
+    customers.restore(await journal.load('customer'));
+    ledger.restore(await journal.load('payment'));
+  }
   const clients = buildClients(
     {
       rsa: await publicJwkFromPem(certs.signingPublicKey, 'PS256'),
@@ -236,6 +264,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
   const sweeper = setInterval(() => {
     store.sweep();
     requests.sweep();
+    journal?.sweep().catch(() => {}); // the next sweep tries again
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
 
@@ -245,11 +274,14 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     paymentsApiUrl,
     appUrl,
     controlUrl,
+    port,
+    appPort,
     clients: CLIENT_IDS,
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);
         await Promise.all([closeServer(bankServer, bankSockets), closeServer(appServer, appSockets)]);
+        await journal?.close();
       })();
       return closing;
     },

@@ -93,8 +93,8 @@ export function createControlApi(setup: ControlSetup) {
         return sendJson(res, 200, setup.info());
       case 'POST reset':
         faults.clear();
-        ledger.clear();
-        requests.clear();
+        await ledger.clear();
+        await requests.clear();
         return sendJson(res, 200, { reset: true });
       case 'GET faults':
         return sendJson(res, 200, faults.getBank());
@@ -113,9 +113,9 @@ export function createControlApi(setup: ControlSetup) {
       case 'GET customers':
         return sendJson(res, 200, { customers: customers.list().map(describeCustomer) });
       case 'POST customers': {
-        let created: ReturnType<CustomerDirectory['create']>;
+        let created: Awaited<ReturnType<CustomerDirectory['create']>>;
         try {
-          created = customers.create(await readJson(req));
+          created = await customers.create(await readJson(req));
         } catch (error) {
           customerError(error);
         }
@@ -125,7 +125,7 @@ export function createControlApi(setup: ControlSetup) {
         return sendJson(res, 200, describeCustomer(customerOr404(b ?? '')));
       case 'DELETE customers/:id':
         try {
-          customers.delete(b ?? '');
+          await customers.delete(b ?? '');
         } catch (error) {
           customerError(error);
         }

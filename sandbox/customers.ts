@@ -7,6 +7,7 @@
  * `POST /control/customers`) so that parallel test files never share a customer's fault script.
  */
 import { createHash } from 'node:crypto';
+import type { Journal, JournalRecord } from './journal.ts';
 
 export interface Customer {
   readonly login: string;
@@ -70,9 +71,16 @@ export function syntheticIban(login: string): string {
   return `DE${check.toString().padStart(2, '0')}${bban}`;
 }
 
-/** One bank's customers: the seeded ones plus those created by tests. */
+/** One bank's customers: the seeded ones plus those created by tests (kept in the journal). */
 export class CustomerDirectory {
   private readonly byLogin = new Map<string, Customer>(seededByLogin);
+
+  constructor(private readonly journal?: Journal) {}
+
+  /** Puts back the created customers a journal kept. */
+  restore(records: ReadonlyArray<JournalRecord<Customer>>): void {
+    for (const { data } of records) if (!this.byLogin.has(data.login)) this.byLogin.set(data.login, data);
+  }
 
   find(login: string | undefined): Customer | undefined {
     return login === undefined ? undefined : this.byLogin.get(login);
@@ -83,7 +91,7 @@ export class CustomerDirectory {
   }
 
   /** Validates and adds a customer; CustomerError(400) for a bad body, (409) when it exists. */
-  create(body: unknown): Customer {
+  async create(body: unknown): Promise<Customer> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new CustomerError(400, 'body must be a JSON object { login, name? }');
     }
@@ -105,15 +113,17 @@ export class CustomerDirectory {
       seeded: false,
     };
     this.byLogin.set(login, customer);
+    await this.journal?.put('customer', login, customer);
     return customer;
   }
 
   /** Removes a created customer; seeded customers stay (CustomerError 409). */
-  delete(login: string): void {
+  async delete(login: string): Promise<void> {
     const customer = this.byLogin.get(login);
     if (!customer) throw new CustomerError(404, `no customer ${login}`);
     if (customer.seeded) throw new CustomerError(409, `${login} is a seeded customer and stays`);
     this.byLogin.delete(login);
+    await this.journal?.delete('customer', login);
   }
 }
 

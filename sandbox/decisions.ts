@@ -38,11 +38,11 @@ export function createDecider(
       }
       if (decision === 'approve') {
         await approveBackchannelRequest(provider, request, paymentsApiUrl);
-        requests.decide(authReqId, 'approved');
+        await requests.decide(authReqId, 'approved');
         return { authReqId, status: 'approved' };
       }
       await provider.backchannelResult(request, new errors.AccessDenied('the customer denied the request'));
-      requests.decide(authReqId, 'denied');
+      await requests.decide(authReqId, 'denied');
       return { authReqId, status: 'denied' };
     },
   };

@@ -1,6 +1,6 @@
 /**
- * Key material: the OP's own signing keys (fresh at every start) and the clients' public keys,
- * read from the files the bank is given.
+ * Key material: the OP's own signing keys (made at the first start; bank.ts keeps them in its
+ * journal when it has one) and the clients' public keys, read from the files the bank is given.
  */
 import { readFileSync } from 'node:fs';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importSPKI, type JWK } from 'jose';

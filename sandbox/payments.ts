@@ -20,6 +20,7 @@ import {
   sendScripted,
   sleep,
 } from './http.ts';
+import type { Journal, JournalRecord } from './journal.ts';
 import {
   findPaymentInitiation,
   type PaymentOrder,
@@ -71,17 +72,30 @@ export interface PaymentAttempt {
 // The most recent attempts kept (a benchmark pays far more often than a test reads them).
 const MAX_ATTEMPTS_KEPT = 50_000;
 
+/** The bank's payments (kept in the journal, so idempotency holds across a restart) and attempts (memory). */
 export class PaymentLedger {
   private readonly payments = new Map<string, Payment>();
   private attemptLog: PaymentAttempt[] = [];
   private readonly byIdempotencyKey = new Map<string, Payment>();
   private readonly byToken = new Map<string, Payment>();
 
+  constructor(private readonly journal?: Journal) {}
+
+  /** Puts back the payments a journal kept. */
+  restore(records: ReadonlyArray<JournalRecord<Payment>>): void {
+    for (const { data } of records) this.index(data);
+  }
+
   static keyOf(clientId: string, idempotencyKey: string): string {
     return `${clientId}\u0000${idempotencyKey}`;
   }
 
-  add(payment: Payment): void {
+  async add(payment: Payment): Promise<void> {
+    this.index(payment);
+    await this.journal?.put('payment', payment.paymentId, payment);
+  }
+
+  private index(payment: Payment): void {
     this.payments.set(payment.paymentId, payment);
     this.byIdempotencyKey.set(PaymentLedger.keyOf(payment.clientId, payment.idempotencyKey), payment);
     this.byToken.set(payment.tokenId, payment);
@@ -122,11 +136,12 @@ export class PaymentLedger {
     );
   }
 
-  clear(): void {
+  async clear(): Promise<void> {
     this.attemptLog = [];
     this.payments.clear();
     this.byIdempotencyKey.clear();
     this.byToken.clear();
+    await this.journal?.clear('payment');
   }
 }
 
@@ -326,7 +341,7 @@ export function createPaymentsApi(setup: PaymentsApiSetup) {
       tokenId: caller.tokenId,
       createdAt: new Date().toISOString(),
     };
-    ledger.add(payment);
+    await ledger.add(payment); // indexed before the first await: the check above stays atomic
     createdBy.set(req, payment.paymentId);
     // The payment exists, the answer is lost: what a crash between commit and reply looks like.
     if (faults.takeDrop(caller.login, 'payments', true)) return dropConnection(req, res);

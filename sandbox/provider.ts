@@ -191,9 +191,9 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
             );
           }
         },
-        triggerAuthenticationDevice(ctx, request, account, client) {
+        async triggerAuthenticationDevice(ctx, request, account, client) {
           const arrival = arrivals.get(ctx.req);
-          requests.add({
+          await requests.add({
             authReqId: request.jti,
             login: account.accountId,
             clientId: client.clientId,

@@ -5,8 +5,14 @@
  *
  * oidc-provider's BackchannelAuthenticationRequest stays the source of truth for the protocol
  * state; this registry is a projection of it, filled in triggerAuthenticationDevice.
+ *
+ * With a journal (journal.ts) the requests themselves outlive a restart, so the bank app still
+ * lists a pending request after it; what arrived on the wire (polls, bc-authorize attempts) is
+ * kept in memory only.
  */
+
 import type { IdTokenRewrite } from './id-token.ts';
+import type { Journal, JournalRecord } from './journal.ts';
 import type { PaymentInitiation } from './payment-details.ts';
 
 export const requestStatuses = ['pending', 'approved', 'denied'] as const;
@@ -78,8 +84,21 @@ export class RequestRegistry {
   private readonly records = new Map<string, BackchannelRecord>();
   private readonly attempts = new Map<string, BcAuthorizeAttempt[]>();
 
-  add(record: BackchannelRecord): void {
+  constructor(private readonly journal?: Journal) {}
+
+  /** Puts back the requests a journal kept; their poll timelines start empty. */
+  restore(records: ReadonlyArray<JournalRecord<BackchannelRecord>>): void {
+    for (const { data } of records) this.records.set(data.authReqId, { ...data, polls: [] });
+  }
+
+  private async persist(record: BackchannelRecord): Promise<void> {
+    const { polls: _polls, ...kept } = record;
+    await this.journal?.put('request', record.authReqId, kept, record.expiresAt + RETENTION_MS);
+  }
+
+  async add(record: BackchannelRecord): Promise<void> {
     this.records.set(record.authReqId, record);
+    await this.persist(record);
   }
 
   /** Records a bc-authorize request under its (unverified) login hint, known customer or not. */
@@ -121,9 +140,11 @@ export class RequestRegistry {
     return poll;
   }
 
-  decide(authReqId: string, status: Exclude<RequestStatus, 'pending'>): void {
+  async decide(authReqId: string, status: Exclude<RequestStatus, 'pending'>): Promise<void> {
     const record = this.records.get(authReqId);
-    if (record) Object.assign(record, { status, decidedAt: Date.now() });
+    if (!record) return;
+    Object.assign(record, { status, decidedAt: Date.now() });
+    await this.persist(record);
   }
 
   /** Pending and not yet expired, newest first. */
@@ -135,9 +156,10 @@ export class RequestRegistry {
     return out.reverse();
   }
 
-  clear(): void {
+  async clear(): Promise<void> {
     this.records.clear();
     this.attempts.clear();
+    await this.journal?.clear('request');
   }
 
   sweep(now = Date.now()): void {

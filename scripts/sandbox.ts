@@ -12,6 +12,8 @@
  *   --merchant NAME    merchant name shown in the bank app (env MERCHANT_NAME)
  *   --public-host H    host name in the issuer URL (env SANDBOX_PUBLIC_HOST, default localhost)
  *   --interval N       default `interval` of CIBA acknowledgements, seconds (env SANDBOX_INTERVAL)
+ *   --database URL     keep the bank's state in PostgreSQL, schema sandbox_bank, across restarts
+ *                      (env SANDBOX_DATABASE_URL; without it everything lives in memory)
  */
 import { parseArgs } from 'node:util';
 import { startDevSandbox } from '../devstack/sandbox.service.ts';
@@ -35,13 +37,14 @@ const { values } = parseArgs({
     merchant: { type: 'string' },
     'public-host': { type: 'string' },
     interval: { type: 'string' },
+    database: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 
 if (values.help) {
   console.log(
-    'usage: npm run sandbox -- [--port 5001] [--app-port 5002] [--certs certs] [--realm master] [--test-mode] [--interval 1]',
+    'usage: npm run sandbox -- [--port 5001] [--app-port 5002] [--certs certs] [--realm master] [--test-mode] [--interval 1] [--database postgres://…]',
   );
   process.exit(0);
 }
@@ -50,6 +53,7 @@ const env = process.env;
 const testModeEnv = env.SANDBOX_TEST_MODE;
 const merchantName = values.merchant ?? env.MERCHANT_NAME;
 const interval = values.interval ?? env.SANDBOX_INTERVAL;
+const databaseUrl = values.database ?? env.SANDBOX_DATABASE_URL;
 const { bank } = await startDevSandbox({
   host: values.host ?? env.SANDBOX_HOST ?? '127.0.0.1',
   port: port(values.port ?? env.SANDBOX_PORT, 5001, 'port'),
@@ -60,12 +64,14 @@ const { bank } = await startDevSandbox({
   ...(merchantName ? { merchantName } : {}),
   publicHost: values['public-host'] ?? env.SANDBOX_PUBLIC_HOST ?? 'localhost',
   ...(interval ? { defaultInterval: Number(interval) } : {}),
+  ...(databaseUrl ? { database: { url: databaseUrl } } : {}),
 });
 
 console.log(`sandbox bank issuer:  ${bank.issuer}`);
 console.log(`payments API:         ${bank.paymentsApiUrl}`);
 console.log(`bank app:             ${bank.appUrl}`);
 console.log(`control API:          ${bank.controlUrl ?? 'off (start with --test-mode)'}`);
+console.log(`state:                ${databaseUrl ? 'kept in PostgreSQL, schema sandbox_bank' : 'in memory (--database to keep it)'}`);
 console.log(
   `clients:              ${bank.clients.tlsClientAuth} (tls_client_auth), ${bank.clients.privateKeyJwt} (private_key_jwt)`,
 );

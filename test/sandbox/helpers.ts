@@ -58,22 +58,26 @@ export interface TestBank {
   mtls: Transport;
   other: Transport;
   as: oauth.AuthorizationServer;
+  /** Stops the bank and starts it again on the same ports (and store, when it has one). */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startTestBank(
-  options: { testMode?: boolean; defaultInterval?: number } = {},
+  options: { testMode?: boolean; defaultInterval?: number; database?: { url: string; schema: string } } = {},
 ): Promise<TestBank> {
   const dir = mkdtempSync(join(tmpdir(), 'sandbox-bank-test-'));
   const certs = ensureDevCertificates(dir);
-  const bank = await startSandboxBank({
-    certificates: certs,
-    port: 0,
-    appPort: 0,
-    testMode: options.testMode ?? true,
-    merchantName: 'Acme Shop',
-    ...(options.defaultInterval ? { defaultInterval: options.defaultInterval } : {}),
-  });
+  const start = (ports: { port: number; appPort: number }) =>
+    startSandboxBank({
+      certificates: certs,
+      ...ports,
+      testMode: options.testMode ?? true,
+      merchantName: 'Acme Shop',
+      ...(options.defaultInterval ? { defaultInterval: options.defaultInterval } : {}),
+      ...(options.database ? { database: options.database } : {}),
+    });
+  const bank = await start({ port: 0, appPort: 0 });
   const mtls = transport(certs, 'client');
   const other = transport(certs, 'other-client');
   const issuer = new URL(bank.issuer);
@@ -81,19 +85,25 @@ export async function startTestBank(
     issuer,
     await oauth.discoveryRequest(issuer, { algorithm: 'oidc', [oauth.customFetch]: mtls.fetch }),
   );
-  return {
+  const tb: TestBank = {
     bank,
     certs,
     dir,
     mtls,
     other,
     as,
+    async restart() {
+      const { port, appPort } = tb.bank;
+      await tb.bank.close();
+      tb.bank = await start({ port, appPort });
+    },
     async close() {
       await Promise.all([mtls.agent.destroy(), other.agent.destroy()]);
-      await bank.close();
+      await tb.bank.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return tb;
 }
 
 export const shopClient = (tb: TestBank): oauth.Client => ({

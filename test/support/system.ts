@@ -153,8 +153,11 @@ export interface BankAppRequest {
 }
 
 /** The customer's phone: waits until the request shows up in the bank app, as the page would. */
-export async function pendingInBankApp(login: string, timeoutMs = 15_000): Promise<BankAppRequest> {
-  const appUrl = inject('bank').appUrl;
+export async function pendingInBankApp(
+  login: string,
+  timeoutMs = 15_000,
+  appUrl = inject('bank').appUrl,
+): Promise<BankAppRequest> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await fetch(`${appUrl}app/api/customers/${login}/requests`);
@@ -171,8 +174,9 @@ export async function decideInBankApp(
   login: string,
   authReqId: string,
   decision: 'approve' | 'deny',
+  appUrl = inject('bank').appUrl,
 ): Promise<void> {
-  const res = await fetch(`${inject('bank').appUrl}app/api/requests/${authReqId}/${decision}`, {
+  const res = await fetch(`${appUrl}app/api/requests/${authReqId}/${decision}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ login }),
