@@ -71,7 +71,9 @@ console.log(`sandbox bank issuer:  ${bank.issuer}`);
 console.log(`payments API:         ${bank.paymentsApiUrl}`);
 console.log(`bank app:             ${bank.appUrl}`);
 console.log(`control API:          ${bank.controlUrl ?? 'off (start with --test-mode)'}`);
-console.log(`state:                ${databaseUrl ? 'kept in PostgreSQL, schema sandbox_bank' : 'in memory (--database to keep it)'}`);
+console.log(
+  `state:                ${databaseUrl ? 'kept in PostgreSQL, schema sandbox_bank' : 'in memory (--database to keep it)'}`,
+);
 console.log(
   `clients:              ${bank.clients.tlsClientAuth} (tls_client_auth), ${bank.clients.privateKeyJwt} (private_key_jwt)`,
 );
