@@ -16,15 +16,18 @@
  * this file only reads the DEV_ variables, runs the API and the worker, and says where things are.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type DevStack, startDevStack } from '../devstack/devstack.ts';
 import { DEV_MERCHANT } from '../devstack/environment.ts';
+import { devLogLine } from '../devstack/log-lines.ts';
 import { isPortFree } from '../devstack/ports.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const env = process.env;
 const dataDir = resolve(env.DEV_DATA_DIR ?? join(root, '.data'));
+/** How the data folder is named to the user: `.data` in the checkout, else its full path. */
+const shownDataDir = relative(root, dataDir).startsWith('..') ? dataDir : relative(root, dataDir);
 const certsDir = resolve(env.DEV_CERTS_DIR ?? join(root, 'certs'));
 const ports = {
   api: Number(env.DEV_PORT ?? 3000),
@@ -64,7 +67,7 @@ async function stopAll(code: number): Promise<never> {
     ),
   );
   await stack?.stop();
-  console.log('[dev] stopped; data kept in .data/');
+  console.log(`[dev] stopped; data kept in ${shownDataDir}/`);
   process.exit(code);
 }
 process.on('SIGINT', () => void stopAll(0));
@@ -100,15 +103,7 @@ function runChild(name: string, script: string, childEnv: NodeJS.ProcessEnv): Ch
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const print = (line: string) => {
-    try {
-      const entry = JSON.parse(line) as { level: number; msg: string; err?: { message?: string } };
-      const level = entry.level >= 50 ? 'ERROR ' : entry.level >= 40 ? 'WARN ' : '';
-      console.log(`[${name}] ${level}${entry.msg}${entry.err?.message ? `: ${entry.err.message}` : ''}`);
-    } catch {
-      console.log(`[${name}] ${line}`);
-    }
-  };
+  const print = (line: string) => console.log(`[${name}] ${devLogLine(line)}`);
   if (child.stdout) createInterface({ input: child.stdout }).on('line', print);
   if (child.stderr) createInterface({ input: child.stderr }).on('line', (l) => console.log(`[${name}] ${l}`));
   child.on('exit', (code, signal) => {
@@ -170,5 +165,5 @@ console.log(`
   Queue          ${stack.queue.backend === 'redis' ? stack.queue.redisUrl : 'PostgreSQL (BullMQ backend)'}
   Database       ${stack.postgres.url}
 
-  Ctrl-C stops everything; data stays in .data/ (delete it to start afresh).
+  Ctrl-C stops everything; data stays in ${shownDataDir}/ (delete it to start afresh).
 `);

@@ -3,6 +3,7 @@
  * sandbox bank, API and worker), Swagger UI and the bank app answer, and Ctrl-C stops it all.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,11 +11,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../devstack/ports.ts';
 import { npmScript } from '../support/npm-script.ts';
+import { eventually } from '../support/system.ts';
 
-async function runDev(extraEnv: Record<string, string>) {
-  const dir = mkdtempSync(join(tmpdir(), 'bankpay-dev-'));
+type DevPorts = Record<
+  'DEV_PORT' | 'DEV_BANK_PORT' | 'DEV_BANK_APP_PORT' | 'DEV_PG_PORT' | 'DEV_REDIS_PORT',
+  number
+>;
+
+/** `npm run dev` in a folder of its own, or again in the folder and on the ports of an earlier run. */
+async function runDev(extraEnv: Record<string, string>, again?: { dir: string; ports: DevPorts }) {
+  const dir = again?.dir ?? mkdtempSync(join(tmpdir(), 'bankpay-dev-'));
   chmodSync(dir, 0o755);
-  const ports = {
+  const ports: DevPorts = again?.ports ?? {
     DEV_PORT: await freePort(),
     DEV_BANK_PORT: await freePort(),
     DEV_BANK_APP_PORT: await freePort(),
@@ -46,7 +54,25 @@ async function runDev(extraEnv: Record<string, string>) {
   while (!output.includes('Ctrl-C stops everything') && child.exitCode === null && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, ports, output: () => output, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    child,
+    dir,
+    ports,
+    output: () => output,
+    /** Ctrl-C, as in a terminal (the whole process group); resolves with the exit code. */
+    async stop(): Promise<number | null> {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = once(child, 'exit');
+      process.kill(-child.pid!, 'SIGINT');
+      return (await exited)[0] as number | null;
+    },
+    kill() {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {}
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 describe('npm run dev', () => {
@@ -92,4 +118,72 @@ describe('npm run dev', () => {
     },
     90_000,
   );
+
+  it('keeps a checkout awaiting approval across a restart: approved afterwards, it succeeds', async () => {
+    const first = await runDev({});
+    const second: { run?: Awaited<ReturnType<typeof runDev>> } = {};
+    try {
+      const apiKey = first.output().match(/API key\s+(bpk_\S+)/)?.[1];
+      expect(apiKey, first.output()).toBeDefined();
+      const api = `http://127.0.0.1:${first.ports.DEV_PORT}`;
+      const bankApp = `http://127.0.0.1:${first.ports.DEV_BANK_APP_PORT}`;
+      const created = await fetch(`${api}/v1/checkouts`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          'content-type': 'application/json',
+          'idempotency-key': randomUUID(),
+        },
+        body: JSON.stringify({
+          amount: 4990,
+          currency: 'EUR',
+          bankId: 'sandbox',
+          loginHint: 'bob',
+          reference: 'order-restart',
+        }),
+      });
+      expect(created.status).toBe(202);
+      const { id } = (await created.json()) as { id: string };
+      const read = async () =>
+        (await (
+          await fetch(`${api}/v1/checkouts/${id}`, { headers: { authorization: `Bearer ${apiKey}` } })
+        ).json()) as {
+          status: string;
+        };
+      await eventually(
+        async () => (await read()).status === 'awaiting_approval',
+        20_000,
+        'awaiting_approval',
+      );
+      expect(await first.stop()).toBe(0);
+
+      second.run = await runDev({}, { dir: first.dir, ports: first.ports });
+      const pending = (await (await fetch(`${bankApp}/app/api/customers/bob/requests`)).json()) as {
+        requests: Array<{ authReqId: string }>;
+      };
+      expect(pending.requests).toHaveLength(1);
+      const approve = await fetch(`${bankApp}/app/api/requests/${pending.requests[0]!.authReqId}/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ login: 'bob' }),
+      });
+      expect(approve.status).toBe(200);
+      // The sandbox sets no interval in development: the next poll comes within the CIBA default 5 s.
+      await eventually(async () => (await read()).status === 'succeeded', 20_000, 'succeeded');
+
+      // The terminal: the API's line per request; the worker's lines name the checkout and its status.
+      const out = second.run.output();
+      expect(out).toMatch(new RegExp(`\\[api\\] GET /v1/checkouts/${id} 200 \\d+(\\.\\d+)? ms`));
+      expect(out).toContain(`[worker] checkout authorized by the customer checkout=${id} status=authorized`);
+      expect(out).toMatch(new RegExp(`\\[worker\\] .*checkout=${id} status=succeeded`));
+      // The key is printed once, in the banner, and nowhere else.
+      expect(out.split(apiKey!).length - 1).toBe(1);
+      expect(await second.run.stop()).toBe(0);
+      expect(second.run.output()).toContain(`[dev] stopped; data kept in ${join(first.dir, 'data')}/`);
+    } finally {
+      first.kill();
+      second.run?.kill();
+      first.cleanup();
+    }
+  }, 120_000);
 });
