@@ -151,6 +151,12 @@ export function problemExample(code: ProblemCode, detail?: string): Static<typeo
   };
 }
 
+/** One documented error response: its description and the problem+json media type. */
+export interface ProblemResponse {
+  description: string;
+  content: Record<string, { schema: TSchema; examples: Record<string, { summary: string; value: unknown }> }>;
+}
+
 /**
  * The documented error responses of a route, from the problem codes it can answer: one response
  * per status, its description naming the codes, an example of each (Swagger UI lists them by
@@ -159,24 +165,31 @@ export function problemExample(code: ProblemCode, detail?: string): Static<typeo
 export function problemResponses(
   codes: readonly ProblemCode[],
   details: Partial<Record<ProblemCode, string>> = {},
-): Record<number, TSchema> {
+): Record<number, ProblemResponse> {
   const byStatus = new Map<number, ProblemCode[]>();
   for (const code of codes) {
     const status = PROBLEMS[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
-  const responses: Record<number, TSchema> = {};
+  const responses: Record<number, ProblemResponse> = {};
   for (const [status, sameStatus] of byStatus) {
     const named = sameStatus.map((c) => `\`${c}\` (${PROBLEMS[c].title})`).join(', ');
-    responses[status] = Type.Object(ProblemSchema.properties, {
-      additionalProperties: false,
-      description: 'RFC 9457 problem details',
-      // @fastify/swagger: the response's description (the schema keeps its own).
-      'x-response-description': `Problem details (RFC 9457), code ${named}`,
-      'x-examples': Object.fromEntries(
-        sameStatus.map((c) => [c, { summary: PROBLEMS[c].title, value: problemExample(c, details[c]) }]),
-      ),
-    });
+    // Fastify picks this serializer by the reply's media type, which sendProblem sets; the
+    // document says the same (RFC 9457 §3: application/problem+json).
+    responses[status] = {
+      description: `Problem details (RFC 9457), code ${named}`,
+      content: {
+        [PROBLEM_CONTENT_TYPE]: {
+          schema: Type.Object(ProblemSchema.properties, {
+            additionalProperties: false,
+            description: 'RFC 9457 problem details',
+          }),
+          examples: Object.fromEntries(
+            sameStatus.map((c) => [c, { summary: PROBLEMS[c].title, value: problemExample(c, details[c]) }]),
+          ),
+        },
+      },
+    };
   }
   return responses;
 }

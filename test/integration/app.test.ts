@@ -153,6 +153,9 @@ describe('the HTTP app', () => {
           expect(response.description, where).not.toBe('Default Response');
           const media = Object.values(response.content ?? {});
           expect(media.length, where).toBeGreaterThan(0);
+          // Errors are documented with the media type they are sent with (RFC 9457 §3).
+          if (Number(status) >= 400)
+            expect(Object.keys(response.content ?? {}), where).toEqual(['application/problem+json']);
           for (const m of media) {
             const examples = m.examples ? Object.values(m.examples).map((e) => e.value) : [m.example];
             expect(examples.length, where).toBeGreaterThan(0);
