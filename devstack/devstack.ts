@@ -70,7 +70,14 @@ export interface DevStackOptions {
    * grants, tokens, customers, payments, keys) in the schema `sandbox_bank` of the embedded
    * PostgreSQL, so restartBank() and a restarted `npm run dev` keep what it promised.
    */
-  sandbox?: { testMode?: boolean; defaultInterval?: number; merchantName?: string; persistent?: boolean };
+  sandbox?: {
+    testMode?: boolean;
+    defaultInterval?: number;
+    merchantName?: string;
+    persistent?: boolean;
+    /** The API's CIBA notification endpoint: registers the sandbox's ping-mode client (sandbox/ping.ts). */
+    notificationEndpoint?: string;
+  };
   /** Members of the sandbox's banks-file entry to change (e.g. `requestedExpiry`). */
   bankEntry?: Record<string, unknown>;
   /**

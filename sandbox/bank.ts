@@ -35,6 +35,7 @@ import { PostgresJournal } from './journal.ts';
 import { generateOpKeys, type OpKeys, publicJwkFromPem } from './keys.ts';
 import { createOpFront, mtlsEndpointAliases } from './op-front.ts';
 import { createPaymentsApi, PaymentLedger } from './payments.ts';
+import { createPingDelivery, notificationEndpoint } from './ping.ts';
 import { type Arrival, createBankProvider, type Provider } from './provider.ts';
 import { RequestRegistry } from './requests.ts';
 
@@ -71,6 +72,11 @@ export interface SandboxBankOptions {
    * every pending request, so their polls answer `invalid_grant`.
    */
   database?: { url: string; schema?: string };
+  /**
+   * The shop's CIBA client_notification_endpoint (e.g. http://127.0.0.1:3000/ciba/notify/sandbox):
+   * registers the ping-mode client `shop-ping` (ping.ts). https, or http on a loopback address.
+   */
+  notificationEndpoint?: string;
 }
 
 export interface SandboxBank {
@@ -81,7 +87,8 @@ export interface SandboxBank {
   /** The ports it listens on (a restart on the same ports keeps the issuer and the banks file). */
   port: number;
   appPort: number;
-  clients: { tlsClientAuth: 'shop'; privateKeyJwt: 'shop-jwt' };
+  /** `ping` is null unless the bank was given a notificationEndpoint. */
+  clients: { tlsClientAuth: 'shop'; privateKeyJwt: 'shop-jwt'; ping: 'shop-ping' | null };
   close(): Promise<void>; // closes everything, quickly (destroy sockets)
 }
 
@@ -129,6 +136,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     );
   }
   const certs = o.certificates;
+  const notifications = o.notificationEndpoint ? notificationEndpoint(o.notificationEndpoint) : null;
 
   // Listen first: the issuer (and so the provider's configuration) depends on the actual port.
   let handle: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) =>
@@ -197,7 +205,15 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
       ec: await publicJwkFromPem(certs.es256PublicKey, 'ES256'),
     },
     o.merchantName,
+    notifications?.registered,
   );
+  const pings = createPingDelivery({
+    deliverTo: notifications?.deliverTo ?? null,
+    registered: notifications?.registered ?? null,
+    requests,
+    faults,
+  });
+  const clientIds = { ...CLIENT_IDS, ping: notifications ? CLIENT_IDS.ping : null };
 
   const provider: Provider = await createBankProvider({
     issuer,
@@ -213,6 +229,7 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     customers,
     idTokens: new IdTokenMinter(opKeys),
     defaultInterval: o.defaultInterval,
+    fetch: pings.fetch,
   });
   const handleOp = createOpFront({
     realmPath: `/${realm}`,
@@ -246,7 +263,8 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     paymentsApiUrl,
     appUrl,
     controlUrl,
-    clients: CLIENT_IDS,
+    clients: clientIds,
+    notificationEndpoint: notifications?.deliverTo ?? null,
     defaultInterval: o.defaultInterval ?? null,
     counts: {
       customers: customers.list().length,
@@ -276,11 +294,12 @@ export async function startSandboxBank(o: SandboxBankOptions): Promise<SandboxBa
     controlUrl,
     port,
     appPort,
-    clients: CLIENT_IDS,
+    clients: clientIds,
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);
         await Promise.all([closeServer(bankServer, bankSockets), closeServer(appServer, appSockets)]);
+        await pings.settled();
         await journal?.close();
       })();
       return closing;

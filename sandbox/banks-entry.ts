@@ -12,8 +12,14 @@ export interface DevCertificatePaths {
   clientPfx?: string;
 }
 
+/**
+ * The entry for `bank`: client `shop` in poll mode; `{ deliveryMode: 'ping' }` in `overrides`
+ * switches to the ping-mode client `shop-ping` (the bank must have been given the endpoint).
+ */
 export function sandboxBankEntry(
-  bank: Pick<SandboxBank, 'issuer' | 'paymentsApiUrl' | 'clients'>,
+  bank: Pick<SandboxBank, 'issuer' | 'paymentsApiUrl'> & {
+    clients: Pick<SandboxBank['clients'], 'tlsClientAuth'>;
+  },
   certs: DevCertificatePaths,
   overrides: Record<string, unknown> = {},
 ): Record<string, unknown> {
@@ -36,6 +42,7 @@ export function sandboxBankEntry(
     // The sandbox's subjects are its logins: the ID Token's sub must be the login hint.
     loginHintIsSubject: true,
     paymentsApiUrl: bank.paymentsApiUrl,
+    ...(overrides.deliveryMode === 'ping' ? { clientId: 'shop-ping' } : {}),
     ...overrides,
   };
 }

@@ -6,17 +6,24 @@
  * - `shop-jwt`: private_key_jwt (OIDC Core §9) with the same RSA key or the sandbox's ES256 key;
  *   signed request objects are optional for it, PS256 or ES256. It still connects with the client
  *   certificate, so its tokens are certificate-bound as well.
+ * - `shop-ping`: `shop` in ping mode (CIBA Core §10.2), registered only when the bank is given the
+ *   shop's notification endpoint; every bc-authorize must carry a client_notification_token.
  */
 import type { JWK } from 'jose';
 import type { ClientMetadata } from 'oidc-provider';
 import { PAYMENT_INITIATION } from './payment-details.ts';
 import { CIBA_GRANT_TYPE } from './provider.ts';
 
-export const CLIENT_IDS = { tlsClientAuth: 'shop', privateKeyJwt: 'shop-jwt' } as const;
+export const CLIENT_IDS = { tlsClientAuth: 'shop', privateKeyJwt: 'shop-jwt', ping: 'shop-ping' } as const;
 
+/**
+ * The registered clients; `notificationEndpoint` (the https URL registered for ping.ts) adds the
+ * ping-mode client.
+ */
 export function buildClients(
   keys: { rsa: JWK; ec: JWK },
   merchantName: string | undefined,
+  notificationEndpoint?: string,
 ): ClientMetadata[] {
   const common = {
     grant_types: [CIBA_GRANT_TYPE],
@@ -34,15 +41,26 @@ export function buildClients(
     scope: 'openid',
     ...(merchantName ? { client_name: merchantName } : {}),
   } satisfies Partial<ClientMetadata>;
+  const shop = {
+    ...common,
+    client_id: CLIENT_IDS.tlsClientAuth,
+    token_endpoint_auth_method: 'tls_client_auth',
+    tls_client_auth_subject_dn: 'CN=client',
+    backchannel_authentication_request_signing_alg: 'PS256',
+    jwks: { keys: [keys.rsa] },
+  } satisfies ClientMetadata;
   return [
-    {
-      ...common,
-      client_id: CLIENT_IDS.tlsClientAuth,
-      token_endpoint_auth_method: 'tls_client_auth',
-      tls_client_auth_subject_dn: 'CN=client',
-      backchannel_authentication_request_signing_alg: 'PS256',
-      jwks: { keys: [keys.rsa] },
-    },
+    shop,
+    ...(notificationEndpoint
+      ? [
+          {
+            ...shop,
+            client_id: CLIENT_IDS.ping,
+            backchannel_token_delivery_mode: 'ping' as const,
+            backchannel_client_notification_endpoint: notificationEndpoint,
+          },
+        ]
+      : []),
     {
       ...common,
       client_id: CLIENT_IDS.privateKeyJwt,

@@ -23,6 +23,9 @@
  *       "alg": "RS256",                                // with "op"/"foreign-key": RS256 | PS256 | ES256
  *       "times": 1                                     // omitted: every token response while set
  *     },
+ *     "ping": { "drop": 1, "twice": 1, "delayMs": 2000 },   // ping mode (CIBA Core §10.2): the next
+ *                                                      // ping not sent / sent twice; every ping
+ *                                                      // sent that late while set
  *     "ack": { "members": { "interval": "5", "auth_req_id": null }, "times": 1 },
  *                                                      // rewrite the bc-authorize acknowledgement:
  *                                                      // set members, null deletes one (omitted
@@ -92,6 +95,7 @@ export interface FaultScript {
   idToken?: IdTokenFault;
   ack?: { members: Record<string, unknown>; times?: number };
   answer?: Partial<Record<FaultEndpoint, ScriptedAnswer>>;
+  ping?: { drop: number; twice: number; delayMs: number };
 }
 
 export const idTokenSigners = ['op', 'foreign-key', 'none', 'hs256'] as const;
@@ -221,6 +225,7 @@ export function parseFaultScript(body: unknown): FaultScript {
       'idToken',
       'ack',
       'answer',
+      'ping',
     ],
     '',
   );
@@ -254,6 +259,15 @@ export function parseFaultScript(body: unknown): FaultScript {
     return { times: count(v.times, `${label}.times`, { fallback: 1 }), afterCommit: v.afterCommit === true };
   });
   if (drop) script.drop = drop;
+  if (body.ping !== undefined) {
+    if (!isRecord(body.ping)) throw new FaultScriptError('ping must be { drop?, twice?, delayMs? }');
+    onlyKeys(body.ping, ['drop', 'twice', 'delayMs'], 'ping.');
+    script.ping = {
+      drop: count(body.ping.drop, 'ping.drop', { fallback: 0 }),
+      twice: count(body.ping.twice, 'ping.twice', { fallback: 0 }),
+      delayMs: count(body.ping.delayMs, 'ping.delayMs', { fallback: 0 }),
+    };
+  }
   if (body.paymentError !== undefined) {
     if (!isRecord(body.paymentError)) throw new FaultScriptError('paymentError must be { times }');
     onlyKeys(body.paymentError, ['times'], 'paymentError.');
@@ -391,6 +405,17 @@ export class FaultBook {
   /** Milliseconds to hold an answer after the work is done (the request was processed). */
   holdMs(login: string | undefined, endpoint: FaultEndpoint): number {
     return login === undefined ? 0 : (this.scripts.get(login)?.holdMs?.[endpoint] ?? 0);
+  }
+
+  /** How the next ping of this customer's request goes: dropped, sent twice, or sent after delayMs. */
+  takePing(login: string | undefined): { drop: boolean; twice: boolean; delayMs: number } {
+    const ping = login === undefined ? undefined : this.scripts.get(login)?.ping;
+    if (!ping) return { drop: false, twice: false, delayMs: 0 };
+    const drop = ping.drop > 0;
+    if (drop) ping.drop--;
+    const twice = !drop && ping.twice > 0;
+    if (twice) ping.twice--;
+    return { drop, twice, delayMs: ping.delayMs };
   }
 
   takeSlowDown(login: string | undefined): boolean {

@@ -81,6 +81,8 @@ export interface ProviderSetup {
   idTokens: IdTokenMinter;
   /** Seconds; the acknowledgement's `interval` when no fault script sets one. */
   defaultInterval: number | undefined;
+  /** oidc-provider's outbound fetch (pings go through ping.ts). */
+  fetch: typeof fetch;
 }
 
 function peerCertificate(ctx: KoaContextWithOIDC): X509Certificate | undefined {
@@ -127,6 +129,7 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
   const configuration: Configuration = {
     adapter: createMapAdapter(setup.store),
     clients: setup.clients,
+    fetch: setup.fetch,
     jwks: { keys: setup.signingKeys as JWKS['keys'] },
     clientAuthMethods: ['tls_client_auth', 'private_key_jwt'],
     scopes: ['openid'],
@@ -213,6 +216,9 @@ export async function createBankProvider(setup: ProviderSetup): Promise<Provider
             decidedAt: undefined,
             polls: [],
             ...(arrival?.attempt ? { bcAuthorize: arrival.attempt } : {}),
+            ...(typeof request.params?.client_notification_token === 'string'
+              ? { clientNotificationToken: request.params.client_notification_token }
+              : {}),
           });
         },
       },

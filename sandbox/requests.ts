@@ -38,6 +38,17 @@ export interface PollRecord {
   idTokenFault?: IdTokenRewrite;
 }
 
+/** One CIBA ping (CIBA Core §10.2) the bank sent, or dropped by a fault script (ping.ts). */
+export interface PingRecord {
+  /** Epoch ms at which it left (after any scripted delay). */
+  at: number;
+  /** 1, or 2 for the second copy of a doubled ping. */
+  copy: number;
+  delayedMs: number;
+  /** The client's HTTP status, 'dropped', or `error: <name>` when it could not be delivered. */
+  outcome?: number | string;
+}
+
 /** One bc-authorize request, kept by its login_hint whether or not it created a request. */
 export interface BcAuthorizeAttempt {
   at: number;
@@ -67,6 +78,10 @@ export interface BackchannelRecord {
   status: RequestStatus;
   decidedAt: number | undefined;
   polls: PollRecord[];
+  /** Pings sent for it (ping-mode clients only). */
+  pings?: PingRecord[];
+  /** Ping mode: the bearer token its pings carry (CIBA Core §7.1); shown by the control API only. */
+  clientNotificationToken?: string;
   /** The bc-authorize answer, filled when it leaves (normally 200 'acknowledged'). */
   bcAuthorize?: BcAuthorizeAttempt;
 }
@@ -92,7 +107,7 @@ export class RequestRegistry {
   }
 
   private async persist(record: BackchannelRecord): Promise<void> {
-    const { polls: _polls, ...kept } = record;
+    const { polls: _polls, pings: _pings, ...kept } = record;
     await this.journal?.put('request', record.authReqId, kept, record.expiresAt + RETENTION_MS);
   }
 
@@ -138,6 +153,14 @@ export class RequestRegistry {
     const poll: PollRecord = { at };
     if (record.polls.length < MAX_POLLS_KEPT) record.polls.push(poll);
     return poll;
+  }
+
+  recordPing(authReqId: string, ping: PingRecord): PingRecord | undefined {
+    const record = this.records.get(authReqId);
+    if (!record) return undefined;
+    record.pings ??= [];
+    if (record.pings.length < MAX_POLLS_KEPT) record.pings.push(ping);
+    return ping;
   }
 
   async decide(authReqId: string, status: Exclude<RequestStatus, 'pending'>): Promise<void> {
@@ -237,5 +260,7 @@ export function describeTimeline(record: BackchannelRecord, now = Date.now()) {
       ...describeAnswer(p),
       idTokenFault: p.idTokenFault ?? null,
     })),
+    pings: (record.pings ?? []).map((p) => ({ ...p, outcome: p.outcome ?? null })),
+    clientNotificationToken: record.clientNotificationToken ?? null,
   };
 }

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { CheckoutError } from './checkout/checkout.errors.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
+import { cibaNotifyRoutes } from './checkout/ciba-notify.routes.ts';
 import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
@@ -109,12 +110,22 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   }
   // Before every module: each route's declared scope is checked as it is registered (auth.ts).
   await app.register(merchantAuth, { db: deps.db });
+  const repositories = createRepositories(deps.db, sql);
   await app.register(checkoutRoutes, {
-    ...createRepositories(deps.db, sql),
+    ...repositories,
     queue: deps.queue.queue,
     clientSecretKeys,
     config: deps.config,
     log: app.log,
+  });
+
+  await app.register(cibaNotifyRoutes, {
+    pollSchedule: repositories.pollSchedule,
+    pingBanks: new Set(deps.config.banks.filter((b) => b.deliveryMode === 'ping').map((b) => b.id)),
+    rateLimit: {
+      max: deps.config.http.notifyRateLimitMax,
+      timeWindowMs: (deps.rateLimit ?? deps.config.http.rateLimit).timeWindowMs,
+    },
   });
 
   await app.register(jwksRoutes, { banks: deps.config.banks });

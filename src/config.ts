@@ -68,7 +68,11 @@ const BankSchema = Type.Object(
       Type.Literal('RS256'),
     ]),
     scope: Type.String({ pattern: '(^|\\s)openid(\\s|$)', description: 'must include openid' }),
-    deliveryMode: Type.Literal('poll'),
+    deliveryMode: Type.Union([Type.Literal('poll'), Type.Literal('ping')], {
+      description:
+        'how the bank tells us of the decision (CIBA Core §5): poll (we ask every interval) or ping ' +
+        '(it notifies {PUBLIC_URL}/ciba/notify/{id}, then we ask once; needs PUBLIC_URL). FAPI-CIBA allows no push.',
+    }),
     requestedExpiry: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds (CIBA Core §7.1); default 300' }),
     ),
@@ -165,6 +169,11 @@ export interface Config {
   clientSecretKeys: Buffer[];
   banks: BankConfig[];
   banksFile: string;
+  /**
+   * The API's external base URL (no trailing slash), as banks reach it; null when unset. Required
+   * when a bank uses ping mode: its client_notification_endpoint is {publicUrl}/ciba/notify/{bankId}.
+   */
+  publicUrl: string | null;
   worker: WorkerSettings;
   http: HttpSettings;
 }
@@ -180,6 +189,8 @@ export interface HttpSettings {
   trustProxy: string[] | false;
   /** Web origins whose pages may read a checkout with its clientSecret (CORS); none by default. */
   corsOrigins: string[];
+  /** CIBA pings accepted per bank per rateLimit window, per API process (POST /ciba/notify/{bankId}). */
+  notifyRateLimitMax: number;
 }
 
 export interface WorkerSettings {
@@ -570,6 +581,26 @@ function trustedProxies(env: Env): string[] | false {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/**
+ * PUBLIC_URL: an http(s) origin with an optional path prefix, no query or fragment; returned
+ * without a trailing slash. https in production unless the host is a loopback address (CIBA Core
+ * §4 registers the client_notification_endpoint as an https URL).
+ */
+function parsePublicUrl(env: Env, production: boolean): string | null {
+  const text = env.PUBLIC_URL?.trim();
+  if (!text) return null;
+  const url = URL.parse(text);
+  const example = 'e.g. PUBLIC_URL=https://pay.shop.example';
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:'))
+    throw new ConfigError(`PUBLIC_URL is not an http(s) URL (${example})`);
+  if (url.search || url.hash || url.username || url.password)
+    throw new ConfigError(`PUBLIC_URL must have no query, fragment or credentials (${example})`);
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (production && url.protocol !== 'https:' && !loopback)
+    throw new ConfigError(`PUBLIC_URL must use https in production (${example})`);
+  return url.href.replace(/\/+$/, '');
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV?.trim() === 'production';
   const databaseUrl = parseUrl(
@@ -622,6 +653,15 @@ export function loadConfig(env: Env = process.env): Config {
   const banksFile = resolve(
     required(env, 'BANKS_FILE', 'the path of the banks JSON file (see banks.example.json)'),
   );
+  const banks = loadBanks(banksFile, env);
+  const publicUrl = parsePublicUrl(env, production);
+  const pingBank = banks.find((b) => b.deliveryMode === 'ping');
+  if (pingBank && !publicUrl) {
+    throw new ConfigError(
+      `PUBLIC_URL is not set: bank "${pingBank.id}" uses ping mode and must be given our notification endpoint, ` +
+        `PUBLIC_URL/ciba/notify/${pingBank.id} (e.g. PUBLIC_URL=https://pay.shop.example)`,
+    );
+  }
   return {
     databaseUrl,
     queue,
@@ -643,14 +683,16 @@ export function loadConfig(env: Env = process.env): Config {
       ),
       production,
     ),
-    banks: loadBanks(banksFile, env),
+    banks,
     banksFile,
+    publicUrl,
     http: {
       rateLimit: {
         max: integer(env, 'RATE_LIMIT_MAX', 1_000, 1, 10_000_000),
         timeWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 10_000, 100, 3_600_000),
       },
       trustProxy: trustedProxies(env),
+      notifyRateLimitMax: integer(env, 'CIBA_NOTIFY_RATE_LIMIT_MAX', 10_000, 1, 10_000_000),
       corsOrigins: (env.CORS_ORIGINS ?? '')
         .split(',')
         .map((o) => o.trim())

@@ -27,7 +27,13 @@ const documentConfig: Config = {
   clientSecretKeys: [Buffer.alloc(32)],
   banks: [],
   banksFile: 'unused',
-  http: { rateLimit: { max: 1_000, timeWindowMs: 10_000 }, trustProxy: false, corsOrigins: [] },
+  publicUrl: null,
+  http: {
+    rateLimit: { max: 1_000, timeWindowMs: 10_000 },
+    trustProxy: false,
+    corsOrigins: [],
+    notifyRateLimitMax: 10_000,
+  },
   worker: {
     concurrency: 1,
     lockDurationMs: 15_000,

@@ -18,6 +18,8 @@ export const CHECKOUT_ERROR_CODES = [
   'idempotency_key_reused',
   /** The bankId names no configured bank. */
   'unknown_bank',
+  /** A CIBA ping whose bearer token, bank or auth_req_id does not match a checkout awaiting approval. */
+  'invalid_notification',
 ] as const;
 
 export type CheckoutErrorCode = (typeof CHECKOUT_ERROR_CODES)[number];

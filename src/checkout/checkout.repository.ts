@@ -25,8 +25,8 @@ export type CheckoutPatch = Omit<Prisma.CheckoutUpdateManyMutationInput, 'status
 
 /**
  * What identifies the customer at the bank is kept only while the bank may still be asked about
- * it: once a checkout has ended, its auth_req_id (a bearer handle at the bank), the login hint and
- * the bank's subject are cleared in the same update (nothing looks a checkout up by them then).
+ * it: once a checkout has ended, its auth_req_id (a bearer handle at the bank), the login hint,
+ * the bank's subject and the ping token's hash are cleared in the same update (nothing looks a checkout up by them then).
  */
 const FORGOTTEN_AT_THE_END: CheckoutPatch = {
   // No more polls; the access token (kept only between approval and payment) goes too.
@@ -36,6 +36,8 @@ const FORGOTTEN_AT_THE_END: CheckoutPatch = {
   loginHint: null,
   subject: null,
   tokenAnswerEncrypted: null,
+  notificationTokenHash: null,
+  pingPending: false,
 };
 
 /** Non-secret facts only (codes, intervals, HTTP statuses): never tokens or keys. */

@@ -136,6 +136,8 @@ export async function createCheckout(
     stepErrors: 0,
     unansweredClaims: 0,
     tokenAnswerEncrypted: null,
+    notificationTokenHash: null,
+    pingPending: false,
     tokensEncrypted: null,
     subject: null,
     bankPaymentId: null,

@@ -52,7 +52,8 @@ export interface PollAnswer {
  */
 export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts
   SET next_poll_at = now() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0))),
-      unanswered_claims = unanswered_claims + 1
+      unanswered_claims = unanswered_claims + 1,
+      ping_pending = false
   WHERE id = ANY(ARRAY(
     SELECT id FROM checkouts
     WHERE status = 'awaiting_approval' AND next_poll_at <= now() AND auth_req_id IS NOT NULL
@@ -90,9 +91,26 @@ export interface PollScheduleRepository {
    * but only while it is still awaiting approval under the same claim (a checkout canceled, or
    * claimed again after a lapsed lease, is left alone). Neither this nor the claim touches
    * `updated_at`: a poll that changes nothing the API shows is not an update of the checkout.
-   * Returns how many were recorded.
+   * Returns how many were recorded. A ping that arrived meanwhile (`ping_pending`) makes the next
+   * poll due at once instead.
    */
   recordAnswers(answers: readonly PollAnswer[]): Promise<number>;
+  /**
+   * The checkout awaiting approval under this auth_req_id at this bank, with the hash of the
+   * client_notification_token sent with it; null when there is none (unknown, another bank's,
+   * or no longer awaiting approval: the auth_req_id is cleared when a checkout ends).
+   */
+  findPingTarget(
+    bankId: string,
+    authReqId: string,
+  ): Promise<{ id: string; notificationTokenHash: string | null } | null>;
+  /**
+   * CIBA Core §10.2: the bank pinged, the decision is there. Brings the next token request forward
+   * to now when none is in flight (no claim without a recorded answer), else marks the ping so that
+   * the next request follows the one in flight at once; either way one request at a time, by
+   * whichever worker claims it. False when the checkout is no longer awaiting approval.
+   */
+  notePing(id: string, authReqId: string): Promise<boolean>;
 }
 
 export function createPollScheduleRepository(sql: SqlPool): PollScheduleRepository {
@@ -149,6 +167,29 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
       return rows[0]?.next_poll_at ?? null;
     },
 
+    async findPingTarget(bankId, authReqId) {
+      const { rows } = await sql.query<{ id: string; notification_token_hash: string | null }>({
+        name: 'find_ping_target',
+        text: `SELECT id, notification_token_hash FROM checkouts
+               WHERE auth_req_id = $1 AND bank_id = $2 AND status = 'awaiting_approval'`,
+        values: [authReqId, bankId],
+      });
+      const row = rows[0];
+      return row ? { id: row.id, notificationTokenHash: row.notification_token_hash } : null;
+    },
+
+    async notePing(id, authReqId) {
+      const { rowCount } = await sql.query({
+        name: 'note_ping',
+        text: `UPDATE checkouts
+               SET ping_pending = true,
+                   next_poll_at = CASE WHEN unanswered_claims = 0 THEN LEAST(next_poll_at, now()) ELSE next_poll_at END
+               WHERE id = $1 AND auth_req_id = $2 AND status = 'awaiting_approval'`,
+        values: [id, authReqId],
+      });
+      return rowCount === 1;
+    },
+
     async recordAnswers(answers) {
       if (answers.length === 0) return 0;
       const { rowCount } = await sql.query({
@@ -158,7 +199,8 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
                    AS v(id, lease, wait_ms, poll_interval_s, step_errors, outcome, detail)
                ), u AS (
                  UPDATE checkouts AS c
-                 SET next_poll_at = LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at),
+                 SET next_poll_at = CASE WHEN c.ping_pending THEN now()
+                       ELSE LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at) END,
                      poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
                      step_errors = v.step_errors,
                      unanswered_claims = 0

@@ -26,6 +26,7 @@ export const PROBLEMS = {
   idempotency_key_missing: { status: 400, title: 'Idempotency-Key required' },
   invalid_idempotency_key: { status: 400, title: 'Invalid Idempotency-Key' },
   unauthorized: { status: 401, title: 'Unauthorized' },
+  invalid_notification: { status: 401, title: 'CIBA notification refused' },
   insufficient_scope: { status: 403, title: 'Insufficient scope' },
   not_found: { status: 404, title: 'Not found' },
   checkout_not_found: { status: 404, title: 'Checkout not found' },
@@ -115,6 +116,9 @@ const EXAMPLE_DETAILS: Record<ProblemCode, { detail: string; errors?: FieldError
   },
   invalid_idempotency_key: { detail: 'Idempotency-Key must be 1-255 visible ASCII characters' },
   unauthorized: { detail: 'The API key is not valid' },
+  invalid_notification: {
+    detail: 'No checkout awaiting approval at this bank has this auth_req_id and client_notification_token',
+  },
   insufficient_scope: { detail: 'This API key does not have the "checkouts:read" scope' },
   not_found: { detail: 'No route for GET /v1/payments' },
   checkout_not_found: { detail: 'No checkout chk_3kq9Xw2bV7mPz4TfLr8a' },

@@ -19,6 +19,17 @@ import { bearerToken } from './auth.ts';
 import { AuthThrottle, addressKey, authenticationOutcome, issuedCredentials } from './auth-throttle.ts';
 import { ProblemError } from './problem.ts';
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * false: the route's callers are not merchants (a bank's CIBA ping) and the route sets its own
+     * `rateLimit`; the per-address throttle of failed merchant credentials leaves it alone, so a
+     * bank's refused pings never lock out its next ones.
+     */
+    merchantCredentialThrottle?: boolean;
+  }
+}
+
 export interface RateLimitSettings {
   /** Requests allowed per key in one window. */
   max: number;
@@ -67,6 +78,10 @@ function isDocs(url: string | undefined): boolean {
 function isExempt(request: FastifyRequest): boolean {
   const url = request.routeOptions.url;
   return isDocs(url) || (url?.startsWith('/health/') ?? false);
+}
+
+function isThrottleExempt(request: FastifyRequest): boolean {
+  return isExempt(request) || request.routeOptions.config?.merchantCredentialThrottle === false;
 }
 
 const credentialHashes = new WeakMap<FastifyRequest, string | null>();
@@ -131,7 +146,7 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     credentialsKept: RATE_LIMIT_KEYS_KEPT,
   });
   app.addHook('onRequest', async (request) => {
-    if (isExempt(request)) return;
+    if (isThrottleExempt(request)) return;
     const hash = credentialHash(request);
     if (!hash) return;
     const retryAfter = throttle.refusal(addressKey(request.ip), hash);
@@ -147,7 +162,7 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     );
   });
   app.addHook('onResponse', async (request, reply) => {
-    if (isExempt(request)) return;
+    if (isThrottleExempt(request)) return;
     for (const issued of issuedCredentials(request)) {
       if (reply.statusCode < 300) throttle.verified(hashSecret(issued));
     }

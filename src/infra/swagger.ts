@@ -25,6 +25,7 @@ export async function registerSwagger(app: FastifyInstance): Promise<void> {
         { name: 'checkouts', description: 'Create and follow payments' },
         { name: 'banks', description: 'The banks customers can pay with' },
         { name: 'health', description: 'Liveness and readiness' },
+        { name: 'ciba', description: 'Called by banks: CIBA ping-mode notifications (CIBA Core §10.2)' },
       ],
       components: {
         securitySchemes: {

@@ -48,12 +48,17 @@ export { DEFAULT_POLL_INTERVAL_S, SLOW_DOWN_INCREMENT_S } from './bank.types.ts'
 
 export interface BankClient {
   readonly bankId: string;
-  /** CIBA Core §7.1: signed request object (when bank.requestObjectSigningAlg), one hint, binding_message, requested_expiry, authorization_details when bank.authorizationDetails. */
+  /**
+   * CIBA Core §7.1: signed request object (when bank.requestObjectSigningAlg), one hint,
+   * binding_message, requested_expiry, authorization_details when bank.authorizationDetails, and
+   * in ping mode the client_notification_token the caller made for this request.
+   */
   startBackchannelAuthentication(input: {
     loginHint: string;
     bindingMessage: string;
     requestedExpiry: number;
     payment?: PaymentInitiation;
+    clientNotificationToken?: string;
   }): Promise<BackchannelAuthenticationAck>;
   /** CIBA Core §10.1: exactly one token request. On tokens, the ID Token is fully validated first (throws BankError 'invalid_id_token' otherwise). */
   pollToken(authReqId: string, expect: { loginHint: string }): Promise<TokenPollOutcome>;
@@ -190,6 +195,7 @@ export function createBankClient(bank: BankConfig, options: BankClientOptions = 
         bindingMessage: input.bindingMessage,
         requestedExpiry: input.requestedExpiry,
         payment: bank.authorizationDetails ? input.payment : undefined,
+        clientNotificationToken: input.clientNotificationToken,
       };
       const parameters = requestObjectKey
         ? new URLSearchParams({

@@ -192,6 +192,8 @@ export interface BackchannelAuthenticationParams {
   requestedExpiry: number;
   /** RFC 9396 §2, when the bank takes authorization_details. */
   payment?: PaymentInitiation | undefined;
+  /** CIBA Core §7.1: the bearer token the bank's ping must carry (ping mode only). */
+  clientNotificationToken?: string | undefined;
 }
 
 /** RFC 9396 §2: the one `payment_initiation` detail of a checkout. */
@@ -209,6 +211,7 @@ export function backchannelAuthenticationClaims(
     binding_message: params.bindingMessage,
     requested_expiry: params.requestedExpiry,
     ...(params.payment ? { authorization_details: paymentAuthorizationDetails(params.payment) } : {}),
+    ...(params.clientNotificationToken ? { client_notification_token: params.clientNotificationToken } : {}),
   };
 }
 
@@ -244,6 +247,7 @@ export function plainBackchannelParameters(params: BackchannelAuthenticationPara
   if (params.payment) {
     form.set('authorization_details', JSON.stringify(paymentAuthorizationDetails(params.payment)));
   }
+  if (params.clientNotificationToken) form.set('client_notification_token', params.clientNotificationToken);
   return form;
 }
 

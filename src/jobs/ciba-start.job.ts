@@ -1,7 +1,9 @@
 /**
  * ciba-start: sends the backchannel authentication request (CIBA Core §7.1) for a pending
  * checkout, once per run, and on acknowledgement moves it to awaiting_approval and schedules the
- * first token poll after the interval (CIBA Core §7.3: default 5 s).
+ * first token poll after the interval (CIBA Core §7.3: default 5 s). To a ping-mode bank it also
+ * sends a fresh client_notification_token, keeping only its hash, and the first (safety) poll
+ * waits SAFETY_POLL_FACTOR intervals: the bank's ping brings it forward (DESIGN.md §7.1).
  *
  * A crash after the request went out but before the answer was stored re-sends it on the next
  * run: the bank then has two requests, we keep one, and the other expires unpolled. Nothing is paid
@@ -11,9 +13,11 @@ import type { Job } from 'bullmq';
 import type { CheckoutJobData } from '../checkout/checkout.jobs.ts';
 import { expireCheckout, failCheckout, failures, isPastExpiry } from '../checkout/checkout.outcomes.ts';
 import { paymentInitiation } from '../checkout/checkout.payment.ts';
+import { newClientNotificationToken } from '../checkout/notification-token.ts';
 import { BankError, DEFAULT_POLL_INTERVAL_S } from '../integrations/bank.client.ts';
 import { persistBankAnswer, retryStepLater } from './bank-step.ts';
 import type { JobContext } from './job.context.ts';
+import { scheduledPollDelayMs } from './token-poll.policy.ts';
 
 export async function startBackchannelAuthentication(
   job: Job<CheckoutJobData>,
@@ -36,6 +40,8 @@ export async function startBackchannelAuthentication(
     return 'failed';
   }
 
+  // CIBA Core §7.1: a new token for every request; a resent request gets its own.
+  const notification = bankConfig.deliveryMode === 'ping' ? newClientNotificationToken() : undefined;
   try {
     const ack = await bank.startBackchannelAuthentication({
       loginHint: checkout.loginHint,
@@ -44,6 +50,7 @@ export async function startBackchannelAuthentication(
       ...(bankConfig.authorizationDetails
         ? { payment: paymentInitiation(checkout, ctx.config.merchant) }
         : {}),
+      ...(notification ? { clientNotificationToken: notification.token } : {}),
     });
     const acked = Date.now();
     const interval = ack.interval ?? DEFAULT_POLL_INTERVAL_S;
@@ -55,7 +62,8 @@ export async function startBackchannelAuthentication(
         {
           authReqId: ack.authReqId,
           pollIntervalS: interval,
-          nextPollAt: new Date(acked + interval * 1000),
+          nextPollAt: new Date(acked + scheduledPollDelayMs(interval, bankConfig.deliveryMode)),
+          notificationTokenHash: notification?.hash ?? null,
           expiresAt: new Date(acked + ack.expiresIn * 1000),
           stepErrors: 0,
         },

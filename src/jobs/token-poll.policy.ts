@@ -18,6 +18,11 @@
  *
  * The wait of "ask again" is counted from when the answer is recorded, not from when we asked:
  * the next request then arrives at least that long after the previous one did.
+ *
+ * Ping mode (CIBA Core §10.2; DESIGN.md §7.1): the bank's ping brings the token request forward
+ * (poll-schedule.repository.ts, notePing); underneath, authorization_pending and slow_down wait
+ * SAFETY_POLL_FACTOR intervals, so a lost ping, or a refusal the bank never pings, costs time and
+ * never the outcome. Errors are retried as in poll mode: that request was wanted now.
  */
 import { type Failure, failures, isPastExpiry } from '../checkout/checkout.outcomes.ts';
 import type { EventDetail } from '../checkout/checkout.repository.ts';
@@ -34,9 +39,21 @@ import { backoffMs } from './bank-step.ts';
 /** How long past the expiry a stored (in-time) answer may still be finished: 10 minutes. */
 export const STORED_ANSWER_GRACE_MS = 10 * 60_000;
 
-/** The part of a claimed poll the policy reads. */
+/** Ping mode's safety poll comes every this many intervals (DESIGN.md §7.1: at most every 4 ×). */
+export const SAFETY_POLL_FACTOR = 4;
+
+/**
+ * How long after an acknowledgement (or an "ask again" answer) the next token request waits when
+ * nothing brings it forward, in ms: the interval (seconds) in poll mode, SAFETY_POLL_FACTOR times
+ * it in ping mode.
+ */
+export function scheduledPollDelayMs(intervalS: number, deliveryMode: 'poll' | 'ping'): number {
+  return intervalS * 1000 * (deliveryMode === 'ping' ? SAFETY_POLL_FACTOR : 1);
+}
+
+/** The part of a claimed poll the policy reads (deliveryMode: the bank's, default poll). */
 export type PollState = Pick<DuePoll, 'pollIntervalS' | 'stepErrors'> &
-  Partial<Pick<DuePoll, 'unansweredClaims'>>;
+  Partial<Pick<DuePoll, 'unansweredClaims'>> & { deliveryMode?: 'poll' | 'ping' };
 
 export type PollDecision =
   /** Still awaiting approval: ask again `waitMs` after recording this answer. */
@@ -86,6 +103,7 @@ export function decidePollAnswer(
   backoff: (consecutiveErrors: number) => number = backoffMs,
 ): PollDecision {
   const intervalMs = (poll.pollIntervalS ?? DEFAULT_POLL_INTERVAL_S) * 1000;
+  const mode = poll.deliveryMode ?? 'poll';
   if (answer instanceof BankError) {
     const error = answer;
     if (error.retryable) {
@@ -113,7 +131,10 @@ export function decidePollAnswer(
       // retryAfter of the table in integrations/bank.answers.ts).
       return {
         kind: 'ask_again',
-        waitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
+        waitMs: Math.max(
+          scheduledPollDelayMs(intervalMs / 1000, mode),
+          (answer.retryAfterSeconds ?? 0) * 1000,
+        ),
         outcome: 'authorization_pending',
         stepErrors: 0,
         detail: answer.retryAfterSeconds === undefined ? {} : { retryAfter: answer.retryAfterSeconds },
@@ -122,7 +143,7 @@ export function decidePollAnswer(
       const interval = intervalMs / 1000 + SLOW_DOWN_INCREMENT_S;
       return {
         kind: 'ask_again',
-        waitMs: Math.max(interval, answer.retryAfterSeconds ?? 0) * 1000,
+        waitMs: Math.max(scheduledPollDelayMs(interval, mode), (answer.retryAfterSeconds ?? 0) * 1000),
         outcome: 'slow_down',
         stepErrors: 0,
         pollIntervalS: interval,

@@ -281,7 +281,8 @@ async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): P
       if (!(error instanceof BankError)) throw error;
       answer = error;
     }
-    decision = decidePollAnswer(poll, answer);
+    const deliveryMode = ctx.config.banks.find((b) => b.id === poll.bankId)?.deliveryMode ?? 'poll';
+    decision = decidePollAnswer({ ...poll, deliveryMode }, answer);
     if (stored) ctx.log.info({ checkoutId: poll.id }, 'finishing a token answer stored before a crash');
   }
   if (!decision) throw new Error('no decision for a claimed token poll');

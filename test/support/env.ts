@@ -25,7 +25,7 @@ export function sandboxBanksFile(): string {
     {
       issuer: bank.issuer,
       paymentsApiUrl: bank.paymentsApiUrl,
-      clients: { tlsClientAuth: bank.clientId as 'shop', privateKeyJwt: 'shop-jwt' },
+      clients: { tlsClientAuth: bank.clientId as 'shop' },
     },
     certificatePaths(certs),
   );

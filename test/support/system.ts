@@ -54,7 +54,7 @@ export async function startSystem(
   // The tests poll many checkouts at once with one merchant key: lift the per-key rate limit
   // (security.test.ts tests it with its own app).
   const app = await buildApp({ config, db, queue, rateLimit: { max: 1_000_000, timeWindowMs: 1_000 } });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: config.port });
   const address = app.server.address() as { port: number };
   const { key } = await createApiKey(db, `test-${randomUUID()}`);
   const banks = createBankClients(config.banks, { timeoutMs: config.worker.bankTimeoutMs });

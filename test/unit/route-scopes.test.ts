@@ -112,8 +112,12 @@ describe('route declarations', () => {
         200: { type: 'object' },
         // A problem document, described by its one code.
         403: expect.objectContaining({
-          description: 'RFC 9457 problem details',
-          'x-response-description': expect.stringContaining('`insufficient_scope`'),
+          description: expect.stringContaining('`insufficient_scope`'),
+          content: {
+            'application/problem+json': expect.objectContaining({
+              examples: { insufficient_scope: expect.objectContaining({ value: expect.anything() }) },
+            }),
+          },
         }),
       },
     });

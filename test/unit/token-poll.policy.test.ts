@@ -63,7 +63,39 @@ describe('before asking', () => {
   });
 });
 
+const ping: PollState = { pollIntervalS: 2, stepErrors: 0, deliveryMode: 'ping' };
+
 const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> = [
+  [
+    'ping mode, authorization_pending: the safety poll, 4 intervals later (DESIGN.md §7.1)',
+    ping,
+    { kind: 'pending' },
+    { kind: 'ask_again', waitMs: 8_000, outcome: 'authorization_pending', stepErrors: 0 },
+  ],
+  [
+    'ping mode, authorization_pending with a longer Retry-After: the Retry-After',
+    ping,
+    { kind: 'pending', retryAfterSeconds: 30 },
+    { kind: 'ask_again', waitMs: 30_000 },
+  ],
+  [
+    'ping mode, slow_down: interval + 5 s, then 4 of those',
+    ping,
+    { kind: 'slow_down' },
+    { kind: 'ask_again', waitMs: 28_000, pollIntervalS: 7 },
+  ],
+  [
+    'ping mode, a network error: retried with backoff as in poll mode (that request was wanted now)',
+    ping,
+    new BankError('bank_unavailable', 'token: reset'),
+    { kind: 'ask_again', waitMs: 2_000, stepErrors: 1 },
+  ],
+  [
+    'ping mode, tokens',
+    ping,
+    { kind: 'tokens', tokens, subject: 'alice' },
+    { kind: 'authorize', subject: 'alice' },
+  ],
   [
     'authorization_pending, default interval (CIBA Core §7.3: 5 s)',
     fresh,
