@@ -5,7 +5,8 @@
 
 /**
  * Fields shown after the message, in this order, when a line has them and the message does not
- * say them already (the status counts as said in `checkout chk_… failed: …`).
+ * say them already (the status counts as said in `checkout chk_… failed: …`, and only a line
+ * about a checkout shows one).
  */
 const SHOWN_FIELDS = [
   ['checkoutId', 'checkout'],
@@ -13,6 +14,7 @@ const SHOWN_FIELDS = [
   ['code', 'code'],
   ['retryInMs', 'retry_in_ms'],
   ['job', 'job'],
+  ['clientRequestId', 'client_request_id'],
 ] as const;
 
 interface LogEntry {
@@ -43,8 +45,12 @@ export function devLogLine(line: string): string {
   for (const [key, label] of SHOWN_FIELDS) {
     const value = entry[key];
     if (typeof value !== 'string' && typeof value !== 'number') continue;
-    const said = key === 'status' ? `${String(entry.checkoutId)} ${value}` : String(value);
-    if (!msg.includes(said)) fields.push(`${label}=${value}`);
+    // A status is a checkout's (worker lines); an access line's HTTP status is in its message.
+    const shown =
+      key === 'status'
+        ? typeof entry.checkoutId === 'string' && !msg.includes(`${entry.checkoutId} ${value}`)
+        : !msg.includes(String(value));
+    if (shown) fields.push(`${label}=${value}`);
   }
   const err = typeof entry.err === 'string' ? entry.err : entry.err?.message;
   return `${level}${msg}${fields.length ? ` ${fields.join(' ')}` : ''}${err ? `: ${err}` : ''}`;

@@ -10,7 +10,8 @@
  * Ctrl-C stops everything. Ports: DEV_PORT (API, 3000), DEV_BANK_PORT (sandbox bank, 5001),
  * DEV_BANK_APP_PORT (its bank app, 5002), DEV_PG_PORT (54320), DEV_REDIS_PORT (63790).
  * DEV_QUEUE=postgres forces the PostgreSQL queue backend; DEV_SANDBOX_CONTROL=1 turns on the
- * sandbox bank's control API (scripted faults for demos).
+ * sandbox bank's control API (scripted faults for demos); DEV_DELIVERY_MODE=ping has the sandbox
+ * bank ping the API when the customer decides (CIBA ping mode) instead of being polled.
  *
  * The services come from devstack/, started as the tests, chaos and the benchmarks start them;
  * this file only reads the DEV_ variables, runs the API and the worker, and says where things are.
@@ -36,6 +37,13 @@ const ports = {
   postgres: Number(env.DEV_PG_PORT ?? 54320),
   redis: Number(env.DEV_REDIS_PORT ?? 63790),
 };
+
+const publicUrl = `http://127.0.0.1:${ports.api}`;
+const deliveryMode = env.DEV_DELIVERY_MODE ?? 'poll';
+if (deliveryMode !== 'poll' && deliveryMode !== 'ping') {
+  console.error(`[dev] DEV_DELIVERY_MODE must be poll or ping (got ${deliveryMode})`);
+  process.exit(1);
+}
 
 const started = Date.now();
 const step = (text: string) => console.log(`[dev] ${text} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
@@ -80,19 +88,23 @@ function fail(message: string): never {
 }
 
 async function requireFreePorts(): Promise<void> {
+  const variables: Record<string, string> = {
+    api: 'DEV_PORT',
+    bank: 'DEV_BANK_PORT',
+    bankApp: 'DEV_BANK_APP_PORT',
+    postgres: 'DEV_PG_PORT',
+    redis: 'DEV_REDIS_PORT',
+  };
+  // Every busy port at once, so that one retry is enough.
+  const busy: string[] = [];
   for (const [name, port] of Object.entries(ports)) {
-    if (!(await isPortFree(port))) {
-      const variable = {
-        api: 'DEV_PORT',
-        bank: 'DEV_BANK_PORT',
-        bankApp: 'DEV_BANK_APP_PORT',
-        postgres: 'DEV_PG_PORT',
-        redis: 'DEV_REDIS_PORT',
-      }[name];
-      fail(
-        `port ${port} (${name}) is in use: stop what holds it (another npm run dev?), or choose another with ${variable}`,
-      );
-    }
+    if (!(await isPortFree(port))) busy.push(`${port} (${name}, ${variables[name]})`);
+  }
+  if (busy.length > 0) {
+    console.error(
+      `[dev] in use: ${busy.join(', ')}. Stop what holds them (another npm run dev?), or choose other ports with those variables.`,
+    );
+    process.exit(1);
   }
 }
 
@@ -135,7 +147,13 @@ stack = await startDevStack({
   ports,
   queue: env.DEV_QUEUE === 'postgres' ? 'postgres' : 'redis-when-installed',
   persistentRedis: true,
-  sandbox: { testMode: env.DEV_SANDBOX_CONTROL === '1', merchantName: 'Acme Shop' },
+  sandbox: {
+    testMode: env.DEV_SANDBOX_CONTROL === '1',
+    merchantName: 'Acme Shop',
+    // The ping-mode client is always registered; the banks file uses it with DEV_DELIVERY_MODE=ping.
+    notificationEndpoint: `${publicUrl}/ciba/notify/sandbox`,
+  },
+  ...(deliveryMode === 'ping' ? { bankEntry: { deliveryMode: 'ping' } } : {}),
   merchant: { name: env.MERCHANT_NAME ?? DEV_MERCHANT.name, iban: env.MERCHANT_IBAN ?? DEV_MERCHANT.iban },
   keepSecrets: true,
   apiKeyName: 'development',
@@ -149,6 +167,7 @@ const appEnv: NodeJS.ProcessEnv = {
   ...stack.env,
   HOST: '127.0.0.1',
   PORT: String(ports.api),
+  PUBLIC_URL: publicUrl,
   LOG_LEVEL: env.LOG_LEVEL ?? 'info',
 };
 children = [runChild('api', 'src/server.ts', appEnv), runChild('worker', 'src/worker.ts', appEnv)];
@@ -159,7 +178,7 @@ console.log(`
   Swagger UI     ${apiUrl}/docs
   API            ${apiUrl}/v1   (health: ${apiUrl}/health/ready)
   Bank app       ${stack.bank.appUrl}   (approve or deny as alice, bob or carol)
-  Bank issuer    ${stack.bank.issuer}
+  Bank issuer    ${stack.bank.issuer}   (CIBA ${deliveryMode} mode${deliveryMode === 'poll' ? '; DEV_DELIVERY_MODE=ping for ping' : `, pings to ${publicUrl}/ciba/notify/sandbox`})
   API key        ${stack.apiKey}
                  (kept in ${join(dataDir, 'dev-secrets.json')}, with the development keys)
   Queue          ${stack.queue.backend === 'redis' ? stack.queue.redisUrl : 'PostgreSQL (BullMQ backend)'}

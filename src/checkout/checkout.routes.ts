@@ -59,6 +59,20 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
               'may read it with. `Location` is its URL. The same Idempotency-Key and body answer the first ' +
               'response again, with `Idempotent-Replayed: true`.',
             CREATED_CHECKOUT_EXAMPLE,
+            {
+              Location: {
+                type: 'string',
+                description: "The checkout's URL, e.g. /v1/checkouts/chk_3kq9Xw2bV7mPz4TfLr8a",
+              },
+              'Retry-After': {
+                type: 'string',
+                description: 'Seconds until reading the checkout is useful (1)',
+              },
+              'Idempotent-Replayed': {
+                type: 'string',
+                description: '`true` when this is the stored answer to an earlier request with the same key',
+              },
+            },
           ),
           ...problems([
             'invalid_request',

@@ -166,11 +166,21 @@ export const IdempotencyKeyHeader = Type.Object({
  * takes `x-response-description` as the response's description, and a schema's one example as the
  * media type's `example`.
  */
-export function documented<T extends TSchema>(schema: T, description: string, example: unknown): T {
-  return { ...schema, 'x-response-description': description, examples: [example] };
+export function documented<T extends TSchema>(
+  schema: T,
+  description: string,
+  example: unknown,
+  headers?: Record<string, { type: 'string'; description: string }>,
+): T {
+  return {
+    ...schema,
+    'x-response-description': description,
+    examples: [example],
+    ...(headers ? { headers } : {}),
+  };
 }
 
-const EXAMPLE_ID = 'chk_3kq9Xw2bV7mPz4TfLr8aQn1c';
+const EXAMPLE_ID = 'chk_3kq9Xw2bV7mPz4TfLr8a';
 
 /** A checkout as POST /v1/checkouts answers it: just created, with its clientSecret. */
 export const CREATED_CHECKOUT_EXAMPLE: CheckoutView = {
@@ -184,7 +194,8 @@ export const CREATED_CHECKOUT_EXAMPLE: CheckoutView = {
   bindingMessage: 'PAY-K7P2X9',
   createdAt: '2025-06-02T09:14:03.512Z',
   updatedAt: '2025-06-02T09:14:03.512Z',
-  expiresAt: '2025-06-02T09:24:03.512Z',
+  // Until the bank acknowledges: the requested expiry (300 s) plus a minute to reach the bank.
+  expiresAt: '2025-06-02T09:20:03.512Z',
   payment: null,
   failure: null,
   clientSecret: `${EXAMPLE_ID}_secret_Vq2m8RzK4cJtY7wXb1nHs5dLp0aFgE3u9QiNoT6kMyA`,
@@ -197,22 +208,24 @@ export const SUCCEEDED_CHECKOUT_EXAMPLE: CheckoutView = {
   ...checkoutFields,
   status: 'succeeded',
   updatedAt: '2025-06-02T09:14:21.087Z',
-  payment: { bankPaymentId: 'pmt_8f3c2a91', status: 'accepted' },
+  // From the acknowledgement on: the bank's own expiry (expires_in 300 s after it).
+  expiresAt: '2025-06-02T09:19:03.904Z',
+  payment: { bankPaymentId: 'pay_2f9c41d7-8b3e-4a6f-9d12-5e7a0c3b8f64', status: 'accepted' },
   timeline: [
-    { at: '2025-06-02T09:14:03.512Z', step: 'created', outcome: 'pending', detail: null },
+    { at: '2025-06-02T09:14:03.512Z', step: 'created', outcome: 'pending', detail: { bankId: 'sandbox' } },
     {
       at: '2025-06-02T09:14:03.904Z',
       step: 'backchannel_authentication',
       outcome: 'accepted',
-      detail: { expiresIn: 600, interval: null },
+      detail: { expiresIn: 300, interval: null },
     },
-    { at: '2025-06-02T09:14:09.011Z', step: 'token_poll', outcome: 'authorization_pending', detail: null },
+    { at: '2025-06-02T09:14:09.011Z', step: 'token_poll', outcome: 'authorization_pending', detail: {} },
     { at: '2025-06-02T09:14:14.020Z', step: 'token_poll', outcome: 'tokens', detail: { idToken: 'valid' } },
     {
       at: '2025-06-02T09:14:21.087Z',
       step: 'payment',
       outcome: 'accepted',
-      detail: { bankPaymentId: 'pmt_8f3c2a91' },
+      detail: { bankPaymentId: 'pay_2f9c41d7-8b3e-4a6f-9d12-5e7a0c3b8f64' },
     },
   ],
 };

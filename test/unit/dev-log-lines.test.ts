@@ -33,6 +33,14 @@ describe('devLogLine: the development terminal form of a JSON log line', () => {
       'WARN job failed job=ciba-start: boom',
     ],
     [{ level: 30, msg: 'GET /v1/checkouts/chk_4 200 4.1 ms' }, 'GET /v1/checkouts/chk_4 200 4.1 ms'],
+    [
+      { level: 30, msg: 'POST /v1/checkouts 202 71.2 ms', method: 'POST', status: 202, ms: 71.2 },
+      'POST /v1/checkouts 202 71.2 ms',
+    ],
+    [
+      { level: 30, msg: 'GET /v1/banks 200 0.9 ms', status: 200, clientRequestId: 'my-trace-123' },
+      'GET /v1/banks 200 0.9 ms client_request_id=my-trace-123',
+    ],
   ])('%j → %s', (entry, expected) => {
     expect(devLogLine(JSON.stringify(entry))).toBe(expected);
   });
