@@ -4,10 +4,12 @@
  * Redis client to read from, the environment the API and worker are started with, and the
  * merchant key. Built once, so the stages measure against the same services.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startDevStack } from '../devstack/devstack.ts';
+import { freePort } from '../devstack/ports.ts';
+import { writeSandboxBanksFile } from '../devstack/sandbox.service.ts';
 import type { SandboxBank } from '../sandbox/bank.ts';
 import { flags, INTERVAL_MS } from './bench.options.ts';
 import { type Processes, trackProcesses } from './processes.ts';
@@ -30,6 +32,11 @@ export interface Bench {
   /** Headers of the merchant's API requests. */
   auth: Record<string, string>;
   processes: Processes;
+  /**
+   * CIBA ping mode (ping.stage.ts): the API started on this port with this environment is the
+   * sandbox bank's notification endpoint, and the banks file there puts the bank in ping mode.
+   */
+  ping: { port: number; env: Record<string, string> };
 }
 
 const root = resolve(new URL('..', import.meta.url).pathname);
@@ -41,16 +48,28 @@ export const log = (msg: string) =>
 export async function startBench(mode: string, cleanups: Cleanup[]): Promise<Bench> {
   // Durable PostgreSQL (the production defaults), with pg_stat_statements (shipped with the
   // embedded binaries) to count the statements per operation; Redis without persistence.
+  const pingPort = await freePort();
+  const publicUrl = `http://127.0.0.1:${pingPort}`;
   const stack = await startDevStack({
     name: 'bench',
     database: 'bench',
     postgresSettings: { shared_preload_libraries: 'pg_stat_statements' },
     queue: 'redis',
-    sandbox: { testMode: true, defaultInterval: INTERVAL_MS / 1000 },
+    sandbox: {
+      testMode: true,
+      defaultInterval: INTERVAL_MS / 1000,
+      notificationEndpoint: `${publicUrl}/ciba/notify/sandbox`,
+    },
     bankEntry: { requestedExpiry: 600 },
     apiKeyName: 'bench',
   });
   cleanups.unshift(() => stack.stop());
+  const pingBanksFile = join(stack.dataDir, 'banks-ping.json');
+  writeSandboxBanksFile(
+    pingBanksFile,
+    { bank: stack.bank, certificates: stack.certificates },
+    { requestedExpiry: 600, deliveryMode: 'ping' },
+  );
   log(`${mode} run in ${stack.dataDir}`);
   const redis = stack.redis!;
   const redisClient = new Redis(redis.url, { maxRetriesPerRequest: 1 });
@@ -82,5 +101,9 @@ export async function startBench(mode: string, cleanups: Cleanup[]): Promise<Ben
     control: stack.bank.controlUrl!,
     auth: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' },
     processes,
+    ping: {
+      port: pingPort,
+      env: { PORT: String(pingPort), PUBLIC_URL: publicUrl, BANKS_FILE: pingBanksFile },
+    },
   };
 }

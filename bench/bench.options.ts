@@ -11,6 +11,8 @@ export const { values: flags } = parseArgs({
     smoke: { type: 'boolean', default: false },
     k: { type: 'string' },
     'naive-k': { type: 'string' },
+    /** K values of (h), CIBA ping mode against poll mode ('' for none). */
+    'ping-k': { type: 'string' },
     'no-profile': { type: 'boolean', default: false },
     json: { type: 'string' },
     'worker-concurrency': { type: 'string' },
@@ -37,6 +39,7 @@ export const plan = {
   connections: SKIP_HTTP ? [] : SMOKE ? [1, 16] : [1, 16, 64],
   ks: list(flags.k, SMOKE ? [20] : QUICK ? [1_000] : [1_000, 10_000]),
   naiveKs: list(flags['naive-k'], SMOKE ? [20] : QUICK ? [] : [1_000, 10_000]),
+  pingKs: list(flags['ping-k'], SMOKE ? [20] : [1_000]),
   /** Seconds of steady state measured per K. */
   window: (k: number) => (SMOKE ? 11 : QUICK ? 9 : k >= 10_000 ? 30 : 20),
   /** Seconds between "all awaiting approval" and the window: the polls bunched by the ramp (the
@@ -45,7 +48,7 @@ export const plan = {
   approvals: (k: number) => Math.min(QUICK ? 20 : 100, Math.floor(k / 10)),
   latenessSample: 300,
   profile: (!QUICK || SMOKE) && !flags['no-profile'] && !SKIP_HTTP,
-  deadlineMs: QUICK ? 110_000 : 15 * 60_000,
+  deadlineMs: QUICK ? 240_000 : 20 * 60_000,
   /** From this K on, checkouts are inserted straight into PostgreSQL and their ciba-start jobs
    * enqueued (what the API does, without its cost); below it they go through POST /v1/checkouts. */
   directFrom: Number(flags['direct-from'] ?? (QUICK ? 1_000 : 5_000)),

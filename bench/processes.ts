@@ -35,8 +35,8 @@ export function trackProcesses(root: string, env: Record<string, string>): Proce
       children.delete(child);
     },
     async startApi(extra = {}, nodeArgs = []) {
-      const port = await freePort();
-      const child = startChild('src/server.ts', { PORT: String(port), ...extra }, nodeArgs);
+      const port = extra.PORT ? Number(extra.PORT) : await freePort();
+      const child = startChild('src/server.ts', { ...extra, PORT: String(port) }, nodeArgs);
       const url = `http://127.0.0.1:${port}`;
       await waitForHttp(`${url}/health/live`, child);
       return { child, url };

@@ -15,6 +15,8 @@
  *   (e) memory per pending checkout: worker RSS, Redis used_memory, Postgres table sizes
  *   (f) the naive alternative to (c): one openid-client poll loop per checkout, in one process
  *   (g) the cost of one query, Prisma vs node-postgres
+ *   (h) CIBA ping mode against poll mode at K pending (`--ping-k`, default 1000): approval →
+ *       succeeded, token requests per approval, worker CPU per pending checkout
  *
  * Each stage is a file of its own (`<name>.stage.ts`); this one only runs them in order, keeps
  * what they found and stops everything on every way out. The last three lines printed are
@@ -28,6 +30,7 @@ import { createLoads, measureCreate } from './create.stage.ts';
 import { round } from './lib.ts';
 import { measureNaive } from './naive.stage.ts';
 import { measurePending } from './pending.stage.ts';
+import { measurePingVsPoll } from './ping.stage.ts';
 import { startHttpTargets } from './processes.ts';
 import { profileApi } from './profile.ts';
 import { measureQueryCost } from './query-cost.stage.ts';
@@ -66,6 +69,7 @@ async function main(): Promise<void> {
 
   results.pending = await measurePending(bench);
   results.naive = await measureNaive(bench);
+  if (plan.pingKs.length > 0) results.deliveryModes = await measurePingVsPoll(bench, plan.pingKs);
   printSummary(results, plan.ks, flags.json);
 }
 

@@ -3,11 +3,13 @@
  * the README quote (`ratio create_vs_bare=…`, `ratio status_vs_bare=…`,
  * `pending_<K>_lateness_p99_ms=…` for the largest K last), and the raw figures as JSON on request.
  */
+
 import { writeFileSync } from 'node:fs';
 import type { CreateRun } from './create.stage.ts';
 import { round } from './lib.ts';
 import type { NaiveStage } from './naive.stage.ts';
 import type { PendingStage } from './pending.stage.ts';
+import type { DeliveryModeRun } from './ping.stage.ts';
 import type { StatusRun } from './status.stage.ts';
 
 export interface Results {
@@ -15,6 +17,7 @@ export interface Results {
   status?: Record<string, StatusRun>;
   pending?: Record<string, PendingStage>;
   naive?: Record<string, NaiveStage>;
+  deliveryModes?: Record<string, DeliveryModeRun>;
   [key: string]: unknown;
 }
 
@@ -50,6 +53,27 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
     console.log(
       `  naive   K=${k}: ~${st.pollsPerSecondFromBankSample} polls/s, lateness p50 ${st.latenessMs.p50} ms p99 ${st.latenessMs.p99} ms, ${st.cores.naive} cores, RSS ${st.rssMiB} MiB (${st.rssPerLoop} B per loop)`,
     );
+  }
+  const modes = results.deliveryModes ?? {};
+  for (const [key, run] of Object.entries(modes)) {
+    console.log(
+      `  ${run.mode} mode K=${run.K}: approval→succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}); ${run.approval.tokenRequestsPerApproval} token requests per approval; pending: ${run.tokenRequestsPerSecond} token requests/s, worker ${run.cores.worker} cores = ${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s [${key}]`,
+    );
+  }
+  // The delivery-mode figures at the smallest K measured in both modes (1,000 by default).
+  const bothAt = Object.values(modes)
+    .filter((r) => r.mode === 'ping' && modes[`poll_${r.K}`])
+    .map((r) => r.K)
+    .sort((a, b) => a - b)[0];
+  if (bothAt !== undefined) {
+    const ping = modes[`ping_${bothAt}`]!;
+    const poll = modes[`poll_${bothAt}`]!;
+    console.log(`ping_approval_to_succeeded_p99_ms=${round(ping.approval.latencyMs.p99)}`);
+    console.log(`poll_approval_to_succeeded_p99_ms=${round(poll.approval.latencyMs.p99)}`);
+    console.log(`ping_token_requests_per_approval=${ping.approval.tokenRequestsPerApproval}`);
+    for (const r of Object.values(modes)) {
+      console.log(`${r.mode}_${label(r.K)}_worker_cpu_us_per_pending_s=${r.workerCpuUsPerPendingSecond}`);
+    }
   }
   const largest = Math.max(...ks);
   const lastStage = pending[largest];

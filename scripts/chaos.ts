@@ -1,5 +1,6 @@
 /**
- * `npm run chaos -- [--checkouts 500] [--kill-every 3] [--workers 2] [--redis-restart-every 0] [--seed 1]`
+ * `npm run chaos -- [--checkouts 500] [--kill-every 3] [--workers 2] [--redis-restart-every 0] [--seed 1]
+ *                   [--delivery-mode poll|ping] [--drop-pings 0.2]`
  *
  * Many checkouts against the sandbox bank with random customer behaviour (approve, deny, never
  * answer, cancel, unknown customer), while worker processes are killed with SIGKILL and restarted
@@ -18,12 +19,16 @@
  *
  * The services are the local stack of devstack/ (as `npm run dev` and the tests run it), with
  * Redis persistent like production Redis and a 1-second polling interval at the bank.
+ * `--delivery-mode ping` runs the bank in CIBA ping mode (DESIGN.md §7.1) and has the bank drop
+ * the pings of a share of the customers (`--drop-pings`, default 0.2): those checkouts must
+ * still settle, through the safety poll.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDevStack } from '../devstack/devstack.ts';
+import { freePort } from '../devstack/ports.ts';
 import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createDatabase } from '../src/infra/database.ts';
@@ -38,8 +43,13 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     'max-seconds': { type: 'string', default: '600' },
     expiry: { type: 'string', default: '60' },
+    'delivery-mode': { type: 'string', default: 'poll' },
+    'drop-pings': { type: 'string', default: '0.2' },
   },
 });
+const DELIVERY_MODE = values['delivery-mode'];
+if (DELIVERY_MODE !== 'poll' && DELIVERY_MODE !== 'ping') throw new Error('--delivery-mode is poll or ping');
+const DROP_PINGS = Number(values['drop-pings']);
 const N = Number(values.checkouts);
 const KILL_EVERY_MS = Number(values['kill-every']) * 1000;
 const WORKERS = Number(values.workers);
@@ -74,8 +84,11 @@ const cleanups: Array<() => Promise<void> | void> = [];
 
 async function main(): Promise<number> {
   log(
-    `${N} checkouts, ${WORKERS} workers killed every ${KILL_EVERY_MS / 1000} s${REDIS_RESTART_MS ? `, Redis restarted every ${REDIS_RESTART_MS / 1000} s` : ''}`,
+    `${N} checkouts, ${WORKERS} workers killed every ${KILL_EVERY_MS / 1000} s${REDIS_RESTART_MS ? `, Redis restarted every ${REDIS_RESTART_MS / 1000} s` : ''}, CIBA ${DELIVERY_MODE} mode${DELIVERY_MODE === 'ping' ? ` (${DROP_PINGS * 100} % of customers' pings dropped)` : ''}`,
   );
+  // The API's port is chosen first: in ping mode the bank is told where to send its pings.
+  const apiPort = await freePort();
+  const publicUrl = `http://127.0.0.1:${apiPort}`;
   // Persistent, like production Redis: a restart keeps the queue; the reconciler covers the rest.
   const stack = await startDevStack({
     name: 'chaos',
@@ -83,8 +96,8 @@ async function main(): Promise<number> {
     ephemeral: true,
     queue: 'redis',
     persistentRedis: true,
-    sandbox: { testMode: true, defaultInterval: 1 },
-    bankEntry: { requestedExpiry: EXPIRY_S },
+    sandbox: { testMode: true, defaultInterval: 1, notificationEndpoint: `${publicUrl}/ciba/notify/sandbox` },
+    bankEntry: { requestedExpiry: EXPIRY_S, deliveryMode: DELIVERY_MODE },
     apiKeyName: 'chaos',
   });
   cleanups.unshift(() => stack.stop());
@@ -97,6 +110,7 @@ async function main(): Promise<number> {
     RECONCILE_EVERY_MS: '1000',
     RECONCILE_GRACE_MS: '5000',
     WORKER_CONCURRENCY: '50',
+    PUBLIC_URL: publicUrl,
   };
   const config = loadConfig(env);
   const prisma = createDatabase(config.databaseUrl);
@@ -108,19 +122,20 @@ async function main(): Promise<number> {
     queue,
     rateLimit: { max: 1_000_000, timeWindowMs: 1_000 },
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: apiPort });
   cleanups.unshift(async () => {
     await app.close();
     await queue.close();
     await prisma.$disconnect();
   });
-  const apiUrl = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  const apiUrl = publicUrl;
   const key = stack.apiKey!;
 
   // Worker processes, killed and restarted.
   const workers: Array<ChildProcess | undefined> = [];
   let kills = 0;
   let redisRestarts = 0;
+  let pingsDropped = 0;
   const spawnWorker = (i: number) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/worker.ts')], {
       env: { ...process.env, ...env },
@@ -170,6 +185,15 @@ async function main(): Promise<number> {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ login }),
       });
+      if (DELIVERY_MODE === 'ping' && random() < DROP_PINGS) {
+        // Every ping of this customer's requests is lost: only the safety poll can settle them.
+        await fetch(`${control}/customers/${login}/faults`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ ping: { drop: 100 } }),
+        });
+        if (behaviour === 'approve' || behaviour === 'deny') pingsDropped++;
+      }
     }
     const res = await fetch(`${apiUrl}/v1/checkouts`, {
       method: 'POST',
@@ -303,7 +327,7 @@ async function main(): Promise<number> {
     `customers who tapped approve: ${approved.length}, their checkouts ended ${fmt(approvedOutcomes)}; failures by code ${fmt(failures)}`,
   );
   log(
-    `checks: worker_kills=${kills} redis_restarts=${redisRestarts} bank_payments=${payments.length} succeeded_without_one_payment=${succeededWithoutPayment} paid_but_not_succeeded=${paidButNotSucceeded} approved_but_declined=${approvedButDeclined}`,
+    `checks: worker_kills=${kills} redis_restarts=${redisRestarts} customers_with_pings_dropped=${pingsDropped} bank_payments=${payments.length} succeeded_without_one_payment=${succeededWithoutPayment} paid_but_not_succeeded=${paidButNotSucceeded} approved_but_declined=${approvedButDeclined}`,
   );
   const ok =
     doublePayments === 0 &&

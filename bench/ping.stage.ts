@@ -1,0 +1,101 @@
+/**
+ * (h) CIBA ping mode against poll mode, side by side in one run (DESIGN.md §7.1): K checkouts
+ * awaiting approval in each mode, on the same sandbox bank (interval 5 s), with the same worker.
+ *
+ *   approval → succeeded   a sample approved in the bank app, the checkout's own updatedAt of
+ *                          succeeded minus the approve call (the same clock)
+ *   token requests         per approved checkout, as the bank received them (its timeline):
+ *                          ping mode's target is ≤ 2 (the pinged one plus at most one safety poll)
+ *   worker CPU             per pending checkout, over a window with nothing else happening: poll
+ *                          mode asks every interval, ping mode only every 4 intervals
+ */
+import { approveSample } from './approval.stage.ts';
+import { sample } from './bank-timeline.ts';
+import { type Bench, log } from './bench.context.ts';
+import { plan, QUICK } from './bench.options.ts';
+import { resetState } from './checkouts.ts';
+import { round, sleep, summarize } from './lib.ts';
+import { rampUp } from './pending.ramp.ts';
+import { components, coresBetween, cpuOf } from './readings.ts';
+
+export type DeliveryModeRun = Awaited<ReturnType<typeof measureMode>>;
+
+/** Poll then ping at each K of `ks` (both modes at every K, so each figure has its reference). */
+export async function measurePingVsPoll(
+  bench: Bench,
+  ks: number[],
+): Promise<Record<string, DeliveryModeRun>> {
+  const runs: Record<string, DeliveryModeRun> = {};
+  for (const K of ks) {
+    for (const mode of ['poll', 'ping'] as const) runs[`${mode}_${K}`] = await measureMode(bench, K, mode);
+  }
+  return runs;
+}
+
+async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
+  log(`(h) ${mode} mode, K=${K}: starting API and worker`);
+  await resetState(bench);
+  const extra = mode === 'ping' ? bench.ping.env : {};
+  const api = await bench.processes.startApi(extra);
+  const worker = bench.processes.startChild('src/worker.ts', extra);
+  try {
+    const ramp = await rampUp(bench, api.url, worker, K);
+    // Ping mode's first safety poll is 4 intervals (20 s) after the acknowledgement: a window of
+    // 25 s sees every pending checkout's schedule at least once in both modes.
+    const W = QUICK ? 25 : 40;
+    const pids = components(bench, { worker: worker.pid, api: api.child.pid, bench: 0 });
+    const start = Date.now();
+    const cpu0 = cpuOf(bench, pids);
+    await sleep(W * 1000);
+    const end = Date.now();
+    const cores = coresBetween(cpu0, cpuOf(bench, pids), (end - start) / 1000);
+    const { rows } = await bench.sql.query(
+      "SELECT count(*)::int AS n FROM checkout_events WHERE step = 'token_poll' AND at >= $1 AND at < $2",
+      [new Date(start), new Date(end)],
+    );
+    const tokenRequests = (rows[0] as { n: number }).n;
+
+    const pending = (
+      await bench.sql.query("SELECT id, auth_req_id FROM checkouts WHERE status = 'awaiting_approval'")
+    ).rows as Array<{ id: string; auth_req_id: string }>;
+    const authReqOf = new Map(pending.map((r) => [r.id, r.auth_req_id]));
+    const secretOf = new Map(ramp.created.map((c) => [c.id, c.clientSecret]));
+    const approved = sample(
+      pending.map((r) => r.id).filter((id) => !ramp.warm.has(id)),
+      plan.approvals(K),
+    );
+    const approvals = await approveSample(bench, { K, approved, authReqOf, secretOf, apiUrl: api.url });
+    // Token requests the bank received for each approved checkout, over its whole life.
+    const perApproval: number[] = [];
+    for (const id of approved) {
+      const res = await fetch(`${bench.control}/requests/${authReqOf.get(id)}/timeline`);
+      if (res.ok) perApproval.push(((await res.json()) as { polls: unknown[] }).polls.length);
+    }
+    const run = {
+      K,
+      mode,
+      pending: pending.length,
+      windowSeconds: round((end - start) / 1000, 1),
+      tokenRequestsPerSecond: round(tokenRequests / ((end - start) / 1000)),
+      cores,
+      /** Worker CPU per pending checkout: microseconds of CPU per second of waiting. */
+      workerCpuUsPerPendingSecond: round(((cores.worker ?? 0) * 1e6) / Math.max(1, pending.length), 1),
+      approval: {
+        n: approved.length,
+        outcomes: approvals.outcomes,
+        latencyMs: summarize(approvals.latencies),
+        tokenRequestsPerApproval: round(
+          perApproval.reduce((a, b) => a + b, 0) / Math.max(1, perApproval.length),
+          2,
+        ),
+      },
+    };
+    log(
+      `(h) ${mode} mode, K=${K}: approval → succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}, ${JSON.stringify(approvals.outcomes)}), ${run.approval.tokenRequestsPerApproval} token requests per approval, ${run.tokenRequestsPerSecond} token requests/s pending, worker ${run.cores.worker} cores (${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s)`,
+    );
+    return run;
+  } finally {
+    await bench.processes.stopChild(worker);
+    await bench.processes.stopChild(api.child);
+  }
+}
