@@ -57,7 +57,7 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
   const modes = results.deliveryModes ?? {};
   for (const [key, run] of Object.entries(modes)) {
     console.log(
-      `  ${run.mode} mode K=${run.K}: approval→succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}); ${run.approval.tokenRequestsPerApproval} token requests per approval; pending: ${run.tokenRequestsPerSecond} token requests/s, worker ${run.cores.worker} cores = ${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s [${key}]`,
+      `  ${run.mode} mode K=${run.K}: approval→succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}); ${run.approval.tokenRequestsPerApproval} token requests from the decision on (${run.approval.tokenRequestsPerApprovedCheckout} in all); pending: ${run.tokenRequestsPerSecond} token requests/s, worker ${run.cores.worker} cores = ${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s [${key}]`,
     );
   }
   // The delivery-mode figures at the smallest K measured in both modes (1,000 by default).
