@@ -63,6 +63,14 @@ export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts
   RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at, next_poll_at,
             unanswered_claims, token_answer_encrypted`;
 
+/**
+ * Where a pinged checkout's next poll is put: due since 1970, so that the claim, which takes the
+ * most overdue first (`ORDER BY next_poll_at` on `checkouts_poll_due_idx`), takes it before any
+ * poll that is merely late. Under load the bank's answer to a ping does not queue behind the
+ * safety polls (CIBA Core §10.2: the ping means the result is ready).
+ */
+const PINGED_DUE_AT = 'to_timestamp(0)';
+
 export interface PollScheduleRepository {
   /**
    * Claims up to `limit` checkouts whose next token poll is due, most overdue first, by moving
@@ -105,8 +113,8 @@ export interface PollScheduleRepository {
     authReqId: string,
   ): Promise<{ id: string; notificationTokenHash: string | null } | null>;
   /**
-   * CIBA Core §10.2: the bank pinged, the decision is there. Brings the next token request forward
-   * to now when none is in flight (no claim without a recorded answer), else marks the ping so that
+   * CIBA Core §10.2: the bank pinged, the decision is there. Brings the next token request forward,
+   * ahead of every other due poll, when none is in flight (no claim without a recorded answer), else marks the ping so that
    * the next request follows the one in flight at once; either way one request at a time, by
    * whichever worker claims it. False when the checkout is no longer awaiting approval.
    */
@@ -183,7 +191,7 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
         name: 'note_ping',
         text: `UPDATE checkouts
                SET ping_pending = true,
-                   next_poll_at = CASE WHEN unanswered_claims = 0 THEN LEAST(next_poll_at, now()) ELSE next_poll_at END
+                   next_poll_at = CASE WHEN unanswered_claims = 0 THEN ${PINGED_DUE_AT} ELSE next_poll_at END
                WHERE id = $1 AND auth_req_id = $2 AND status = 'awaiting_approval'`,
         values: [id, authReqId],
       });
@@ -199,7 +207,7 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
                    AS v(id, lease, wait_ms, poll_interval_s, step_errors, outcome, detail)
                ), u AS (
                  UPDATE checkouts AS c
-                 SET next_poll_at = CASE WHEN c.ping_pending THEN now()
+                 SET next_poll_at = CASE WHEN c.ping_pending THEN ${PINGED_DUE_AT}
                        ELSE LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at) END,
                      poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
                      step_errors = v.step_errors,

@@ -180,4 +180,34 @@ describe('token poll claims', () => {
     expect(row.tokenAnswerEncrypted).toBeNull();
     expect(await schedule.storeAnswer(id, 'v2.late')).toBe(false);
   });
+
+  it('claims a pinged checkout before every merely late one; a ping during a request brings the next one right after it', async () => {
+    const late = [
+      await awaiting(new Date(Date.now() - 60_000)),
+      await awaiting(new Date(Date.now() - 30_000)),
+    ];
+    const later = await awaiting(new Date(Date.now() + 60_000));
+    const pinged = async () => {
+      const row = await schedule.findPingTarget('sandbox', (await checkouts.find(later))!.authReqId!);
+      expect(row?.id).toBe(later);
+      return schedule.notePing(later, (await checkouts.find(later))!.authReqId!);
+    };
+    expect(await pinged()).toBe(true);
+    const [first] = await schedule.claimDue(10, 1);
+    expect(first?.id).toBe(later);
+
+    // Pinged again while its request is in flight: not claimable now (one request at a time)...
+    expect(await pinged()).toBe(true);
+    const meanwhile = await schedule.claimDue(10, 100);
+    expect(meanwhile.map((p) => p.id)).not.toContain(later);
+    expect(meanwhile.map((p) => p.id)).toEqual(expect.arrayContaining(late));
+    // ...and due first once that request's "ask again" answer is recorded.
+    expect(await schedule.recordAnswers([answer(first!)])).toBe(1);
+    const [next] = await schedule.claimDue(10, 1);
+    expect(next?.id).toBe(later);
+    // A settled checkout takes no ping.
+    await checkouts.transition(later, 'awaiting_approval', 'canceled');
+    expect(await schedule.findPingTarget('sandbox', 'whatever')).toBeNull();
+    expect(await schedule.notePing(later, 'whatever')).toBe(false);
+  });
 });
