@@ -28,6 +28,14 @@ const documentConfig: Config = {
   banks: [],
   banksFile: 'unused',
   http: { rateLimit: { max: 1_000, timeWindowMs: 10_000 }, trustProxy: false, corsOrigins: [] },
+  live: {
+    maxStreams: 1,
+    maxHeldReads: 1,
+    maxPerApiKey: 1,
+    maxPerClientSecret: 1,
+    heartbeatMs: 15_000,
+    recheckMs: 5_000,
+  },
   worker: {
     concurrency: 1,
     lockDurationMs: 15_000,
