@@ -688,7 +688,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxStreams: integer(env, 'LIVE_MAX_STREAMS', 10_000, 0, 1_000_000),
       maxHeldReads: integer(env, 'LIVE_MAX_HELD_READS', 10_000, 0, 1_000_000),
       maxPerApiKey: integer(env, 'LIVE_MAX_PER_API_KEY', 1_000, 0, 1_000_000),
-      maxPerClientSecret: integer(env, 'LIVE_MAX_PER_CLIENT_SECRET', 4, 0, 1_000),
+      maxPerClientSecret: integer(env, 'LIVE_MAX_PER_CLIENT_SECRET', 4, 0, 1_000_000),
       heartbeatMs: integer(env, 'LIVE_HEARTBEAT_MS', 15_000, 100, 15_000),
       recheckMs: integer(env, 'LIVE_RECHECK_MS', 5_000, 100, 60_000),
     },

@@ -64,14 +64,25 @@ type Reader = { kind: 'merchant'; apiKeyId: string } | { kind: 'browser' };
 const DRAIN_MS = 5_000;
 
 /** The stream event of a state, written once however many streams follow the checkout. */
-const frames = new WeakMap<CheckoutState, string>();
-function checkoutEvent(state: CheckoutState): string {
+const frames = new WeakMap<CheckoutState, Buffer>();
+function checkoutEvent(state: CheckoutState): Buffer {
   let frame = frames.get(state);
   if (frame === undefined) {
-    frame = eventFrame({ event: 'checkout', id: state.version, data: JSON.stringify(state.view) });
+    frame = eventFrame({ event: 'checkout', id: state.version, data: serialized(state) });
     frames.set(state, frame);
   }
   return frame;
+}
+
+/** A state's checkout (no timeline) as JSON, made once per state. */
+const bodies = new WeakMap<CheckoutState, string>();
+function serialized(state: CheckoutState): string {
+  let body = bodies.get(state);
+  if (body === undefined) {
+    body = JSON.stringify(state.view);
+    bodies.set(state, body);
+  }
+  return body;
 }
 
 /** The body a reader gets: a browser (clientSecret) reads the checkout without the merchant's timeline. */
@@ -243,24 +254,25 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
 
       const release = acquireSlot('held_read', reader, id);
       tracked(reply);
-      // The client may leave before the answer: stop waiting for it then.
-      const gone = new AbortController();
-      const leave = () => gone.abort();
-      reply.raw.once('close', leave);
       try {
-        const state = await deps.watch.waitForChange(id, read.version, wait * 1000, gone.signal);
+        // The client may leave before the answer: stop waiting for it then.
+        const state = await deps.watch.waitForChange(id, read.version, wait * 1000, (abandon) =>
+          reply.raw.once('close', abandon),
+        );
         // RFC 7240 §3: the preference was honoured (the read was held, clamped to the maximum).
         reply.header('Preference-Applied', `wait=${wait}`);
         if (!state || state.version === read.version) {
           return notModified(reply, read.version, state?.retryAfter() ?? read.retryAfter);
         }
-        if (reader.kind === 'browser')
-          return answer(reply, reader, state.view, state.version, state.retryAfter());
+        // However many browsers hold a read of this checkout, its body is serialized once.
+        if (reader.kind === 'browser') {
+          answer(reply, reader, state.view, state.version, state.retryAfter());
+          return sendJson(reply, serialized(state));
+        }
         // The merchant's answer carries the timeline: read it as the plain read does.
         const fresh = await getCheckout(deps, id);
         return answer(reply, reader, fresh.view, fresh.version, fresh.retryAfter);
       } finally {
-        reply.raw.off('close', leave);
         release();
       }
     },
@@ -473,4 +485,9 @@ function noContent(reply: FastifyReply): FastifyReply {
 /** The stream's body through Fastify's own stream support (its onSend hooks and access log line run). */
 function sendStream(reply: FastifyReply, stream: EventStream): FastifyReply {
   return reply.type(EVENT_STREAM_TYPE).send(stream.body);
+}
+
+/** A body already serialized (`serialized`), sent as is. */
+function sendJson(reply: FastifyReply, json: string): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(json);
 }

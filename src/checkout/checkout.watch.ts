@@ -161,42 +161,44 @@ export class CheckoutWatch {
 
   /**
    * Waits until checkout `id` has a version other than `version` (a held read), at most
-   * `timeoutMs`, or until `signal` aborts or the process shuts down. Resolves with the newest state
-   * read by then: one of another version when it changed, else one of `version`; null when there
-   * is no such checkout. Rejects when the first read fails.
+   * `timeoutMs`, or until the process shuts down, or until the caller gives up: `onAbandon` is
+   * handed a function to call then (e.g. when the client went away). Resolves with the newest
+   * state read by then: one of another version when it changed, else one of `version`; null when
+   * there is no such checkout. Rejects when the first read fails.
    */
   async waitForChange(
     id: string,
     version: string,
     timeoutMs: number,
-    signal?: AbortSignal,
+    onAbandon?: (abandon: () => void) => void,
   ): Promise<CheckoutState | null> {
     let settle: (state: CheckoutState | null) => void = () => {};
     const settled = new Promise<CheckoutState | null>((resolve) => {
       settle = resolve;
     });
     let current: CheckoutState | null = null;
-    let closing = false;
+    let done = false;
+    onAbandon?.(() => {
+      done = true;
+      settle(current);
+    });
     const following = await this.follow(id, {
       changed: (state) => settle(state),
       closing: () => {
-        closing = true;
+        done = true;
         if (current) settle(current);
       },
     });
     current = following.current;
-    if (!current || current.version !== version || closing || this.#closing || signal?.aborted) {
+    if (!current || current.version !== version || done || this.#closing) {
       following.stop();
       return current;
     }
     const timer = setTimeout(() => settle(current), timeoutMs);
-    const onAbort = () => settle(current);
-    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await settled;
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
       following.stop();
     }
   }

@@ -10,7 +10,7 @@
  * skips the onSend hooks that set those headers, and its heartbeat interval is per plugin rather
  * than per route. Fastify's stream support keeps the one lifecycle.)
  */
-import { PassThrough } from 'node:stream';
+import { Readable } from 'node:stream';
 import { encode, encodeComment } from 'eventsource-encoder';
 
 /** The `Content-Type` of a stream (WHATWG HTML §9.2.3: anything else fails the EventSource). */
@@ -27,17 +27,20 @@ export interface StreamEvent {
 
 /**
  * One event in the event-stream format (WHATWG HTML §9.2.5, §9.2.6): `event:`, `id:`, `data:`
- * lines and the blank line that dispatches it. Throws TypeError for an event name or id that is
- * not one line, which a client would split.
+ * lines and the blank line that dispatches it, as UTF-8 (the only encoding of the format): one
+ * Buffer can be written to any number of streams without being encoded again for each. Throws
+ * TypeError for an event name or id that is not one line, which a client would split.
  */
-export function eventFrame(event: StreamEvent): string {
-  return encode(event);
+export function eventFrame(event: StreamEvent): Buffer {
+  return Buffer.from(encode(event), 'utf8');
 }
 
 /** A comment line (§9.2.6: a line starting with a colon, which clients ignore). */
-export function commentFrame(text = ''): string {
-  return encodeComment(text);
+export function commentFrame(text = ''): Buffer {
+  return Buffer.from(encodeComment(text), 'utf8');
 }
+
+const HEARTBEAT = commentFrame();
 
 export interface EventStreamOptions {
   /** A comment line this often (ms), so proxies and load balancers see traffic on an idle stream. */
@@ -51,38 +54,40 @@ export interface EventStreamOptions {
 
 /** The body of one stream response: frames written to it, comments every `heartbeatMs`. */
 export class EventStream {
-  /** Pass to `reply.send`. */
-  readonly body = new PassThrough();
+  /** Pass to `reply.send`. A Readable fed by `write`: Fastify pipes it to the response. */
+  readonly body = new Readable({ read() {} });
   readonly #maxBuffered: number;
   readonly #heartbeat: NodeJS.Timeout;
+  #ended = false;
 
   constructor(options: EventStreamOptions) {
     this.#maxBuffered = options.maxBufferedBytes ?? 256 * 1024;
-    const heartbeat = commentFrame();
-    this.#heartbeat = setInterval(() => this.write(heartbeat), options.heartbeatMs);
+    this.#heartbeat = setInterval(() => this.write(HEARTBEAT), options.heartbeatMs);
     this.#heartbeat.unref();
     this.body.once('close', () => clearInterval(this.#heartbeat));
   }
 
   /** False once the stream ended, or the client went away. */
   get open(): boolean {
-    return !this.body.destroyed && !this.body.writableEnded;
+    return !this.#ended && !this.body.destroyed;
   }
 
   /** Writes a frame (`eventFrame`) or comment; nothing once closed. */
-  write(frame: string): void {
+  write(frame: Buffer): void {
     if (!this.open) return;
-    if (this.body.writableLength > this.#maxBuffered) {
+    if (this.body.readableLength > this.#maxBuffered) {
       this.body.destroy();
       return;
     }
-    this.body.write(frame);
+    this.body.push(frame);
   }
 
   /** Ends the response after what was written (idempotent). */
   end(): void {
     clearInterval(this.#heartbeat);
-    if (this.open) this.body.end();
+    if (!this.open) return;
+    this.#ended = true;
+    this.body.push(null);
   }
 
   /** `listener` runs once when the body closes: ended, or the client went away. */

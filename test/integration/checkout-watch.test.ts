@@ -214,9 +214,11 @@ describe('CheckoutWatch', () => {
       const version = first?.version ?? '';
       const unchanged = await watch.waitForChange(id, version, 50);
       expect(unchanged?.version).toBe(version);
-      const aborted = new AbortController();
-      const waiting = watch.waitForChange(id, version, 60_000, aborted.signal);
-      aborted.abort();
+      let abandon: () => void = () => {};
+      const waiting = watch.waitForChange(id, version, 60_000, (a) => {
+        abandon = a;
+      });
+      abandon();
       expect((await waiting)?.version).toBe(version);
       const held = watch.waitForChange(id, version, 60_000);
       await eventually(async () => watch.size.followers === 1 || undefined, 5_000, 'a follower');
