@@ -77,16 +77,34 @@ interface Follower {
   handlers: FollowHandlers;
   /** Reads started after this sequence number saw everything committed before the follower came. */
   after: number;
-  /** The version the follower last had; undefined until its first state. */
-  version: string | undefined;
-  first?: { resolve(state: CheckoutState | null): void; reject(error: unknown): void };
+  first: { resolve(state: CheckoutState | null): void; reject(error: unknown): void };
 }
 
+/**
+ * The followers of one checkout. Every follower that has had its first state is `active` and has
+ * had every state since, so all of them are at `version`: a read that finds the same version is
+ * handed to none of them, however many there are.
+ */
 interface Entry {
-  followers: Set<Follower>;
+  active: Set<Follower>;
+  /** Followers waiting for their first state (from a read that began after they came). */
+  arriving: Set<Follower>;
+  /** The version the active followers have. */
+  version: string | undefined;
   reading: boolean;
   /** Something may have changed since the current read began: read once more after it. */
   again: boolean;
+}
+
+/** A promise with its resolve and reject functions. */
+function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(error: unknown): void } {
+  let resolve: (value: T) => void = () => {};
+  let reject: (error: unknown) => void = () => {};
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 function stateOf(row: CheckoutRow): CheckoutState {
@@ -120,7 +138,7 @@ export class CheckoutWatch {
   /** How many checkouts are followed, and by how many followers in all. */
   get size(): { checkouts: number; followers: number } {
     let followers = 0;
-    for (const entry of this.#entries.values()) followers += entry.followers.size;
+    for (const entry of this.#entries.values()) followers += entry.active.size + entry.arriving.size;
     return { checkouts: this.#entries.size, followers };
   }
 
@@ -134,19 +152,17 @@ export class CheckoutWatch {
     this.#start();
     let entry = this.#entries.get(id);
     if (!entry) {
-      entry = { followers: new Set(), reading: false, again: false };
+      entry = { active: new Set(), arriving: new Set(), version: undefined, reading: false, again: false };
       this.#entries.set(id, entry);
     }
-    const follower: Follower = { handlers, after: this.#seq, version: undefined };
-    const first = new Promise<CheckoutState | null>((resolve, reject) => {
-      follower.first = { resolve, reject };
-    });
-    entry.followers.add(follower);
+    const first = deferred<CheckoutState | null>();
+    const follower: Follower = { handlers, after: this.#seq, first };
+    entry.arriving.add(follower);
     const stop = () => this.#unfollow(id, follower);
     this.#refresh([id]);
     let current: CheckoutState | null;
     try {
-      current = await first;
+      current = await first.promise;
     } catch (error) {
       stop();
       throw error;
@@ -211,9 +227,7 @@ export class CheckoutWatch {
     if (this.#closing) return;
     this.#closing = true;
     for (const entry of this.#entries.values()) {
-      for (const follower of entry.followers) {
-        if (follower.version !== undefined) this.#call(follower, 'closing');
-      }
+      for (const follower of entry.active) this.#call(follower, 'closing');
     }
   }
 
@@ -240,8 +254,9 @@ export class CheckoutWatch {
   #unfollow(id: string, follower: Follower): void {
     const entry = this.#entries.get(id);
     if (!entry) return;
-    entry.followers.delete(follower);
-    if (entry.followers.size === 0 && !entry.reading) this.#entries.delete(id);
+    entry.active.delete(follower);
+    entry.arriving.delete(follower);
+    if (entry.active.size === 0 && entry.arriving.size === 0 && !entry.reading) this.#entries.delete(id);
   }
 
   /** Reads the followed ones of `ids` now, or right after the read of each already under way. */
@@ -287,7 +302,7 @@ export class CheckoutWatch {
       if (entry.again) {
         entry.again = false;
         again.push(id);
-      } else if (entry.followers.size === 0) {
+      } else if (entry.active.size === 0 && entry.arriving.size === 0) {
         this.#entries.delete(id);
       }
     }
@@ -295,33 +310,25 @@ export class CheckoutWatch {
   }
 
   #deliver(entry: Entry, seq: number, state: CheckoutState | null): void {
-    for (const follower of entry.followers) {
-      if (follower.version === undefined) {
-        // Its first state must come from a read that began after it arrived.
-        if (seq <= follower.after) continue;
-        const first = follower.first;
-        follower.first = undefined;
-        if (!state) {
-          first?.resolve(null);
-          continue;
-        }
-        follower.version = state.version;
-        first?.resolve(state);
-        continue;
-      }
-      if (!state || state.version === follower.version) continue;
-      follower.version = state.version;
-      this.#call(follower, 'changed', state);
+    if (state && state.version !== entry.version) {
+      entry.version = state.version;
+      for (const follower of entry.active) this.#call(follower, 'changed', state);
+    }
+    for (const follower of entry.arriving) {
+      // Its first state must come from a read that began after it arrived.
+      if (seq <= follower.after) continue;
+      entry.arriving.delete(follower);
+      if (state) entry.active.add(follower);
+      follower.first.resolve(state);
     }
   }
 
-  /** A read failed: followers still waiting for their first state get the error. */
+  /** A read failed: followers still waiting for a first state from it get the error. */
   #fail(entry: Entry, seq: number, error: unknown): void {
-    for (const follower of entry.followers) {
-      if (follower.version !== undefined || seq <= follower.after) continue;
-      const first = follower.first;
-      follower.first = undefined;
-      first?.reject(error);
+    for (const follower of entry.arriving) {
+      if (seq <= follower.after) continue;
+      entry.arriving.delete(follower);
+      follower.first.reject(error);
     }
   }
 
