@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import type { CreateRun } from './create.stage.ts';
 import { round } from './lib.ts';
+import { type LiveStage, liveLines } from './live.stage.ts';
 import type { NaiveStage } from './naive.stage.ts';
 import type { PendingStage } from './pending.stage.ts';
 import type { StatusRun } from './status.stage.ts';
@@ -15,6 +16,7 @@ export interface Results {
   status?: Record<string, StatusRun>;
   pending?: Record<string, PendingStage>;
   naive?: Record<string, NaiveStage>;
+  live?: LiveStage;
   [key: string]: unknown;
 }
 
@@ -51,6 +53,7 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
       `  naive   K=${k}: ~${st.pollsPerSecondFromBankSample} polls/s, lateness p50 ${st.latenessMs.p50} ms p99 ${st.latenessMs.p99} ms, ${st.cores.naive} cores, RSS ${st.rssMiB} MiB (${st.rssPerLoop} B per loop)`,
     );
   }
+  if (results.live) for (const line of liveLines(results.live)) console.log(line);
   const largest = Math.max(...ks);
   const lastStage = pending[largest];
   for (const k of ks.filter((x) => x !== largest)) {
