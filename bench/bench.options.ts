@@ -24,11 +24,16 @@ export const { values: flags } = parseArgs({
     'profile-worker': { type: 'boolean', default: false },
     /** Profile this process (the sandbox bank, and the bench's sampling) during each (c) window. */
     'profile-bank': { type: 'boolean', default: false },
+    /** Open streams and held reads of (h) (default 10,000; 2,000 with --quick). */
+    live: { type: 'string' },
+    /** Only (h), the live status stage. */
+    'live-only': { type: 'boolean', default: false },
   },
 });
 const SMOKE = flags.smoke ?? false;
 export const SKIP_HTTP = flags['skip-http'] ?? false;
 export const QUICK = (flags.quick ?? false) || SMOKE;
+export const LIVE_ONLY = flags['live-only'] ?? false;
 const list = (s: string | undefined, d: number[]) =>
   s === undefined ? d : s === '' ? [] : s.split(',').map((x) => Number(x.trim()));
 
@@ -46,6 +51,8 @@ export const plan = {
    * worker was starting the last checkouts while the first were due) spread out first. */
   settle: (k: number) => (QUICK ? 0 : k >= 10_000 ? 15 : 5),
   approvals: (k: number) => Math.min(QUICK ? 20 : 100, Math.floor(k / 10)),
+  /** (h): streams, then held reads, open at once on one API process. */
+  live: Number(flags.live ?? (SMOKE ? 100 : QUICK ? 2_000 : 10_000)),
   latenessSample: 300,
   profile: (!QUICK || SMOKE) && !flags['no-profile'] && !SKIP_HTTP,
   deadlineMs: QUICK ? 240_000 : 20 * 60_000,

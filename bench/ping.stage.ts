@@ -1,5 +1,5 @@
 /**
- * (h) CIBA ping mode against poll mode, side by side in one run (DESIGN.md §7.1): K checkouts
+ * (i) CIBA ping mode against poll mode, side by side in one run (DESIGN.md §7.1): K checkouts
  * awaiting approval in each mode, on the same sandbox bank (interval 5 s), with the same worker.
  *
  *   approval → succeeded   a sample approved in the bank app, the checkout's own updatedAt of
@@ -42,7 +42,7 @@ export async function measurePingVsPoll(
 const POLL_MODE_MAX_K = 10_000;
 
 async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
-  log(`(h) ${mode} mode, K=${K}: starting API and worker`);
+  log(`(i) ${mode} mode, K=${K}: starting API and worker`);
   await resetState(bench);
   const extra = mode === 'ping' ? bench.ping.env : {};
   const api = await bench.processes.startApi(extra);
@@ -106,7 +106,7 @@ async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
       },
     };
     log(
-      `(h) ${mode} mode, K=${K}: approval → succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}, ${JSON.stringify(approvals.outcomes)}), ${run.approval.tokenRequestsPerApproval} token requests from the decision on (${run.approval.tokenRequestsPerApprovedCheckout} over the checkout's life), ${run.tokenRequestsPerSecond} token requests/s pending, cores ${JSON.stringify(run.cores)} (worker: ${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s)`,
+      `(i) ${mode} mode, K=${K}: approval → succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}, ${JSON.stringify(approvals.outcomes)}), ${run.approval.tokenRequestsPerApproval} token requests from the decision on (${run.approval.tokenRequestsPerApprovedCheckout} over the checkout's life), ${run.tokenRequestsPerSecond} token requests/s pending, cores ${JSON.stringify(run.cores)} (worker: ${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s)`,
     );
     return run;
   } finally {

@@ -15,8 +15,10 @@
  *   (e) memory per pending checkout: worker RSS, Redis used_memory, Postgres table sizes
  *   (f) the naive alternative to (c): one openid-client poll loop per checkout, in one process
  *   (g) the cost of one query, Prisma vs node-postgres
- *   (h) CIBA ping mode against poll mode at K pending (`--ping-k`, default 1000): approval →
+ *   (i) CIBA ping mode against poll mode at K pending (`--ping-k`, default 1000): approval →
  *       succeeded, token requests per approval, worker CPU per pending checkout
+ *   (h) live status: N open streams, then N held reads, on one API process: memory per
+ *       connection and the fan-out of one change to all of them (`-- --live N`, `-- --live-only`)
  *
  * Each stage is a file of its own (`<name>.stage.ts`); this one only runs them in order, keeps
  * what they found and stops everything on every way out. The last three lines printed are
@@ -25,9 +27,10 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { type Cleanup, log, startBench } from './bench.context.ts';
-import { flags, plan, QUICK } from './bench.options.ts';
+import { flags, LIVE_ONLY, plan, QUICK, SKIP_HTTP } from './bench.options.ts';
 import { createLoads, measureCreate } from './create.stage.ts';
 import { round } from './lib.ts';
+import { liveLines, measureLive } from './live.stage.ts';
 import { measureNaive } from './naive.stage.ts';
 import { measurePending } from './pending.stage.ts';
 import { measurePingVsPoll } from './ping.stage.ts';
@@ -51,6 +54,12 @@ const results: Results = {
 
 async function main(): Promise<void> {
   const bench = await startBench(QUICK ? 'quick' : 'full', cleanups);
+  if (LIVE_ONLY) {
+    results.live = await measureLive(bench, plan.live);
+    console.log('');
+    for (const line of liveLines(results.live)) console.log(line);
+    return;
+  }
 
   log('(a)/(b): API and bare Fastify side by side, no worker running');
   const targets = await startHttpTargets(bench.processes);
@@ -66,6 +75,7 @@ async function main(): Promise<void> {
     log(`profile of GET /v1/checkouts/{id} (self time): ${JSON.stringify(results.statusProfile)}`);
   }
   await bench.processes.stopChild(targets.bare);
+  if (!SKIP_HTTP) results.live = await measureLive(bench, plan.live);
 
   results.pending = await measurePending(bench);
   results.naive = await measureNaive(bench);

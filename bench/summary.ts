@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import type { CreateRun } from './create.stage.ts';
 import { round } from './lib.ts';
+import { type LiveStage, liveLines } from './live.stage.ts';
 import type { NaiveStage } from './naive.stage.ts';
 import type { PendingStage } from './pending.stage.ts';
 import type { DeliveryModeRun } from './ping.stage.ts';
@@ -18,6 +19,7 @@ export interface Results {
   pending?: Record<string, PendingStage>;
   naive?: Record<string, NaiveStage>;
   deliveryModes?: Record<string, DeliveryModeRun>;
+  live?: LiveStage;
   [key: string]: unknown;
 }
 
@@ -75,6 +77,7 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
       console.log(`${r.mode}_${label(r.K)}_worker_cpu_us_per_pending_s=${r.workerCpuUsPerPendingSecond}`);
     }
   }
+  if (results.live) for (const line of liveLines(results.live)) console.log(line);
   const largest = Math.max(...ks);
   const lastStage = pending[largest];
   for (const k of ks.filter((x) => x !== largest)) {

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { CheckoutError } from './checkout/checkout.errors.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
+import { CHECKOUT_CHANGED_CHANNEL, CheckoutWatch } from './checkout/checkout.watch.ts';
 import { cibaNotifyRoutes } from './checkout/ciba-notify.routes.ts';
 import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import { createRepositories } from './checkout/repositories.ts';
@@ -23,6 +24,7 @@ import { registerValidators } from './http/validation.ts';
 import { createKeyRing } from './infra/crypto.ts';
 import { createSqlPool, type Database, isDatabaseReachable, type SqlPool } from './infra/database.ts';
 import { loggerOptions } from './infra/logging.ts';
+import { type NotificationSource, PgListener } from './infra/pg-listen.ts';
 import type { QueueInfra } from './infra/queue.ts';
 import { registerSwagger } from './infra/swagger.ts';
 
@@ -36,6 +38,11 @@ export interface AppDependencies {
   rateLimit?: RateLimitSettings;
   /** Where the logs go (default stdout); tests capture them here. */
   logStream?: DestinationStream;
+  /**
+   * Checkout change notifications for held reads and streams (default: a LISTEN connection of its
+   * own on `checkout_changed`, opened at the first one; the app closes it).
+   */
+  changes?: NotificationSource;
 }
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -89,13 +96,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     isGenuineClientSecret: (token) => isGenuineClientSecret(clientSecretKeys, token),
   });
   // A storefront's page may follow its own checkout with the clientSecret (DESIGN.md §2), from
-  // the origins configured; nothing else is shared cross-origin.
+  // the origins configured; nothing else is shared cross-origin. A held read sends If-None-Match
+  // and Prefer and reads the ETag; an EventSource that reconnects sends Last-Event-ID (not a
+  // CORS-safelisted header, so it must be allowed for the request to pass the preflight).
   if (deps.config.http.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: deps.config.http.corsOrigins,
       methods: ['GET'],
-      allowedHeaders: ['authorization'],
-      exposedHeaders: ['retry-after', 'x-request-id'],
+      allowedHeaders: ['authorization', 'if-none-match', 'prefer', 'last-event-id'],
+      exposedHeaders: ['retry-after', 'x-request-id', 'etag', 'preference-applied'],
       maxAge: 600,
     });
   }
@@ -111,8 +120,23 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Before every module: each route's declared scope is checked as it is registered (auth.ts).
   await app.register(merchantAuth, { db: deps.db });
   const repositories = createRepositories(deps.db, sql);
+  // Live status (DESIGN.md §7.2): one LISTEN connection per API process, and the followers of each
+  // checkout, fed by it (why PostgreSQL NOTIFY: src/checkout/checkout.watch.ts).
+  const watch = new CheckoutWatch({
+    checkouts: repositories.checkouts,
+    source:
+      deps.changes ??
+      new PgListener({
+        connectionString: deps.config.databaseUrl,
+        channel: CHECKOUT_CHANGED_CHANNEL,
+        log: app.log,
+      }),
+    recheckMs: deps.config.live.recheckMs,
+    log: app.log,
+  });
   await app.register(checkoutRoutes, {
     ...repositories,
+    watch,
     queue: deps.queue.queue,
     clientSecretKeys,
     config: deps.config,

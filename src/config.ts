@@ -176,6 +176,23 @@ export interface Config {
   publicUrl: string | null;
   worker: WorkerSettings;
   http: HttpSettings;
+  live: LiveSettings;
+}
+
+/** Held reads and streams of checkouts (DESIGN.md §7.2), per API process. */
+export interface LiveSettings {
+  /** Open streams at once in one API process. */
+  maxStreams: number;
+  /** Held reads (`Prefer: wait`) at once in one API process. */
+  maxHeldReads: number;
+  /** Open streams, and held reads (each counted apart), per merchant API key. */
+  maxPerApiKey: number;
+  /** Open streams, and held reads (each counted apart), per checkout read with its clientSecret. */
+  maxPerClientSecret: number;
+  /** A comment line on every open stream this often (ms); at most 15 s (DESIGN.md §7.2). */
+  heartbeatMs: number;
+  /** Every followed checkout is read again this often (ms), in case a notification was lost. */
+  recheckMs: number;
 }
 
 export interface HttpSettings {
@@ -708,6 +725,14 @@ export function loadConfig(env: Env = process.env): Config {
             throw new ConfigError(`CORS_ORIGINS: "${o}" must be an origin only, e.g. ${url.origin}`);
           return o;
         }),
+    },
+    live: {
+      maxStreams: integer(env, 'LIVE_MAX_STREAMS', 10_000, 0, 1_000_000),
+      maxHeldReads: integer(env, 'LIVE_MAX_HELD_READS', 10_000, 0, 1_000_000),
+      maxPerApiKey: integer(env, 'LIVE_MAX_PER_API_KEY', 1_000, 0, 1_000_000),
+      maxPerClientSecret: integer(env, 'LIVE_MAX_PER_CLIENT_SECRET', 4, 0, 1_000_000),
+      heartbeatMs: integer(env, 'LIVE_HEARTBEAT_MS', 15_000, 100, 15_000),
+      recheckMs: integer(env, 'LIVE_RECHECK_MS', 5_000, 100, 60_000),
     },
     worker: {
       concurrency: integer(env, 'WORKER_CONCURRENCY', 50, 1, 1000),

@@ -34,6 +34,14 @@ const documentConfig: Config = {
     corsOrigins: [],
     notifyRateLimitMax: 10_000,
   },
+  live: {
+    maxStreams: 1,
+    maxHeldReads: 1,
+    maxPerApiKey: 1,
+    maxPerClientSecret: 1,
+    heartbeatMs: 15_000,
+    recheckMs: 5_000,
+  },
   worker: {
     concurrency: 1,
     lockDurationMs: 15_000,

@@ -82,6 +82,12 @@ function checkoutFromSql(r: Record<string, unknown>): CheckoutRow {
 
 export interface CheckoutRepository {
   find(id: string): Promise<CheckoutRow | null>;
+  /**
+   * The checkouts of `ids` that exist, in no particular order, in one query (node-postgres, a
+   * prepared statement): what the live status reads again after a change notification (one id) or
+   * in its periodic and reconnection sweeps (up to a few hundred at a time).
+   */
+  findMany(ids: readonly string[]): Promise<CheckoutRow[]>;
   /** One checkout and its timeline (oldest first, at most 500 events), in one query. */
   findWithTimeline(id: string): Promise<{ row: CheckoutRow; timeline: TimelineEntry[] } | null>;
   /** The list position of a checkout, or null when there is no such checkout. */
@@ -135,6 +141,16 @@ const isNoRowMatched = (error: unknown) => (error as { code?: string }).code ===
 export function createCheckoutRepository(db: Database, sql: SqlPool): CheckoutRepository {
   return {
     find: (id) => db.checkout.findUnique({ where: { id } }),
+
+    async findMany(ids) {
+      if (ids.length === 0) return [];
+      const { rows } = await sql.query<Record<string, unknown>>({
+        name: 'find_checkouts_by_ids',
+        text: `SELECT ${CHECKOUT_COLUMNS} FROM checkouts c WHERE c.id = ANY($1::text[])`,
+        values: [ids],
+      });
+      return rows.map(checkoutFromSql);
+    },
 
     async findWithTimeline(id) {
       const { rows } = await sql.query<Record<string, unknown>>({

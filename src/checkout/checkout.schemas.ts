@@ -161,6 +161,70 @@ export const IdempotencyKeyHeader = Type.Object({
   }),
 });
 
+/** The request headers of a held read (DESIGN.md §7.2); both optional, read leniently. */
+export const ConditionalReadHeaders = Type.Object({
+  'if-none-match': Type.Optional(
+    Type.String({
+      description:
+        'The ETag of the state you have (RFC 9110 §13.1.2): 304 Not Modified while the checkout is still in it',
+    }),
+  ),
+  prefer: Type.Optional(
+    Type.String({
+      description:
+        'With If-None-Match: `wait=N` (RFC 7240 §4.3, N ≤ 30 s, more is read as 30) holds the answer until the ' +
+        'checkout changes (200) or N seconds pass (304)',
+      examples: ['wait=30'],
+    }),
+  ),
+});
+
+/** The request of a stream: the clientSecret may come in the URL (EventSource sends no headers). */
+export const StreamQuery = Type.Object(
+  {
+    client_secret: Type.Optional(
+      Type.String({
+        maxLength: 512,
+        description:
+          "The checkout's clientSecret, for a browser's EventSource (which cannot send an Authorization header). " +
+          'Accepted on this route only, never a merchant key; never written to a log.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const StreamHeaders = Type.Object({
+  'last-event-id': Type.Optional(
+    Type.String({
+      maxLength: 128,
+      description:
+        'Sent by EventSource when it reconnects: the id of the last event it had. The stream then starts with the ' +
+        'checkout only if it changed since.',
+    }),
+  ),
+});
+
+/** Response headers, for the OpenAPI document (@fastify/swagger reads a response schema's `headers`). */
+export const readResponseHeaders = () => ({
+  ETag: {
+    type: 'string',
+    description:
+      'Weak entity tag of the state a reader sees (status, payment, failure, expiresAt, updatedAt; not the ' +
+      'timeline): send it back as If-None-Match. A token poll does not change it.',
+    examples: ['W/"q3V9cJmXo2LbT8wz1KpE4a"'],
+  },
+  'Retry-After': {
+    type: 'integer',
+    description:
+      'While the checkout is not terminal: seconds until asking again (without a held read) is useful',
+  },
+  'Preference-Applied': {
+    type: 'string',
+    description: 'On a held read: the wait applied (RFC 7240 §3), e.g. wait=30',
+  },
+});
+
 /**
  * `schema` with a response description and an example, for the OpenAPI document: @fastify/swagger
  * takes `x-response-description` as the response's description, and a schema's one example as the
@@ -236,3 +300,22 @@ export const CANCELED_CHECKOUT_EXAMPLE: CheckoutView = {
   status: 'canceled',
   updatedAt: '2025-06-02T09:15:40.226Z',
 };
+
+/** The body of a stream of a checkout that was awaiting approval when it began, as the OpenAPI document shows it. */
+export const STREAM_EXAMPLE = (() => {
+  const { timeline: _, ...succeeded } = SUCCEEDED_CHECKOUT_EXAMPLE;
+  const awaiting = {
+    ...succeeded,
+    status: 'awaiting_approval',
+    payment: null,
+    updatedAt: '2025-06-02T09:14:03.904Z',
+  };
+  const authorized = { ...awaiting, status: 'authorized', updatedAt: '2025-06-02T09:14:14.020Z' };
+  return [
+    ['Yb2kP0xR7uWq4LmN8cTz1e', awaiting],
+    ['d5HnV3sQ9oJf6KaE2gUy7w', authorized],
+    ['q3V9cJmXo2LbT8wz1KpE4a', succeeded],
+  ]
+    .map(([id, checkout]) => `event: checkout\nid: ${id}\ndata: ${JSON.stringify(checkout)}\n\n`)
+    .join('');
+})();

@@ -1,7 +1,7 @@
 /**
  * The checkout domain's operations for the API: create (idempotent), read, list, cancel.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { BaseLogger } from 'pino';
 import type { BankConfig, Config } from '../config.ts';
@@ -61,6 +61,19 @@ export function toView(row: CheckoutRow): CheckoutView {
       ? { code: row.failureCode, message: row.failureMessage ?? row.failureCode }
       : null,
   };
+}
+
+/**
+ * The version of what a reader of the checkout sees (DESIGN.md §7.2): a digest of its status,
+ * payment, failure, expiresAt and updatedAt, the only fields that ever change after creation.
+ * Not the timeline (the merchant's record: a token poll adds to it without changing the
+ * checkout), so a token poll, which touches neither these fields nor `updatedAt`, keeps the
+ * version. 22 base64url characters (132 bits); the same state always gives the same version, in
+ * every API process. It is the checkout's ETag and the `id:` of its stream events.
+ */
+export function checkoutVersion(view: CheckoutView): string {
+  const state = [view.status, view.payment, view.failure, view.expiresAt, view.updatedAt];
+  return createHash('sha256').update(JSON.stringify(state)).digest('base64url').slice(0, 22);
 }
 
 /** Seconds until asking for the status again can show something new (the `Retry-After` header). */
@@ -205,14 +218,20 @@ export async function createCheckout(
   };
 }
 
+/**
+ * One checkout as the merchant reads it (with its timeline), its version (`checkoutVersion`) and
+ * the `Retry-After` seconds while it is not terminal. Throws `checkout_not_found`.
+ */
 export async function getCheckout(
-  deps: CheckoutDeps,
+  deps: Pick<CheckoutDeps, 'checkouts'>,
   id: string,
-): Promise<{ view: CheckoutView; retryAfter: number | undefined }> {
+): Promise<{ view: CheckoutView; version: string; retryAfter: number | undefined }> {
   const found = await deps.checkouts.findWithTimeline(id);
   if (!found) throw checkoutNotFound(id);
+  const view = toView(found.row);
   return {
-    view: { ...toView(found.row), timeline: found.timeline },
+    view: { ...view, timeline: found.timeline },
+    version: checkoutVersion(view),
     retryAfter: retryAfterSeconds(found.row),
   };
 }

@@ -32,6 +32,12 @@ declare module 'fastify' {
      * cannot check it (it is the checkout's); the handler does, when `request.merchantKey` is null.
      */
     clientSecret?: boolean;
+    /**
+     * With `clientSecret`: the clientSecret may also come as `?client_secret=` (a browser's
+     * EventSource cannot send headers). Never a merchant key: keys in URLs end up in proxy logs
+     * and browser histories. Our logs redact it (src/infra/logging.ts).
+     */
+    clientSecretInQuery?: boolean;
     /** No credential at all (the bank list, for a picker). */
     public?: boolean;
   }
@@ -46,11 +52,26 @@ const MERCHANT_KEY_SCHEME = 'merchantKey';
 /** Routes under this prefix are the merchant's API: each must say who may call it. */
 const API_PREFIX = '/v1/';
 
+const TOKEN = /^[\x21-\x7e]{1,512}$/;
+
+/**
+ * The request's credential: the `Authorization: Bearer` token (RFC 6750 §2.1), or, on a route
+ * that declares `clientSecretInQuery` and only without an Authorization header, the
+ * `client_secret` query parameter (RFC 6750 §2.3 form). Undefined when there is neither, or it is
+ * malformed.
+ */
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
-  if (!header) return undefined;
+  if (!header) return queryClientSecret(request);
   const match = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
   return match?.[1];
+}
+
+/** `?client_secret=` on a route that takes it, when there is no Authorization header. */
+function queryClientSecret(request: FastifyRequest): string | undefined {
+  if (request.headers.authorization || !request.routeOptions.config?.clientSecretInQuery) return undefined;
+  const value = (request.query as Record<string, unknown> | undefined)?.client_secret;
+  return typeof value === 'string' && TOKEN.test(value) ? value : undefined;
 }
 
 export function unauthorized(
@@ -88,7 +109,9 @@ function describeAccess(scope: Scope, clientSecret: boolean): string {
  */
 function declareAccess(route: RouteOptions): void {
   const where = `${route.method} ${route.url}`;
-  const { scope, clientSecret, public: isPublic } = route.config ?? {};
+  const { scope, clientSecret, clientSecretInQuery, public: isPublic } = route.config ?? {};
+  if (clientSecretInQuery && !clientSecret)
+    throw new Error(`${where}: config.clientSecretInQuery needs config.clientSecret`);
   if (scope === undefined) {
     if (clientSecret) throw new Error(`${where}: config.clientSecret needs config.scope`);
     const documented = (route.schema?.security ?? []).some((r) => MERCHANT_KEY_SCHEME in r);
@@ -127,6 +150,11 @@ async function authenticate(db: Database, request: FastifyRequest, reply: Fastif
   }
   // Anything but a key is the handler's to check as a clientSecret (it opens one checkout only).
   if (clientSecret && !token.startsWith(API_KEY_PREFIX)) return;
+  if (queryClientSecret(request) !== undefined) {
+    throw unauthorized(
+      'A merchant API key is never accepted in the URL (client_secret takes a clientSecret only): send it as "Authorization: Bearer <key>"',
+    );
+  }
   const key = await authenticateApiKey(db, token);
   if (!key) throw unauthorized('The API key is not valid');
   // A valid key: failures from its address never block it (auth-throttle.ts).

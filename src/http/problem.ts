@@ -38,6 +38,7 @@ export const PROBLEMS = {
   idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused' },
   unknown_bank: { status: 422, title: 'Unknown bank' },
   rate_limited: { status: 429, title: 'Too many requests' },
+  live_limit_reached: { status: 429, title: 'Too many open streams or held reads' },
   internal_error: { status: 500, title: 'Internal error' },
   dependency_unavailable: { status: 503, title: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -135,6 +136,9 @@ const EXAMPLE_DETAILS: Record<ProblemCode, { detail: string; errors?: FieldError
   unknown_bank: { detail: 'No bank "mybank" is configured (GET /v1/banks lists them)' },
   rate_limited: {
     detail: 'More than 100 requests in 10 s with this credential; retry in 7 seconds',
+  },
+  live_limit_reached: {
+    detail: 'This credential has 4 open streams open, its limit; close one or retry in 5 s',
   },
   internal_error: { detail: 'An unexpected error occurred' },
   dependency_unavailable: { detail: 'The database is unreachable; retry later' },

@@ -39,10 +39,29 @@ export const REDACTED_PATHS = [
   'client_secret',
 ];
 
+/**
+ * A clientSecret (`chk_…_secret_<signature>`) can travel in a URL: the stream route takes it as
+ * `?client_secret=` because a browser's EventSource cannot send headers. Pino's `redact` works on
+ * fields, but a URL also ends up inside messages and error texts (Fastify's own warnings quote
+ * `request.url`), so every finished line is scrubbed: the query parameter's value, and the
+ * signature of anything shaped like a clientSecret, wherever they appear.
+ */
+const CLIENT_SECRET_PARAMETER = /(client_secret=)[^&\s"\\#]*/gi;
+const CLIENT_SECRET_SIGNATURE = /(_secret_)[A-Za-z0-9_-]+/g;
+
+/** `line` with every clientSecret in it replaced by `[redacted]` (see above). */
+export function scrubSecrets(line: string): string {
+  if (!line.includes('_secret')) return line;
+  return line
+    .replace(CLIENT_SECRET_PARAMETER, '$1[redacted]')
+    .replace(CLIENT_SECRET_SIGNATURE, '$1[redacted]');
+}
+
 export function loggerOptions(level: string, name: string): LoggerOptions {
   return {
     level,
     name,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    hooks: { streamWrite: scrubSecrets },
   };
 }

@@ -28,6 +28,28 @@ describe('CORS', () => {
     expect(String(res.headers['access-control-allow-methods'])).toBe('GET');
   });
 
+  it('lets a page hold a read and resume a stream: If-None-Match, Prefer, Last-Event-ID; ETag readable', async () => {
+    const preflight = await api.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/checkouts/chk_x/stream',
+      headers: {
+        origin: 'https://shop.example',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'if-none-match,prefer,last-event-id',
+      },
+    });
+    expect(preflight.statusCode).toBe(204);
+    const allowed = String(preflight.headers['access-control-allow-headers']).split(/,\s*/);
+    expect(allowed).toEqual(expect.arrayContaining(['if-none-match', 'prefer', 'last-event-id']));
+    const read = await api.app.inject({
+      method: 'GET',
+      url: '/v1/banks',
+      headers: { origin: 'https://shop.example' },
+    });
+    const exposed = String(read.headers['access-control-expose-headers']).split(/,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining(['etag', 'preference-applied', 'retry-after']));
+  });
+
   it('shares nothing with another origin', async () => {
     const res = await api.app.inject({
       method: 'GET',

@@ -150,6 +150,47 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the live status limits and intervals, with defaults', () => {
+    expect(loadConfig(env({ banks: [bank()] })).live).toEqual({
+      maxStreams: 10_000,
+      maxHeldReads: 10_000,
+      maxPerApiKey: 1_000,
+      maxPerClientSecret: 4,
+      heartbeatMs: 15_000,
+      recheckMs: 5_000,
+    });
+    const live = loadConfig(
+      env(
+        { banks: [bank()] },
+        {
+          LIVE_MAX_STREAMS: '50',
+          LIVE_MAX_HELD_READS: '0',
+          LIVE_MAX_PER_API_KEY: '20',
+          LIVE_MAX_PER_CLIENT_SECRET: '1',
+          LIVE_HEARTBEAT_MS: '500',
+          LIVE_RECHECK_MS: '2000',
+        },
+      ),
+    ).live;
+    expect(live).toEqual({
+      maxStreams: 50,
+      maxHeldReads: 0,
+      maxPerApiKey: 20,
+      maxPerClientSecret: 1,
+      heartbeatMs: 500,
+      recheckMs: 2_000,
+    });
+  });
+
+  it.each([
+    ['LIVE_HEARTBEAT_MS', '20000', /^LIVE_HEARTBEAT_MS must be an integer from 100 to 15000/],
+    ['LIVE_RECHECK_MS', '10', /^LIVE_RECHECK_MS must be an integer from 100 to 60000/],
+    ['LIVE_MAX_STREAMS', '-1', /^LIVE_MAX_STREAMS must be an integer/],
+    ['LIVE_MAX_PER_CLIENT_SECRET', 'many', /^LIVE_MAX_PER_CLIENT_SECRET must be an integer/],
+  ])('refuses %s=%s', (name, value, message) => {
+    expect(errorOf(env({ banks: [bank()] }, { [name]: value }))).toMatch(message);
+  });
+
   it('does not need REDIS_URL with the PostgreSQL queue backend', () => {
     const config = loadConfig(env({ banks: [bank()] }, { REDIS_URL: undefined, QUEUE_BACKEND: 'postgres' }));
     expect(config.queue.backend).toBe('postgres');

@@ -1,0 +1,47 @@
+/**
+ * A clientSecret in a URL (the stream route's ?client_secret=) never reaches a log line, whatever
+ * the line quotes the URL in: a field, a message, an error.
+ */
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loggerOptions, scrubSecrets } from '../../src/infra/logging.ts';
+
+const SECRET = 'chk_3kq9Xw2bV7mPz4TfLr8aQn1c_secret_Vq2m8RzK4cJtY7wXb1nHs5dLp0aFgE3u9QiNoT6kMyA';
+const SIGNATURE = SECRET.split('_secret_')[1] ?? '';
+
+describe('scrubSecrets', () => {
+  it.each([
+    `/v1/checkouts/x/stream?client_secret=${SECRET}`,
+    `/v1/checkouts/x/stream?a=1&client_secret=${encodeURIComponent(SECRET)}&b=2`,
+    `/v1/checkouts/x/stream?CLIENT_SECRET=${SECRET}#frag`,
+    `Reply was already sent, did you forget to "return reply" in the "/v1/checkouts/x/stream?client_secret=${SECRET}" (GET) route?`,
+    `{"url":"/s?client_secret=${SECRET}","secret":"${SECRET}"}`,
+  ])('removes the secret from %j', (line) => {
+    const scrubbed = scrubSecrets(line);
+    expect(scrubbed).not.toContain(SIGNATURE);
+    expect(scrubbed).not.toContain(encodeURIComponent(SIGNATURE));
+  });
+
+  it('keeps what is not a secret', () => {
+    const line = '{"msg":"GET /v1/checkouts/chk_1/stream 200 3 ms","client_secret":"[redacted]"}';
+    expect(scrubSecrets(line)).toBe(line);
+    expect(scrubSecrets('/s?client_secret=')).toBe('/s?client_secret=[redacted]');
+  });
+
+  it('is applied to every line a logger made with loggerOptions writes', () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const log = pino(loggerOptions('trace', 'test'), sink);
+    log.child({ reqId: 'r' }).warn({ url: `/s?client_secret=${SECRET}` }, `in the message: ${SECRET}`);
+    log.error({ err: new Error(`GET /s?client_secret=${SECRET} failed`) }, 'an error');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).not.toContain(SIGNATURE);
+    expect(lines.join('')).toContain('client_secret=[redacted]');
+  });
+});
