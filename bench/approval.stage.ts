@@ -13,6 +13,8 @@ export interface ApprovalRun {
   outcomes: Record<string, number>;
   /** Milliseconds from the approve call to the checkout's own `updatedAt` of succeeded. */
   latencies: number[];
+  /** When each checkout's approve call was made (epoch ms). */
+  approvedAt: Map<string, number>;
 }
 
 /**
@@ -29,7 +31,7 @@ export async function approveSample(
     apiUrl: string;
   },
 ): Promise<ApprovalRun> {
-  const run: ApprovalRun = { outcomes: {}, latencies: [] };
+  const run: ApprovalRun = { outcomes: {}, latencies: [], approvedAt: new Map() };
   const { outcomes } = run;
   const A = o.approved.length;
   const approve = () =>
@@ -37,6 +39,7 @@ export async function approveSample(
       o.approved.map(async (id, i) => {
         await sleep((i * (QUICK ? 1_000 : 5_000)) / A);
         const t = Date.now();
+        run.approvedAt.set(id, t);
         const res = await fetch(`${bench.bank.appUrl}app/api/requests/${o.authReqOf.get(id)}/approve`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },

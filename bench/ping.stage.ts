@@ -9,6 +9,8 @@
  *   worker CPU             per pending checkout, over a window with nothing else happening: poll
  *                          mode asks every interval, ping mode only every 4 intervals
  */
+import { EventSource } from 'eventsource';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { approveSample } from './approval.stage.ts';
 import { sample } from './bank-timeline.ts';
 import { type Bench, log } from './bench.context.ts';
@@ -73,7 +75,20 @@ async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
       pending.map((r) => r.id).filter((id) => !ramp.warm.has(id)),
       plan.approvals(K),
     );
+    // A browser's view: an EventSource per approved checkout (clientSecret in the URL), opened
+    // before the approval, noting when `succeeded` arrives.
+    const streams = followSucceeded(api.url, approved, secretOf);
+    await streams.opened;
     const approvals = await approveSample(bench, { K, approved, authReqOf, secretOf, apiUrl: api.url });
+    await streams.settled(5_000);
+    const toStream = approved
+      .map((id) => {
+        const seen = streams.succeededAt.get(id);
+        const asked = approvals.approvedAt.get(id);
+        return seen !== undefined && asked !== undefined ? seen - asked : undefined;
+      })
+      .filter((x): x is number => x !== undefined);
+    streams.close();
     // Token requests the bank received for each approved checkout from the customer's decision on
     // (the one that fetched the result, plus any that were already due), and over its whole life.
     const afterDecision: number[] = [];
@@ -86,6 +101,9 @@ async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
       afterDecision.push(t.polls.filter((p) => t.decidedAt !== null && p.at >= t.decidedAt).length);
     }
     const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length), 2);
+    log(
+      `(i) ${mode} mode, K=${K}: approval → stream shows succeeded p50 ${summarize(toStream).p50} ms p99 ${summarize(toStream).p99} ms (n=${toStream.length})`,
+    );
     const run = {
       K,
       mode,
@@ -99,6 +117,8 @@ async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
         n: approved.length,
         outcomes: approvals.outcomes,
         latencyMs: summarize(approvals.latencies),
+        /** Approve call → an SSE client of the checkout's stream receives `succeeded`. */
+        toStreamMs: summarize(toStream),
         /** Token requests from the decision to the result (ping mode: 1 when the ping worked). */
         tokenRequestsPerApproval: mean(afterDecision),
         /** Token requests over the request's whole life (poll mode: one per interval while waiting). */
@@ -113,4 +133,46 @@ async function measureMode(bench: Bench, K: number, mode: 'poll' | 'ping') {
     await bench.processes.stopChild(worker);
     await bench.processes.stopChild(api.child);
   }
+}
+
+/** EventSources on the streams of `ids`, as a browser opens them, noting when `succeeded` arrives. */
+function followSucceeded(apiUrl: string, ids: string[], secretOf: Map<string, string>) {
+  const agent = new Agent({ connections: null });
+  const succeededAt = new Map<string, number>();
+  const sources: EventSource[] = [];
+  let opened = 0;
+  let onOpened: () => void = () => {};
+  const allOpened = new Promise<void>((resolve) => {
+    onOpened = resolve;
+    if (ids.length === 0) resolve();
+  });
+  for (const id of ids) {
+    const url = `${apiUrl}/v1/checkouts/${id}/stream?client_secret=${encodeURIComponent(secretOf.get(id) ?? '')}`;
+    const source = new EventSource(url, {
+      fetch: (input, init) =>
+        undiciFetch(input, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>,
+    });
+    let first = true;
+    source.addEventListener('checkout', (e) => {
+      if (first) {
+        first = false;
+        if (++opened === ids.length) onOpened();
+      }
+      if ((JSON.parse(e.data) as { status: string }).status === 'succeeded' && !succeededAt.has(id))
+        succeededAt.set(id, Date.now());
+    });
+    sources.push(source);
+  }
+  return {
+    succeededAt,
+    opened: Promise.race([allOpened, sleep(10_000)]),
+    async settled(timeoutMs: number) {
+      const deadline = Date.now() + timeoutMs;
+      while (succeededAt.size < ids.length && Date.now() < deadline) await sleep(100);
+    },
+    close() {
+      for (const s of sources) s.close();
+      void agent.destroy();
+    },
+  };
 }

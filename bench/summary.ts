@@ -72,6 +72,8 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
     const poll = modes[`poll_${bothAt}`]!;
     console.log(`ping_approval_to_succeeded_p99_ms=${round(ping.approval.latencyMs.p99)}`);
     console.log(`poll_approval_to_succeeded_p99_ms=${round(poll.approval.latencyMs.p99)}`);
+    console.log(`ping_approval_to_stream_p99_ms=${round(ping.approval.toStreamMs.p99)}`);
+    console.log(`poll_approval_to_stream_p99_ms=${round(poll.approval.toStreamMs.p99)}`);
     console.log(`ping_token_requests_per_approval=${ping.approval.tokenRequestsPerApproval}`);
     for (const r of Object.values(modes)) {
       console.log(`${r.mode}_${label(r.K)}_worker_cpu_us_per_pending_s=${r.workerCpuUsPerPendingSecond}`);
