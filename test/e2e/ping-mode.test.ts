@@ -219,3 +219,32 @@ describe('CIBA ping mode', () => {
     expect(() => loadConfig({ ...env, PUBLIC_URL: 'http://pay.example', NODE_ENV: 'production' })).toThrow();
   });
 });
+
+describe('the notification endpoint is rate-limited per bank', () => {
+  const limited = useSystem(() => ({
+    BANKS_FILE: banksFile,
+    PUBLIC_URL: `http://127.0.0.1:${apiPort}`,
+    CIBA_NOTIFY_RATE_LIMIT_MAX: '3',
+  }));
+
+  it('answers 429 past the limit of one bank, while another bank keeps its own budget', async () => {
+    const at = (bankId: string) =>
+      fetch(`${limited.system().url}/ciba/notify/${bankId}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${randomBytes(32).toString('base64url')}`,
+        },
+        body: JSON.stringify({ auth_req_id: 'x' }),
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await at('sandbox')).status);
+    expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    const over = await at('sandbox');
+    expect(over.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(((await over.json()) as { code: string }).code).toBe('rate_limited');
+    expect((await at('other')).status).toBe(401);
+    // Refused pings count nowhere else: a merchant key from the same address still works.
+    expect((await limited.http.get('/v1/checkouts?limit=1')).status).toBe(200);
+  });
+});
