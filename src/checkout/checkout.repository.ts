@@ -38,6 +38,7 @@ const FORGOTTEN_AT_THE_END: CheckoutPatch = {
   tokenAnswerEncrypted: null,
   notificationTokenHash: null,
   pingPending: false,
+  earliestPollAt: null,
 };
 
 /** Non-secret facts only (codes, intervals, HTTP statuses): never tokens or keys. */

@@ -113,6 +113,11 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
     return { kind: 'browser' };
   }
 
+  /** Whether the client's connection closed already (its 'close' event has been emitted). */
+  function isGone(reply: FastifyReply): boolean {
+    return reply.raw.destroyed || reply.request.raw.destroyed || reply.request.raw.socket?.destroyed === true;
+  }
+
   /** A slot for a held read or stream of `reader` on checkout `id` (429 `live_limit_reached` when none). */
   function acquireSlot(kind: LiveKind, reader: Reader, id: string): () => void {
     return reader.kind === 'merchant'
@@ -125,6 +130,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
   let open = 0;
   let drained: (() => void) | undefined;
   function tracked(reply: FastifyReply): void {
+    if (isGone(reply)) return;
     open += 1;
     reply.raw.once('close', () => {
       open -= 1;
@@ -270,9 +276,11 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
       tracked(reply);
       try {
         // The client may leave before the answer: stop waiting for it then.
-        const state = await deps.watch.waitForChange(id, read.version, wait * 1000, (abandon) =>
-          reply.raw.once('close', abandon),
-        );
+        const state = await deps.watch.waitForChange(id, read.version, wait * 1000, (abandon) => {
+          // Gone already (while the checkout was read): no 'close' will come to wait for.
+          if (isGone(reply)) abandon();
+          else reply.raw.once('close', abandon);
+        });
         // RFC 7240 §3: the preference was honoured (the read was held, clamped to the maximum).
         reply.header('Preference-Applied', `wait=${wait}`);
         if (!state || state.version === read.version) {

@@ -151,6 +151,7 @@ export async function createCheckout(
     tokenAnswerEncrypted: null,
     notificationTokenHash: null,
     pingPending: false,
+    earliestPollAt: null,
     tokensEncrypted: null,
     subject: null,
     bankPaymentId: null,

@@ -5,13 +5,14 @@
  * Its caller is a bank, not a merchant: no API key, and the bearer token is the per-request
  * client_notification_token (ciba-notify.service.ts checks it). Any refusal is 401 and changes
  * nothing, whatever was wrong, so a caller learns nothing about which checkouts exist. Its rate
- * limit counts per bank, and the throttle of failed merchant credentials leaves it alone: a bank
+ * limit counts per bank and calling address, and the throttle of failed merchant credentials leaves it alone: a bank
  * pinging for a checkout that just settled must not lock out its next pings.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { bearerToken } from '../http/auth.ts';
+import { addressKey } from '../http/auth-throttle.ts';
 import { ProblemError, problemResponses } from '../http/problem.ts';
 import { CheckoutError } from './checkout.errors.ts';
 import { acceptPing, type PingDeps } from './ciba-notify.service.ts';
@@ -38,8 +39,10 @@ const NotifyBody = Type.Object(
 export const cibaNotifyRoutes: FastifyPluginAsyncTypebox<CibaNotifyRouteOptions> = async (app, deps) => {
   const bucket = (request: FastifyRequest) => {
     const { bankId } = request.params as { bankId?: string };
-    // Made-up bank ids share one bucket, so they cannot each get a limit of their own.
-    return `ciba-notify:${bankId !== undefined && deps.pingBanks.has(bankId) ? bankId : '?'}`;
+    // Per bank and calling address: the bank's own servers keep their budget whatever others
+    // send to its URL. Made-up bank ids share one bucket per address.
+    const bank = bankId !== undefined && deps.pingBanks.has(bankId) ? bankId : '?';
+    return `ciba-notify:${bank}:${addressKey(request.ip)}`;
   };
   app.post(
     '/ciba/notify/:bankId',

@@ -14,8 +14,12 @@ export interface PingDeps {
   pingBanks: ReadonlySet<string>;
 }
 
-/** The longest auth_req_id looked up (CIBA Core §7.3 sets none; oidc-provider's are 43 characters). */
-const MAX_AUTH_REQ_ID_LENGTH = 512;
+/**
+ * What an auth_req_id we look up may be: visible ASCII, at most 512 characters (CIBA Core §7.3
+ * sets no format; oidc-provider's are 43 characters of base64url). Anything else, a NUL byte that
+ * PostgreSQL cannot store among them, is refused before a query is made.
+ */
+const AUTH_REQ_ID = /^[\x21-\x7e]{1,512}$/;
 
 /**
  * Accepts one ping: `bankId` from the URL, `token` the bearer token presented, `body` the parsed
@@ -40,8 +44,7 @@ export async function acceptPing(
     !deps.pingBanks.has(bankId) ||
     !token ||
     typeof authReqId !== 'string' ||
-    authReqId.length === 0 ||
-    authReqId.length > MAX_AUTH_REQ_ID_LENGTH
+    !AUTH_REQ_ID.test(authReqId)
   ) {
     throw refused();
   }

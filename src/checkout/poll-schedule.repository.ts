@@ -36,6 +36,12 @@ export interface PollAnswer {
   lease: Date;
   /** Ask again this long after the answer is recorded (never past the expiry). */
   waitMs: number;
+  /**
+   * The least wait the bank allows (the interval, slow_down, a Retry-After): what the next
+   * request waits instead when a ping arrived meanwhile, and the earliest a later ping may bring
+   * it to (`earliest_poll_at`). At most waitMs.
+   */
+  minWaitMs: number;
   /** Only when it changes (slow_down). */
   pollIntervalS?: number;
   stepErrors: number;
@@ -50,26 +56,26 @@ export interface PollAnswer {
  * The lease is never shorter than the checkout's poll interval, so that a claim whose answer was
  * lost does not bring the next request sooner than the bank allows (CIBA Core §7.3).
  */
-export const CLAIM_DUE_POLLS_SQL = `UPDATE checkouts
+function claimSql(pinged: boolean): string {
+  return `UPDATE checkouts
   SET next_poll_at = now() + make_interval(secs => GREATEST($1::float8, COALESCE(poll_interval_s, 0))),
       unanswered_claims = unanswered_claims + 1,
       ping_pending = false
   WHERE id = ANY(ARRAY(
     SELECT id FROM checkouts
     WHERE status = 'awaiting_approval' AND next_poll_at <= now() AND auth_req_id IS NOT NULL
-      AND bank_id <> ALL($3::text[])
+      AND bank_id <> ALL($3::text[])${pinged ? ' AND ping_pending' : ''}
     ORDER BY next_poll_at LIMIT $2
     FOR UPDATE SKIP LOCKED))
   RETURNING id, bank_id, auth_req_id, login_hint, poll_interval_s, step_errors, expires_at, next_poll_at,
             unanswered_claims, token_answer_encrypted`;
-
+}
+export const CLAIM_DUE_POLLS_SQL = claimSql(false);
 /**
- * Where a pinged checkout's next poll is put: due since 1970, so that the claim, which takes the
- * most overdue first (`ORDER BY next_poll_at` on `checkouts_poll_due_idx`), takes it before any
- * poll that is merely late. Under load the bank's answer to a ping does not queue behind the
- * safety polls (CIBA Core §10.2: the ping means the result is ready).
+ * The same for pinged checkouts only (`checkouts_ping_due_idx`), claimed first: the bank said the
+ * result is ready, so under load their requests do not queue behind safety polls that are late.
  */
-const PINGED_DUE_AT = 'to_timestamp(0)';
+export const CLAIM_PINGED_POLLS_SQL = claimSql(true);
 
 export interface PollScheduleRepository {
   /**
@@ -113,45 +119,73 @@ export interface PollScheduleRepository {
     authReqId: string,
   ): Promise<{ id: string; notificationTokenHash: string | null } | null>;
   /**
-   * CIBA Core §10.2: the bank pinged, the decision is there. Brings the next token request forward,
-   * ahead of every other due poll, when none is in flight (no claim without a recorded answer), else marks the ping so that
-   * the next request follows the one in flight at once; either way one request at a time, by
-   * whichever worker claims it. False when the checkout is no longer awaiting approval.
+   * CIBA Core §10.2: the bank pinged, the decision is there. Marks the checkout pinged (claimed
+   * before other due polls) and brings its next token request forward to the earliest time the
+   * bank allows (`earliest_poll_at`: the interval and slow_down still hold, CIBA Core §7.3, §11,
+   * so repeated pings cannot make us ask faster). With a request in flight (a claim without a
+   * recorded answer) the next one follows that answer after the least wait instead of the safety
+   * wait. One request at a time either way, by whichever worker claims it. False when the checkout
+   * is no longer awaiting approval.
    */
   notePing(id: string, authReqId: string): Promise<boolean>;
 }
 
 export function createPollScheduleRepository(sql: SqlPool): PollScheduleRepository {
+  async function claim(
+    name: string,
+    text: string,
+    leaseSeconds: number,
+    limit: number,
+    exceptBanks: readonly string[],
+  ): Promise<DuePoll[]> {
+    const { rows } = await sql.query<{
+      id: string;
+      bank_id: string;
+      auth_req_id: string;
+      login_hint: string;
+      poll_interval_s: number | null;
+      step_errors: number;
+      expires_at: Date;
+      next_poll_at: Date;
+      unanswered_claims: number;
+      token_answer_encrypted: string | null;
+    }>({
+      name,
+      text,
+      values: [leaseSeconds, limit, [...exceptBanks]],
+    });
+    return rows.map((r) => ({
+      id: r.id,
+      bankId: r.bank_id,
+      authReqId: r.auth_req_id,
+      loginHint: r.login_hint,
+      pollIntervalS: r.poll_interval_s,
+      stepErrors: r.step_errors,
+      expiresAt: r.expires_at,
+      lease: r.next_poll_at,
+      unansweredClaims: r.unanswered_claims,
+      storedAnswer: r.token_answer_encrypted,
+    }));
+  }
+
   return {
     async claimDue(leaseSeconds, limit, exceptBanks = []) {
-      const { rows } = await sql.query<{
-        id: string;
-        bank_id: string;
-        auth_req_id: string;
-        login_hint: string;
-        poll_interval_s: number | null;
-        step_errors: number;
-        expires_at: Date;
-        next_poll_at: Date;
-        unanswered_claims: number;
-        token_answer_encrypted: string | null;
-      }>({
-        name: 'claim_due_polls',
-        text: CLAIM_DUE_POLLS_SQL,
-        values: [leaseSeconds, limit, exceptBanks],
-      });
-      return rows.map((r) => ({
-        id: r.id,
-        bankId: r.bank_id,
-        authReqId: r.auth_req_id,
-        loginHint: r.login_hint,
-        pollIntervalS: r.poll_interval_s,
-        stepErrors: r.step_errors,
-        expiresAt: r.expires_at,
-        lease: r.next_poll_at,
-        unansweredClaims: r.unanswered_claims,
-        storedAnswer: r.token_answer_encrypted,
-      }));
+      const pinged = await claim(
+        'claim_pinged_polls',
+        CLAIM_PINGED_POLLS_SQL,
+        leaseSeconds,
+        limit,
+        exceptBanks,
+      );
+      if (pinged.length >= limit) return pinged;
+      const due = await claim(
+        'claim_due_polls',
+        CLAIM_DUE_POLLS_SQL,
+        leaseSeconds,
+        limit - pinged.length,
+        exceptBanks,
+      );
+      return [...pinged, ...due];
     },
 
     async storeAnswer(id, sealed) {
@@ -188,10 +222,12 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
 
     async notePing(id, authReqId) {
       const { rowCount } = await sql.query({
-        name: 'note_ping',
+        name: 'note_ping_v2',
         text: `UPDATE checkouts
                SET ping_pending = true,
-                   next_poll_at = CASE WHEN unanswered_claims = 0 THEN ${PINGED_DUE_AT} ELSE next_poll_at END
+                   next_poll_at = CASE WHEN unanswered_claims = 0
+                     THEN LEAST(next_poll_at, GREATEST(now(), COALESCE(earliest_poll_at, now())))
+                     ELSE next_poll_at END
                WHERE id = $1 AND auth_req_id = $2 AND status = 'awaiting_approval'`,
         values: [id, authReqId],
       });
@@ -201,14 +237,15 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
     async recordAnswers(answers) {
       if (answers.length === 0) return 0;
       const { rowCount } = await sql.query({
-        name: 'record_poll_answers',
+        name: 'record_poll_answers_v2',
         text: `WITH v AS (
-                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[])
-                   AS v(id, lease, wait_ms, poll_interval_s, step_errors, outcome, detail)
+                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[])
+                   AS v(id, lease, wait_ms, poll_interval_s, step_errors, outcome, detail, min_wait_ms)
                ), u AS (
                  UPDATE checkouts AS c
-                 SET next_poll_at = CASE WHEN c.ping_pending THEN ${PINGED_DUE_AT}
-                       ELSE LEAST(now() + make_interval(secs => v.wait_ms / 1000.0), c.expires_at) END,
+                 SET next_poll_at = LEAST(now() + make_interval(secs =>
+                       (CASE WHEN c.ping_pending THEN v.min_wait_ms ELSE v.wait_ms END) / 1000.0), c.expires_at),
+                     earliest_poll_at = now() + make_interval(secs => v.min_wait_ms / 1000.0),
                      poll_interval_s = COALESCE(v.poll_interval_s, c.poll_interval_s),
                      step_errors = v.step_errors,
                      unanswered_claims = 0
@@ -226,6 +263,7 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
           answers.map((a) => a.stepErrors),
           answers.map((a) => a.outcome),
           answers.map((a) => JSON.stringify(a.detail)),
+          answers.map((a) => Math.ceil(Math.min(a.minWaitMs, a.waitMs))),
         ],
       });
       return rowCount ?? 0;

@@ -55,8 +55,9 @@ const UNAVAILABLE_ADAPTER_KINDS = new Set([
   'TooManyConnections',
   'TransactionAlreadyClosed',
 ]);
-/** SQLSTATE class 08 (connection exception) and 57P0x (shutdown, crash recovery). */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0)/;
+// SQLSTATE: 08 connection exceptions, 53 insufficient resources (53300 too many connections), 57P0x the
+// server shutting down or not accepting connections yet (PostgreSQL Appendix A).
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0)/;
 const UNAVAILABLE_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

@@ -37,6 +37,11 @@ export const REDACTED_PATHS = [
   'authReqId',
   '*.authReqId',
   'client_secret',
+  // Node's HTTP parser errors carry the raw request head (request line, Authorization header,
+  // URL query) as a byte array: Fastify logs it for a refused request (400, 431).
+  'err.rawPacket',
+  '*.rawPacket',
+  'rawPacket',
 ];
 
 /**
@@ -46,12 +51,13 @@ export const REDACTED_PATHS = [
  * `request.url`), so every finished line is scrubbed: the query parameter's value, and the
  * signature of anything shaped like a clientSecret, wherever they appear.
  */
-const CLIENT_SECRET_PARAMETER = /(client_secret=)[^&\s"\\#]*/gi;
-const CLIENT_SECRET_SIGNATURE = /(_secret_)[A-Za-z0-9_-]+/g;
+const CLIENT_SECRET_PARAMETER = /(client(?:_|%5F)secret=)[^&\s"\\#]*/gi;
+// Also percent-encoded (`%5Fsecret%5F`), as a path a client encoded itself is logged.
+const CLIENT_SECRET_SIGNATURE = /((?:_|%5F)secret(?:_|%5F))[A-Za-z0-9_%-]+/gi;
 
 /** `line` with every clientSecret in it replaced by `[redacted]` (see above). */
 export function scrubSecrets(line: string): string {
-  if (!line.includes('_secret')) return line;
+  if (!/(?:_|%5F)secret/i.test(line)) return line;
   return line
     .replace(CLIENT_SECRET_PARAMETER, '$1[redacted]')
     .replace(CLIENT_SECRET_SIGNATURE, '$1[redacted]');

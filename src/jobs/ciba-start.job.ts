@@ -63,6 +63,9 @@ export async function startBackchannelAuthentication(
           authReqId: ack.authReqId,
           pollIntervalS: interval,
           nextPollAt: new Date(acked + scheduledPollDelayMs(interval, bankConfig.deliveryMode)),
+          // CIBA Core §7.3: the interval is a wait *between* token requests; before the first one a
+          // ping brings it forward to at once.
+          earliestPollAt: null,
           notificationTokenHash: notification?.hash ?? null,
           expiresAt: new Date(acked + ack.expiresIn * 1000),
           stepErrors: 0,

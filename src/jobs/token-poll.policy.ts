@@ -60,6 +60,11 @@ export type PollDecision =
   | {
       kind: 'ask_again';
       waitMs: number;
+      /**
+       * The least wait the bank allows (interval, slow_down, Retry-After, the error backoff): in
+       * ping mode a ping brings the next request forward to it, never sooner. At most waitMs.
+       */
+      minWaitMs: number;
       /** The timeline event's outcome: the answer's name (`authorization_pending`, `slow_down`, …). */
       outcome: string;
       /** Consecutive unusable answers, after this one (drives the backoff). */
@@ -112,6 +117,7 @@ export function decidePollAnswer(
       return {
         kind: 'ask_again',
         waitMs,
+        minWaitMs: waitMs,
         outcome: error.code,
         stepErrors,
         detail: { status: error.status ?? null, retryInMs: waitMs },
@@ -135,6 +141,7 @@ export function decidePollAnswer(
           scheduledPollDelayMs(intervalMs / 1000, mode),
           (answer.retryAfterSeconds ?? 0) * 1000,
         ),
+        minWaitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
         outcome: 'authorization_pending',
         stepErrors: 0,
         detail: answer.retryAfterSeconds === undefined ? {} : { retryAfter: answer.retryAfterSeconds },
@@ -144,6 +151,7 @@ export function decidePollAnswer(
       return {
         kind: 'ask_again',
         waitMs: Math.max(scheduledPollDelayMs(interval, mode), (answer.retryAfterSeconds ?? 0) * 1000),
+        minWaitMs: Math.max(interval * 1000, (answer.retryAfterSeconds ?? 0) * 1000),
         outcome: 'slow_down',
         stepErrors: 0,
         pollIntervalS: interval,
@@ -157,6 +165,7 @@ export function decidePollAnswer(
       return {
         kind: 'ask_again',
         waitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
+        minWaitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
         outcome: 'unavailable',
         stepErrors: poll.stepErrors + 1,
         detail: { retryAfter: answer.retryAfterSeconds ?? null },

@@ -211,6 +211,35 @@ describe('CIBA ping mode', () => {
     await http.waitForStatus(b.id, ['declined']);
   });
 
+  it('repeated genuine pings never bring token requests closer than the interval (CIBA Core §7.3)', async () => {
+    const login = await customer();
+    const { id, timeline } = await awaiting(login);
+    const token = timeline.clientNotificationToken!;
+    const until = Date.now() + 3_500;
+    let accepted = 0;
+    while (Date.now() < until) {
+      const res = await ping('sandbox', token, { auth_req_id: timeline.authReqId });
+      if (res.status === 204) accepted++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(accepted).toBeGreaterThan(10);
+    const { polls } = await timelineOf(timeline.authReqId);
+    // About one a second (the bank's interval), not one per ping.
+    expect(polls.length).toBeGreaterThanOrEqual(2);
+    expect(polls.length).toBeLessThanOrEqual(5);
+    for (let i = 1; i < polls.length; i++)
+      expect(polls[i]!.at - polls[i - 1]!.at).toBeGreaterThanOrEqual(950);
+    await decideInBankApp(login, timeline.authReqId, 'deny', sandbox.bank.appUrl);
+    await http.waitForStatus(id, ['declined']);
+  });
+
+  it('refuses an auth_req_id that is no visible ASCII, before any query (a NUL byte)', async () => {
+    for (const authReqId of ['\u0000', 'abc\u0000def', 'tab\there', 'é']) {
+      const res = await ping('sandbox', 'x', { auth_req_id: authReqId });
+      expect(res.status, JSON.stringify(authReqId)).toBe(401);
+    }
+  });
+
   it('a bank in ping mode needs PUBLIC_URL: the notification endpoint is registered from it', async () => {
     const { loadConfig } = await import('../../src/config.ts');
     const env = { ...system().env, PUBLIC_URL: '' };

@@ -83,6 +83,7 @@ describe('the checkout_changed trigger', () => {
         id: a,
         lease: claim!.lease,
         waitMs: 5_000,
+        minWaitMs: 5_000,
         stepErrors: 0,
         outcome: 'authorization_pending',
         detail: {},

@@ -55,6 +55,7 @@ const answer = (poll: DuePoll, outcome = 'authorization_pending'): PollAnswer =>
   id: poll.id,
   lease: poll.lease,
   waitMs: 5_000,
+  minWaitMs: 5_000,
   stepErrors: 0,
   outcome,
   detail: {},
@@ -181,7 +182,7 @@ describe('token poll claims', () => {
     expect(await schedule.storeAnswer(id, 'v2.late')).toBe(false);
   });
 
-  it('claims a pinged checkout before every merely late one; a ping during a request brings the next one right after it', async () => {
+  it('claims a pinged checkout before every merely late one, a ping during a request brings the next one after the least wait, and no ping beats the interval', async () => {
     const late = [
       await awaiting(new Date(Date.now() - 60_000)),
       await awaiting(new Date(Date.now() - 30_000)),
@@ -201,10 +202,23 @@ describe('token poll claims', () => {
     const meanwhile = await schedule.claimDue(10, 100);
     expect(meanwhile.map((p) => p.id)).not.toContain(later);
     expect(meanwhile.map((p) => p.id)).toEqual(expect.arrayContaining(late));
-    // ...and due first once that request's "ask again" answer is recorded.
-    expect(await schedule.recordAnswers([answer(first!)])).toBe(1);
+    // ...and due first once that request's "ask again" answer is recorded, after the least wait
+    // the bank allows (here none) instead of ping mode's safety wait.
+    expect(await schedule.recordAnswers([{ ...answer(first!), waitMs: 20_000, minWaitMs: 0 }])).toBe(1);
     const [next] = await schedule.claimDue(10, 1);
     expect(next?.id).toBe(later);
+
+    // The interval still holds (CIBA Core §7.3): after an answer that allows the next request in
+    // 3 s, a ping brings it forward to then, not to now, however often it comes.
+    expect(await schedule.recordAnswers([{ ...answer(next!), waitMs: 20_000, minWaitMs: 3_000 }])).toBe(1);
+    for (let i = 0; i < 3; i++) expect(await pinged()).toBe(true);
+    expect((await schedule.claimDue(10, 100)).map((p) => p.id)).not.toContain(later);
+    const { rows } = await sql.query<{ wait_ms: number }>(
+      'SELECT extract(epoch FROM next_poll_at - now()) * 1000 AS wait_ms FROM checkouts WHERE id = $1',
+      [later],
+    );
+    expect(Number(rows[0]!.wait_ms)).toBeGreaterThan(2_000);
+    expect(Number(rows[0]!.wait_ms)).toBeLessThanOrEqual(3_000);
     // A settled checkout takes no ping.
     await checkouts.transition(later, 'awaiting_approval', 'canceled');
     expect(await schedule.findPingTarget('sandbox', 'whatever')).toBeNull();

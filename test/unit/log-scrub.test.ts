@@ -17,6 +17,9 @@ describe('scrubSecrets', () => {
     `/v1/checkouts/x/stream?CLIENT_SECRET=${SECRET}#frag`,
     `Reply was already sent, did you forget to "return reply" in the "/v1/checkouts/x/stream?client_secret=${SECRET}" (GET) route?`,
     `{"url":"/s?client_secret=${SECRET}","secret":"${SECRET}"}`,
+    // A path the client percent-encoded itself, as the access line quotes it.
+    `GET /v1/checkouts/${SECRET.replaceAll('_', '%5F')}/stream 404 1 ms`,
+    `GET /v1/checkouts/x/stream?client%5Fsecret=${SECRET} 401 1 ms`,
   ])('removes the secret from %j', (line) => {
     const scrubbed = scrubSecrets(line);
     expect(scrubbed).not.toContain(SIGNATURE);
@@ -27,6 +30,23 @@ describe('scrubSecrets', () => {
     const line = '{"msg":"GET /v1/checkouts/chk_1/stream 200 3 ms","client_secret":"[redacted]"}';
     expect(scrubSecrets(line)).toBe(line);
     expect(scrubSecrets('/s?client_secret=')).toBe('/s?client_secret=[redacted]');
+  });
+
+  it("redacts the raw request head of a parser error (Node's rawPacket)", () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const log = pino(loggerOptions('trace', 'test'), sink);
+    const rawPacket = [
+      ...Buffer.from(`GET /s?client_secret=${SECRET} HTTP/1.1\r\nauthorization: Bearer bpk_x\r\n`),
+    ];
+    log.info({ err: { message: 'Parse Error', rawPacket } }, 'client error');
+    expect(lines.join('')).not.toContain(String(rawPacket.slice(0, 20)));
+    expect(lines.join('')).toContain('[redacted]');
   });
 
   it('is applied to every line a logger made with loggerOptions writes', () => {

@@ -70,19 +70,19 @@ const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> 
     'ping mode, authorization_pending: the safety poll, 4 intervals later (DESIGN.md §7.1)',
     ping,
     { kind: 'pending' },
-    { kind: 'ask_again', waitMs: 8_000, outcome: 'authorization_pending', stepErrors: 0 },
+    { kind: 'ask_again', waitMs: 8_000, minWaitMs: 2_000, outcome: 'authorization_pending', stepErrors: 0 },
   ],
   [
     'ping mode, authorization_pending with a longer Retry-After: the Retry-After',
     ping,
     { kind: 'pending', retryAfterSeconds: 30 },
-    { kind: 'ask_again', waitMs: 30_000 },
+    { kind: 'ask_again', waitMs: 30_000, minWaitMs: 30_000 },
   ],
   [
     'ping mode, slow_down: interval + 5 s, then 4 of those',
     ping,
     { kind: 'slow_down' },
-    { kind: 'ask_again', waitMs: 28_000, pollIntervalS: 7 },
+    { kind: 'ask_again', waitMs: 28_000, minWaitMs: 7_000, pollIntervalS: 7 },
   ],
   [
     'ping mode, a network error: retried with backoff as in poll mode (that request was wanted now)',
@@ -315,11 +315,13 @@ describe('the answer', () => {
     ).toMatchObject({ failure: { code: 'transaction_failed' } });
   });
 
-  it('never asks again sooner than the interval, whatever the answer', () => {
+  it('never asks again sooner than the interval, whatever the answer, not even after a ping', () => {
     for (const [, poll, answer] of answers) {
       const decision = decidePollAnswer(poll, answer, () => 0);
       if (decision.kind === 'ask_again') {
         expect(decision.waitMs).toBeGreaterThanOrEqual((poll.pollIntervalS ?? 5) * 1000);
+        expect(decision.minWaitMs).toBeGreaterThanOrEqual((poll.pollIntervalS ?? 5) * 1000);
+        expect(decision.minWaitMs).toBeLessThanOrEqual(decision.waitMs);
       }
     }
   });
