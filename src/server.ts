@@ -30,6 +30,13 @@ async function shutdown(signal: string): Promise<void> {
     process.exit(1);
   }, 10_000);
   force.unref();
+  // In-flight requests have 5 s; a connection still open then holds a request that will never
+  // complete (a client that sent half its headers, say) and would hold the shutdown up.
+  const cut = setTimeout(() => {
+    app.log.warn('connections still open 5 s into the shutdown: closing them');
+    app.server.closeAllConnections();
+  }, 5_000);
+  cut.unref();
   await app.close();
   await queue.close();
   await db.$disconnect();

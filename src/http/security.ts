@@ -80,6 +80,14 @@ function isExempt(request: FastifyRequest): boolean {
   return isDocs(url) || (url?.startsWith('/health/') ?? false);
 }
 
+function authorizationHeaders(request: FastifyRequest): number {
+  let n = 0;
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 13 && raw[i]!.toLowerCase() === 'authorization') n++;
+  return n;
+}
+
 function isThrottleExempt(request: FastifyRequest): boolean {
   return isExempt(request) || request.routeOptions.config?.merchantCredentialThrottle === false;
 }
@@ -146,6 +154,11 @@ async function securityPlugin(app: FastifyInstance, options: SecurityOptions): P
     credentialsKept: RATE_LIMIT_KEYS_KEPT,
   });
   app.addHook('onRequest', async (request) => {
+    // Node keeps the first of two Authorization headers; a proxy in front may read the last. Two
+    // is never meant: refuse rather than pick one (RFC 9110 §5.3: not a list-valued field).
+    if (authorizationHeaders(request) > 1) {
+      throw new ProblemError('invalid_request', 'Send one Authorization header, not several');
+    }
     if (isThrottleExempt(request)) return;
     const hash = credentialHash(request);
     if (!hash) return;

@@ -280,6 +280,24 @@ describe('failed authentications never lock out a valid credential', () => {
   });
 });
 
+describe('two Authorization headers', () => {
+  it('are refused with 400 invalid_request before either is read (a proxy might read the other)', async () => {
+    const res = await open.app.inject({
+      method: 'GET',
+      url: '/v1/checkouts',
+      headers: { authorization: ['Bearer bpk_first', 'Bearer bpk_second'] },
+    });
+    const problem = expectProblem(res, 400, 'invalid_request');
+    expect(problem.detail).toMatch(/one Authorization header/);
+    // One is fine (401 for this made-up key).
+    expectProblem(
+      await open.app.inject({ method: 'GET', url: '/v1/checkouts', headers: bearer('bpk_x') }),
+      401,
+      'unauthorized',
+    );
+  });
+});
+
 describe('request ids', () => {
   const logs: string[] = [];
   let logged: ApiApp;
