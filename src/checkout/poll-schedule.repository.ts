@@ -27,6 +27,8 @@ export interface DuePoll {
   unansweredClaims: number;
   /** A settling answer stored by a worker that did not get to finish with it (sealed), or null. */
   storedAnswer: string | null;
+  /** Claimed because the bank pinged (CIBA ping mode), not on its schedule. */
+  pinged?: boolean;
 }
 
 /** A bank answer that keeps the checkout awaiting approval: when to ask next, and its event. */
@@ -37,9 +39,9 @@ export interface PollAnswer {
   /** Ask again this long after the answer is recorded (never past the expiry). */
   waitMs: number;
   /**
-   * The least wait the bank allows (the interval, slow_down, a Retry-After): what the next
-   * request waits instead when a ping arrived meanwhile, and the earliest a later ping may bring
-   * it to (`earliest_poll_at`). At most waitMs.
+   * The least wait before the next request when a ping calls for it (token-poll.policy.ts): what
+   * the next request waits instead when a ping arrived meanwhile, and the earliest a later ping
+   * may bring it to (`earliest_poll_at`). At most waitMs.
    */
   minWaitMs: number;
   /** Only when it changes (slow_down). */
@@ -170,13 +172,9 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
 
   return {
     async claimDue(leaseSeconds, limit, exceptBanks = []) {
-      const pinged = await claim(
-        'claim_pinged_polls',
-        CLAIM_PINGED_POLLS_SQL,
-        leaseSeconds,
-        limit,
-        exceptBanks,
-      );
+      const pinged = (
+        await claim('claim_pinged_polls', CLAIM_PINGED_POLLS_SQL, leaseSeconds, limit, exceptBanks)
+      ).map((poll) => ({ ...poll, pinged: true }));
       if (pinged.length >= limit) return pinged;
       const due = await claim(
         'claim_due_polls',

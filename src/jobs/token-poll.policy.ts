@@ -20,9 +20,10 @@
  * the next request then arrives at least that long after the previous one did.
  *
  * Ping mode (CIBA Core §10.2; DESIGN.md §7.1): the bank's ping brings the token request forward
- * (poll-schedule.repository.ts, notePing); underneath, authorization_pending and slow_down wait
- * SAFETY_POLL_FACTOR intervals, so a lost ping, or a refusal the bank never pings, costs time and
- * never the outcome. Errors are retried as in poll mode: that request was wanted now.
+ * (poll-schedule.repository.ts, notePing) to `minWaitMs` after the last answer at the soonest;
+ * underneath, authorization_pending and slow_down wait SAFETY_POLL_FACTOR intervals, so a lost
+ * ping, or a refusal the bank never pings, costs time and never the outcome. Errors are retried as
+ * in poll mode: that request was wanted now.
  */
 import { type Failure, failures, isPastExpiry } from '../checkout/checkout.outcomes.ts';
 import type { EventDetail } from '../checkout/checkout.repository.ts';
@@ -53,7 +54,7 @@ export function scheduledPollDelayMs(intervalS: number, deliveryMode: 'poll' | '
 
 /** The part of a claimed poll the policy reads (deliveryMode: the bank's, default poll). */
 export type PollState = Pick<DuePoll, 'pollIntervalS' | 'stepErrors'> &
-  Partial<Pick<DuePoll, 'unansweredClaims'>> & { deliveryMode?: 'poll' | 'ping' };
+  Partial<Pick<DuePoll, 'unansweredClaims' | 'pinged'>> & { deliveryMode?: 'poll' | 'ping' };
 
 export type PollDecision =
   /** Still awaiting approval: ask again `waitMs` after recording this answer. */
@@ -61,8 +62,11 @@ export type PollDecision =
       kind: 'ask_again';
       waitMs: number;
       /**
-       * The least wait the bank allows (interval, slow_down, Retry-After, the error backoff): in
-       * ping mode a ping brings the next request forward to it, never sooner. At most waitMs.
+       * How soon a ping may bring the next request (ping mode): at once after a scheduled poll's
+       * authorization_pending (CIBA Core §10.2: on a ping the client asks for the result), but
+       * the interval after a request a ping brought (so repeated pings cannot make us ask faster
+       * than CIBA Core §7.3 allows), and never before slow_down, a Retry-After or the error
+       * backoff. At most waitMs.
        */
       minWaitMs: number;
       /** The timeline event's outcome: the answer's name (`authorization_pending`, `slow_down`, …). */
@@ -141,7 +145,7 @@ export function decidePollAnswer(
           scheduledPollDelayMs(intervalMs / 1000, mode),
           (answer.retryAfterSeconds ?? 0) * 1000,
         ),
-        minWaitMs: Math.max(intervalMs, (answer.retryAfterSeconds ?? 0) * 1000),
+        minWaitMs: Math.max(poll.pinged ? intervalMs : 0, (answer.retryAfterSeconds ?? 0) * 1000),
         outcome: 'authorization_pending',
         stepErrors: 0,
         detail: answer.retryAfterSeconds === undefined ? {} : { retryAfter: answer.retryAfterSeconds },

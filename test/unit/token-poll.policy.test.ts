@@ -67,10 +67,16 @@ const ping: PollState = { pollIntervalS: 2, stepErrors: 0, deliveryMode: 'ping' 
 
 const answers: Array<[string, PollState, TokenPollOutcome | BankError, object]> = [
   [
-    'ping mode, authorization_pending: the safety poll, 4 intervals later (DESIGN.md §7.1)',
+    'ping mode, authorization_pending: the safety poll 4 intervals later; a ping may ask at once',
     ping,
     { kind: 'pending' },
-    { kind: 'ask_again', waitMs: 8_000, minWaitMs: 2_000, outcome: 'authorization_pending', stepErrors: 0 },
+    { kind: 'ask_again', waitMs: 8_000, minWaitMs: 0, outcome: 'authorization_pending', stepErrors: 0 },
+  ],
+  [
+    'ping mode, authorization_pending to a request a ping brought: the next ping waits the interval',
+    { ...ping, pinged: true },
+    { kind: 'pending' },
+    { kind: 'ask_again', waitMs: 8_000, minWaitMs: 2_000, outcome: 'authorization_pending' },
   ],
   [
     'ping mode, authorization_pending with a longer Retry-After: the Retry-After',
@@ -315,13 +321,18 @@ describe('the answer', () => {
     ).toMatchObject({ failure: { code: 'transaction_failed' } });
   });
 
-  it('never asks again sooner than the interval, whatever the answer, not even after a ping', () => {
+  it('never asks again sooner than the interval on its own; a ping only after a scheduled poll', () => {
     for (const [, poll, answer] of answers) {
       const decision = decidePollAnswer(poll, answer, () => 0);
       if (decision.kind === 'ask_again') {
         expect(decision.waitMs).toBeGreaterThanOrEqual((poll.pollIntervalS ?? 5) * 1000);
-        expect(decision.minWaitMs).toBeGreaterThanOrEqual((poll.pollIntervalS ?? 5) * 1000);
         expect(decision.minWaitMs).toBeLessThanOrEqual(decision.waitMs);
+        // After a request a ping brought, a slow_down or an error: the interval at least; a
+        // Retry-After always holds.
+        if (poll.pinged || decision.outcome !== 'authorization_pending')
+          expect(decision.minWaitMs).toBeGreaterThanOrEqual((poll.pollIntervalS ?? 5) * 1000);
+        const retryAfter = 'retryAfterSeconds' in answer ? (answer.retryAfterSeconds ?? 0) : 0;
+        expect(decision.minWaitMs).toBeGreaterThanOrEqual(retryAfter * 1000);
       }
     }
   });
