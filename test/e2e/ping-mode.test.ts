@@ -224,11 +224,12 @@ describe('CIBA ping mode', () => {
     }
     expect(accepted).toBeGreaterThan(10);
     const { polls } = await timelineOf(timeline.authReqId);
-    // About one a second (the bank's interval), not one per ping.
+    // About one a second (the bank's interval), not one per ping. The one exception: a ping right
+    // after a scheduled safety poll (here 4 s after the acknowledgement) asks at once.
     expect(polls.length).toBeGreaterThanOrEqual(2);
-    expect(polls.length).toBeLessThanOrEqual(5);
-    for (let i = 1; i < polls.length; i++)
-      expect(polls[i]!.at - polls[i - 1]!.at).toBeGreaterThanOrEqual(950);
+    expect(polls.length).toBeLessThanOrEqual(6);
+    const short = polls.slice(1).filter((p, i) => p.at - polls[i]!.at < 950);
+    expect(short.length).toBeLessThanOrEqual(1);
     await decideInBankApp(login, timeline.authReqId, 'deny', sandbox.bank.appUrl);
     await http.waitForStatus(id, ['declined']);
   });
