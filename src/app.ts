@@ -9,7 +9,6 @@ import type { DestinationStream } from 'pino';
 import { CheckoutError } from './checkout/checkout.errors.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { CHECKOUT_CHANGED_CHANNEL, CheckoutWatch } from './checkout/checkout.watch.ts';
-import { cibaNotifyRoutes } from './checkout/ciba-notify.routes.ts';
 import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
@@ -27,6 +26,7 @@ import { loggerOptions } from './infra/logging.ts';
 import { type NotificationSource, PgListener } from './infra/pg-listen.ts';
 import type { QueueInfra } from './infra/queue.ts';
 import { registerSwagger } from './infra/swagger.ts';
+import { cibaNotifyRoutes } from './notifications/ciba-notify.routes.ts';
 
 export interface AppDependencies {
   config: Config;

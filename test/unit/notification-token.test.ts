@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   clientNotificationTokenMatches,
   newClientNotificationToken,
-} from '../../src/checkout/notification-token.ts';
+} from '../../src/notifications/notification-token.ts';
 
 describe('client_notification_token (CIBA Core §7.1)', () => {
   it('is 256 random bits as a Bearer token, fresh each time, stored as its SHA-256', () => {

@@ -11,10 +11,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { CheckoutError } from '../checkout/checkout.errors.ts';
 import { bearerToken } from '../http/auth.ts';
 import { addressKey } from '../http/auth-throttle.ts';
 import { ProblemError, problemResponses } from '../http/problem.ts';
-import { CheckoutError } from './checkout.errors.ts';
 import { acceptPing, type PingDeps } from './ciba-notify.service.ts';
 
 export interface CibaNotifyRouteOptions extends PingDeps {

@@ -4,9 +4,9 @@
  * client_notification_token we sent with the request; the result is fetched with a token request,
  * the same one poll mode makes (jobs/token-poller.ts, with the same answer policy).
  */
-import { CheckoutError } from './checkout.errors.ts';
+import { CheckoutError } from '../checkout/checkout.errors.ts';
+import type { PollScheduleRepository } from '../checkout/poll-schedule.repository.ts';
 import { clientNotificationTokenMatches } from './notification-token.ts';
-import type { PollScheduleRepository } from './poll-schedule.repository.ts';
 
 export interface PingDeps {
   pollSchedule: PollScheduleRepository;
