@@ -68,7 +68,7 @@ export interface DevStackOptions {
   /**
    * The sandbox bank's settings. `persistent` (default true) keeps its state (pending requests,
    * grants, tokens, customers, payments, keys) in the schema `sandbox_bank` of the embedded
-   * PostgreSQL, so restartBank() and a restarted `npm run dev` keep what it promised.
+   * PostgreSQL, so a restarted `npm run dev` keeps what it promised.
    */
   sandbox?: {
     testMode?: boolean;
@@ -103,16 +103,13 @@ export interface DevStack {
   /** The running Redis; null when the queue runs on PostgreSQL. A new one after restartRedis(). */
   readonly redis: LocalRedis | null;
   queue: QueueBackend;
-  /** The running sandbox bank; a new one after restartBank(). */
-  readonly bank: SandboxBank;
+  bank: SandboxBank;
   banksFile: string;
   apiKey: string | null;
   /** What the API and the worker need to run on this stack (add ports, log level, tuning). */
   env: Record<string, string>;
   /** Stops Redis, waits `downMs`, starts it again on the same port and data. */
   restartRedis(downMs?: number): Promise<void>;
-  /** Stops the sandbox bank, waits `downMs`, starts it again on the same ports and store. */
-  restartBank(downMs?: number): Promise<void>;
   /** Stops what the stack started, last started first; removes a temporary data folder. */
   stop(): Promise<void>;
 }
@@ -180,18 +177,14 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
 
     step('starting the sandbox bank');
     const { persistent = true, ...sandboxSettings } = o.sandbox ?? {};
-    const sandboxOptions = {
+    const sandbox = await startDevSandbox({
       certsDir,
       ...sandboxSettings,
       ...(persistent ? { database: { url: postgres.url } } : {}),
-    };
-    const sandbox = await startDevSandbox({
-      ...sandboxOptions,
       port: o.ports?.bank ?? 0,
       appPort: o.ports?.bankApp ?? 0,
     });
-    let bank = sandbox.bank;
-    stops.push(() => bank.close());
+    stops.push(() => sandbox.bank.close());
     const banksFile = join(dataDir, 'banks.json');
     const pfx = o.clientCertificate === 'pfx';
     writeSandboxBanksFile(banksFile, sandbox, {
@@ -222,9 +215,7 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
         return redis;
       },
       queue,
-      get bank() {
-        return bank;
-      },
+      bank: sandbox.bank,
       banksFile,
       apiKey: o.apiKeyName ? (secrets.apiKey ?? null) : null,
       env: {
@@ -242,12 +233,6 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
         await redis.stop();
         await sleep(downMs);
         redis = await startLocalRedis(redisOptions);
-      },
-      async restartBank(downMs = 0) {
-        const { port, appPort } = bank;
-        await bank.close();
-        await sleep(downMs);
-        bank = (await startDevSandbox({ ...sandboxOptions, port, appPort })).bank;
       },
       stop: stopAll,
     };
