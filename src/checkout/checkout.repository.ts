@@ -17,6 +17,7 @@
  */
 import { Prisma } from '../generated/prisma/client.ts';
 import type { Database, SqlPool } from '../infra/database.ts';
+import { newestFirst, olderThan } from '../infra/pagination.ts';
 import { type CheckoutStatus, canTransition, isTerminal } from './checkout.states.ts';
 import { completeRecordSql, completeRecordValues, type StoredResponse } from './idempotency.repository.ts';
 
@@ -175,18 +176,8 @@ export function createCheckoutRepository(db: Database, sql: SqlPool): CheckoutRe
 
     list: ({ limit, cursor, status }) =>
       db.checkout.findMany({
-        where: {
-          ...(status ? { status } : {}),
-          ...(cursor
-            ? {
-                OR: [
-                  { createdAt: { lt: cursor.createdAt } },
-                  { createdAt: cursor.createdAt, id: { lt: cursor.id } },
-                ],
-              }
-            : {}),
-        },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        where: { ...(status ? { status } : {}), ...olderThan(cursor) },
+        orderBy: newestFirst(),
         take: limit,
       }),
 

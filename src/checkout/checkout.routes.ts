@@ -51,6 +51,16 @@ import { clientSecretStillAccepted, looksLikeClientSecret, verifyClientSecret } 
 const problems = problemResponses;
 /** Every route may be refused these (the rate limit; Postgres or the queue down). */
 const ANY = ['rate_limited', 'dependency_unavailable'] as const;
+/** What a read of one checkout, plain, held or streamed, may be refused with. */
+const LIVE_READ_PROBLEMS = [
+  'invalid_request',
+  'unauthorized',
+  'checkout_not_found',
+  'uri_too_long',
+  'rate_limited',
+  'live_limit_reached',
+  'dependency_unavailable',
+] as const;
 
 export interface CheckoutRouteOptions extends CheckoutDeps {
   /** The followers of checkouts in this process: held reads and streams (checkout.watch.ts). */
@@ -244,15 +254,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
               'Not Modified: the checkout is still in the state of If-None-Match (at once, or after the wait of a held read)',
             headers: readResponseHeaders(),
           },
-          ...problems([
-            'invalid_request',
-            'unauthorized',
-            'checkout_not_found',
-            'uri_too_long',
-            'rate_limited',
-            'live_limit_reached',
-            'dependency_unavailable',
-          ]),
+          ...problems(LIVE_READ_PROBLEMS),
         },
       },
     },
@@ -331,15 +333,7 @@ export const checkoutRoutes: FastifyPluginAsyncTypebox<CheckoutRouteOptions> = a
             description:
               'No Content: Last-Event-ID is the terminal state the checkout is in; nothing more will come (an EventSource stops reconnecting)',
           },
-          ...problems([
-            'invalid_request',
-            'unauthorized',
-            'checkout_not_found',
-            'uri_too_long',
-            'rate_limited',
-            'live_limit_reached',
-            'dependency_unavailable',
-          ]),
+          ...problems(LIVE_READ_PROBLEMS),
         },
       },
     },

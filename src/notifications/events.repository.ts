@@ -4,7 +4,9 @@
  * change a merchant is told of, so an event exists if and only if its change committed. This is
  * the only code that reads the `events` table.
  */
+
 import type { Database } from '../infra/database.ts';
+import { newestFirst, olderThan } from '../infra/pagination.ts';
 
 /** The event types of DESIGN.md §7.3. */
 export const EVENT_TYPES = [
@@ -58,18 +60,8 @@ export function createEventsRepository(db: Database): EventsRepository {
     async list({ limit, startingAfter, type }) {
       const cursor = startingAfter ? await db.event.findUnique({ where: { id: startingAfter } }) : null;
       const rows = await db.event.findMany({
-        where: {
-          ...(type ? { type } : {}),
-          ...(cursor
-            ? {
-                OR: [
-                  { createdAt: { lt: cursor.createdAt } },
-                  { createdAt: cursor.createdAt, id: { lt: cursor.id } },
-                ],
-              }
-            : {}),
-        },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        where: { ...(type ? { type } : {}), ...olderThan(cursor) },
+        orderBy: newestFirst(),
         take: limit + 1,
       });
       return { data: rows.slice(0, limit).map(toEventView), hasMore: rows.length > limit };
