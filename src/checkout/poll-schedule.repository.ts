@@ -88,9 +88,16 @@ export interface PollScheduleRepository {
    * skipped rather than waited for; checkouts of `exceptBanks` (banks with enough requests in
    * flight) are left for later. One statement for the whole batch: `checkouts_poll_due_idx` finds
    * the due rows, the primary key updates them (`= ANY(ARRAY(…))` keeps the planner from
-   * hash-joining the whole table, which it prefers for a join with the subquery).
+   * hash-joining the whole table, which it prefers for a join with the subquery). With
+   * `pingedFirst` (some bank is in ping mode), a first statement claims pinged checkouts
+   * (`pinged: true`) before the rest; without, no ping can be pending and it is not run.
    */
-  claimDue(leaseSeconds: number, limit: number, exceptBanks?: readonly string[]): Promise<DuePoll[]>;
+  claimDue(
+    leaseSeconds: number,
+    limit: number,
+    exceptBanks?: readonly string[],
+    pingedFirst?: boolean,
+  ): Promise<DuePoll[]>;
   /**
    * Stores a settling token answer (sealed) the moment it is read, in one short statement: the
    * bank answers an auth_req_id once, so what a dying worker read must survive it. Not guarded by
@@ -171,10 +178,12 @@ export function createPollScheduleRepository(sql: SqlPool): PollScheduleReposito
   }
 
   return {
-    async claimDue(leaseSeconds, limit, exceptBanks = []) {
-      const pinged = (
-        await claim('claim_pinged_polls', CLAIM_PINGED_POLLS_SQL, leaseSeconds, limit, exceptBanks)
-      ).map((poll) => ({ ...poll, pinged: true }));
+    async claimDue(leaseSeconds, limit, exceptBanks = [], pingedFirst = true) {
+      const pinged = pingedFirst
+        ? (await claim('claim_pinged_polls', CLAIM_PINGED_POLLS_SQL, leaseSeconds, limit, exceptBanks)).map(
+            (poll) => ({ ...poll, pinged: true }),
+          )
+        : [];
       if (pinged.length >= limit) return pinged;
       const due = await claim(
         'claim_due_polls',

@@ -69,6 +69,8 @@ export function startTokenPoller(
   const inFlight = new Set<Promise<unknown>>();
   const perBank = new Map<string, number>();
   const cap = options.maxInFlight * Math.max(1, ctx.banks.size);
+  // Delivery modes, looked up once: only ping banks have pinged checkouts to claim first.
+  const pingBanks = new Set(ctx.config.banks.filter((b) => b.deliveryMode === 'ping').map((b) => b.id));
   let stopped = false;
   let wake: (() => void) | undefined;
   const nap = (ms: number) =>
@@ -95,7 +97,7 @@ export function startTokenPoller(
       let claimed = 0;
       if (want > 0) {
         try {
-          const due = await ctx.pollSchedule.claimDue(leaseSeconds, want, busyBanks);
+          const due = await ctx.pollSchedule.claimDue(leaseSeconds, want, busyBanks, pingBanks.size > 0);
           claimed = due.length;
           for (const poll of due) {
             // A request that runs long keeps its claim: extended every third of the lease.
@@ -110,7 +112,7 @@ export function startTokenPoller(
               },
               (leaseSeconds * 1000) / 3,
             );
-            const run = pollOnce(ctx, poll, writer)
+            const run = pollOnce(ctx, poll, writer, pingBanks)
               .catch((err: Error) =>
                 ctx.log.error(
                   { checkoutId: poll.id, err: err.message },
@@ -259,7 +261,12 @@ async function keepTokenAnswer(ctx: JobContext, poll: DuePoll, raw: RawTokenAnsw
 }
 
 /** One token request for one claimed checkout, and what follows from its answer (token-poll.policy.ts). */
-async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): Promise<string> {
+async function pollOnce(
+  ctx: JobContext,
+  poll: DuePoll,
+  writer: AnswerWriter,
+  pingBanks: ReadonlySet<string>,
+): Promise<string> {
   const bank = ctx.banks.get(poll.bankId);
   // An answer a worker stored and did not finish with (it died): finished here, the bank not asked.
   const stored = poll.storedAnswer ? openTokenAnswer(ctx.keys, poll.id, poll.storedAnswer) : undefined;
@@ -281,8 +288,10 @@ async function pollOnce(ctx: JobContext, poll: DuePoll, writer: AnswerWriter): P
       if (!(error instanceof BankError)) throw error;
       answer = error;
     }
-    const deliveryMode = ctx.config.banks.find((b) => b.id === poll.bankId)?.deliveryMode ?? 'poll';
-    decision = decidePollAnswer({ ...poll, deliveryMode }, answer);
+    decision = decidePollAnswer(
+      { ...poll, deliveryMode: pingBanks.has(poll.bankId) ? 'ping' : 'poll' },
+      answer,
+    );
     if (stored) ctx.log.info({ checkoutId: poll.id }, 'finishing a token answer stored before a crash');
   }
   if (!decision) throw new Error('no decision for a claimed token poll');
