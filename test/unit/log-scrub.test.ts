@@ -10,6 +10,18 @@ import { loggerOptions, scrubSecrets } from '../../src/infra/logging.ts';
 const SECRET = 'chk_3kq9Xw2bV7mPz4TfLr8aQn1c_secret_Vq2m8RzK4cJtY7wXb1nHs5dLp0aFgE3u9QiNoT6kMyA';
 const SIGNATURE = SECRET.split('_secret_')[1] ?? '';
 
+/** A logger made with loggerOptions, at trace level, and the lines it wrote. */
+function capturedLogger() {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  return { lines, log: pino(loggerOptions('trace', 'test'), sink) };
+}
+
 describe('scrubSecrets', () => {
   it.each([
     `/v1/checkouts/x/stream?client_secret=${SECRET}`,
@@ -33,14 +45,7 @@ describe('scrubSecrets', () => {
   });
 
   it("redacts the raw request head of a parser error (Node's rawPacket)", () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const log = pino(loggerOptions('trace', 'test'), sink);
+    const { lines, log } = capturedLogger();
     const rawPacket = [
       ...Buffer.from(`GET /s?client_secret=${SECRET} HTTP/1.1\r\nauthorization: Bearer bpk_x\r\n`),
     ];
@@ -50,14 +55,7 @@ describe('scrubSecrets', () => {
   });
 
   it('is applied to every line a logger made with loggerOptions writes', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk));
-        done();
-      },
-    });
-    const log = pino(loggerOptions('trace', 'test'), sink);
+    const { lines, log } = capturedLogger();
     log.child({ reqId: 'r' }).warn({ url: `/s?client_secret=${SECRET}` }, `in the message: ${SECRET}`);
     log.error({ err: new Error(`GET /s?client_secret=${SECRET} failed`) }, 'an error');
     expect(lines).toHaveLength(2);
