@@ -10,7 +10,6 @@ import { CheckoutError } from './checkout/checkout.errors.ts';
 import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { CHECKOUT_CHANGED_CHANNEL, CheckoutWatch } from './checkout/checkout.watch.ts';
 import { isGenuineClientSecret } from './checkout/client-secret.ts';
-import { createRepositories } from './checkout/repositories.ts';
 import type { Config } from './config.ts';
 import { merchantAuth } from './http/auth.ts';
 import { healthRoutes } from './http/health.ts';
@@ -27,6 +26,9 @@ import { type NotificationSource, PgListener } from './infra/pg-listen.ts';
 import type { QueueInfra } from './infra/queue.ts';
 import { registerSwagger } from './infra/swagger.ts';
 import { cibaNotifyRoutes } from './notifications/ciba-notify.routes.ts';
+import { webhookRoutes } from './notifications/webhooks.routes.ts';
+import { WebhookError } from './notifications/webhooks.service.ts';
+import { createRepositories } from './repositories.ts';
 
 export interface AppDependencies {
   config: Config;
@@ -109,7 +111,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     });
   }
   await registerSwagger(app);
-  registerProblemHandlers(app, [CheckoutError]);
+  registerProblemHandlers(app, [CheckoutError, WebhookError]);
 
   let sql = deps.sql;
   if (!sql) {
@@ -150,6 +152,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       max: deps.config.http.notifyRateLimitMax,
       timeWindowMs: (deps.rateLimit ?? deps.config.http.rateLimit).timeWindowMs,
     },
+  });
+
+  await app.register(webhookRoutes, {
+    events: repositories.events,
+    webhookEndpoints: repositories.webhookEndpoints,
+    webhookDeliveries: repositories.webhookDeliveries,
+    keys: createKeyRing(deps.config.tokenEncryptionKeys),
   });
 
   await app.register(jwksRoutes, { banks: deps.config.banks });

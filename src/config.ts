@@ -10,6 +10,7 @@ import { createSecureContext, TLSSocket } from 'node:tls';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { refusedHostReason } from './integrations/bank-endpoints.policy.ts';
+import { DEFAULT_RETRY_SCHEDULE_SECONDS } from './jobs/webhook-retry.policy.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -177,6 +178,19 @@ export interface Config {
   worker: WorkerSettings;
   http: HttpSettings;
   live: LiveSettings;
+  webhooks: WebhookSettings;
+}
+
+/** Webhook delivery (DESIGN.md §7.3), per worker process. */
+export interface WebhookSettings {
+  /** The deadline of one attempt (ms): a 2xx within it counts; 10 s by DESIGN.md §7.3. */
+  timeoutMs: number;
+  /** Attempts in flight at once per worker process, over all endpoints. */
+  concurrency: number;
+  /** Attempts in flight at once per worker process to one endpoint (a slow one cannot take them all). */
+  perEndpointConcurrency: number;
+  /** Seconds to wait after the 1st, 2nd, … failed attempt; the last repeats (webhook-retry.policy.ts). */
+  retryScheduleSeconds: number[];
 }
 
 /** Held reads and streams of checkouts (DESIGN.md §7.2), per API process. */
@@ -546,6 +560,23 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+/**
+ * WEBHOOK_RETRY_SCHEDULE: seconds to wait after each failed webhook attempt, comma-separated
+ * (1 to 20 steps of 1 s to 1 day; the last repeats). Deliveries are retried for 3 days whatever
+ * the schedule (webhook-retry.policy.ts).
+ */
+function retrySchedule(env: Env): number[] {
+  const text = env.WEBHOOK_RETRY_SCHEDULE?.trim();
+  if (!text) return [...DEFAULT_RETRY_SCHEDULE_SECONDS];
+  const steps = text.split(',').map((s) => Number(s.trim()));
+  if (steps.length > 20 || steps.some((n) => !Number.isInteger(n) || n < 1 || n > 86_400)) {
+    throw new ConfigError(
+      `WEBHOOK_RETRY_SCHEDULE must be 1 to 20 comma-separated whole seconds from 1 to 86400 (got "${text}")`,
+    );
+  }
+  return steps;
+}
+
 const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
 
 /**
@@ -733,6 +764,12 @@ export function loadConfig(env: Env = process.env): Config {
       maxPerClientSecret: integer(env, 'LIVE_MAX_PER_CLIENT_SECRET', 4, 0, 1_000_000),
       heartbeatMs: integer(env, 'LIVE_HEARTBEAT_MS', 15_000, 100, 15_000),
       recheckMs: integer(env, 'LIVE_RECHECK_MS', 5_000, 100, 60_000),
+    },
+    webhooks: {
+      timeoutMs: integer(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 10_000),
+      concurrency: integer(env, 'WEBHOOK_CONCURRENCY', 256, 1, 10_000),
+      perEndpointConcurrency: integer(env, 'WEBHOOK_ENDPOINT_CONCURRENCY', 64, 1, 10_000),
+      retryScheduleSeconds: retrySchedule(env),
     },
     worker: {
       concurrency: integer(env, 'WORKER_CONCURRENCY', 50, 1, 1000),

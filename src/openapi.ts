@@ -34,6 +34,7 @@ const documentConfig: Config = {
     corsOrigins: [],
     notifyRateLimitMax: 10_000,
   },
+  webhooks: { timeoutMs: 10_000, concurrency: 1, perEndpointConcurrency: 1, retryScheduleSeconds: [30] },
   live: {
     maxStreams: 1,
     maxHeldReads: 1,

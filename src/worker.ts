@@ -6,7 +6,6 @@
  * claim lapses, and the reconciler re-creates jobs the queue lost.
  */
 import pino from 'pino';
-import { createRepositories } from './checkout/repositories.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createKeyRing } from './infra/crypto.ts';
 import { createDatabase, createSqlPool } from './infra/database.ts';
@@ -14,6 +13,7 @@ import { loggerOptions } from './infra/logging.ts';
 import { createQueueInfra } from './infra/queue.ts';
 import { createBankClients } from './integrations/bank.client.ts';
 import { startWorkerRuntime } from './jobs/runtime.ts';
+import { createRepositories } from './repositories.ts';
 
 let config: ReturnType<typeof loadConfig>;
 try {

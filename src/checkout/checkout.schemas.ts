@@ -10,7 +10,7 @@ import type { CHECKOUT_STATUSES } from './checkout.states.ts';
  * no lone surrogate (not Unicode text: it would be stored as U+FFFD, not as sent). A `u` regular
  * expression (JSON Schema's dialect, Ajv's default) sees a surrogate pair as one character.
  */
-const PRINTABLE = '^[^\\u0000-\\u001F\\u007F-\\u009F\\uD800-\\uDFFF]*$';
+export const PRINTABLE = '^[^\\u0000-\\u001F\\u007F-\\u009F\\uD800-\\uDFFF]*$';
 
 export const CheckoutStatusSchema = Type.Union(
   [
@@ -69,7 +69,7 @@ export const CreateCheckoutBody = Type.Object(
 );
 export type CreateCheckoutInput = Static<typeof CreateCheckoutBody>;
 
-const Timestamp = Type.String({ format: 'date-time' });
+export const Timestamp = Type.String({ format: 'date-time' });
 
 export const CheckoutEventSchema = Type.Object(
   {

@@ -30,7 +30,11 @@ export const PROBLEMS = {
   insufficient_scope: { status: 403, title: 'Insufficient scope' },
   not_found: { status: 404, title: 'Not found' },
   checkout_not_found: { status: 404, title: 'Checkout not found' },
+  webhook_endpoint_not_found: { status: 404, title: 'Webhook endpoint not found' },
+  event_not_found: { status: 404, title: 'Event not found' },
   checkout_not_cancelable: { status: 409, title: 'Checkout cannot be canceled' },
+  webhook_endpoint_limit_reached: { status: 409, title: 'Too many webhook endpoints' },
+  no_webhook_endpoint: { status: 409, title: 'No webhook endpoint to send to' },
   idempotency_key_in_use: { status: 409, title: 'Request in progress' },
   body_too_large: { status: 413, title: 'Request body too large' },
   uri_too_long: { status: 414, title: 'URI too long' },
@@ -123,6 +127,14 @@ const EXAMPLE_DETAILS: Record<ProblemCode, { detail: string; errors?: FieldError
   insufficient_scope: { detail: 'This API key does not have the "checkouts:read" scope' },
   not_found: { detail: 'No route for GET /v1/payments' },
   checkout_not_found: { detail: 'No checkout chk_3kq9Xw2bV7mPz4TfLr8a' },
+  webhook_endpoint_not_found: { detail: 'No webhook endpoint we_4kQ9x2LmZr7TfWb3Hc8pNv' },
+  event_not_found: { detail: 'No event evt_7c1f0a9e3b5d4e6f8a2b1c0d9e8f7a6b (events are kept 30 days)' },
+  webhook_endpoint_limit_reached: {
+    detail: 'An installation has at most 16 webhook endpoints; delete one first',
+  },
+  no_webhook_endpoint: {
+    detail: 'No enabled webhook endpoint subscribes to checkout.succeeded events',
+  },
   checkout_not_cancelable: {
     detail: 'The checkout is succeeded; only pending or awaiting_approval checkouts can be canceled',
   },

@@ -17,8 +17,8 @@ export const API_KEY_PREFIX = 'bpk_';
  * One scope per kind of harm rather than a coarse read/write pair: a storefront server creates
  * checkouts (and may follow them) but has no reason to cancel any, and "write" would let it
  * cancel every checkout of the installation; a reporting job only reads.
- * `webhooks:manage` is reserved for the webhook endpoints (DESIGN.md §7.3): no route needs it yet,
- * and a key may hold it already so that it need not be made again when they arrive.
+ * `webhooks:manage` registers, rotates and deletes webhook endpoints and resends events
+ * (DESIGN.md §7.3); reading events, which carry checkouts, is `checkouts:read`.
  */
 export const SCOPES = ['checkouts:create', 'checkouts:read', 'checkouts:cancel', 'webhooks:manage'] as const;
 export type Scope = (typeof SCOPES)[number];

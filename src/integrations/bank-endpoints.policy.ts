@@ -56,7 +56,11 @@ function nat64(ipv4: string): string {
   return `64:ff9b::${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
 }
 
-function blockList(addresses: readonly string[], subnets: readonly string[]): BlockList {
+/**
+ * A BlockList of `addresses` and `subnets` (CIDR), each IPv4 entry also in its NAT64 form. It also
+ * matches the IPv4-mapped IPv6 forms (::ffff:10.0.0.1).
+ */
+export function blockList(addresses: readonly string[], subnets: readonly string[]): BlockList {
   const list = new BlockList();
   for (const address of addresses) {
     const type = isIP(address) === 4 ? 'ipv4' : 'ipv6';
@@ -72,7 +76,6 @@ function blockList(addresses: readonly string[], subnets: readonly string[]): Bl
   return list;
 }
 
-// BlockList also matches the IPv4-mapped IPv6 forms (::ffff:169.254.169.254).
 const metadataAddresses = blockList(METADATA_ADDRESSES, []);
 const linkLocal = blockList([], LINK_LOCAL_BLOCKS);
 const metadataNames = new Set<string>(METADATA_NAMES);

@@ -5,10 +5,10 @@
  */
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import type { Repositories } from '../checkout/repositories.ts';
 import type { Config } from '../config.ts';
 import type { KeyRing } from '../infra/crypto.ts';
 import type { BankClient } from '../integrations/bank.client.ts';
+import type { Repositories } from '../repositories.ts';
 
 export interface JobContext extends Repositories {
   config: Config;

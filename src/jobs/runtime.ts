@@ -1,6 +1,6 @@
 /**
  * Everything a worker process runs, started and stopped together: the queue consumer (ciba-start,
- * bank-pay, reconcile), the token poller, and the reconciler's schedule, re-registered now and
+ * bank-pay, reconcile), the token poller, the webhook dispatcher, and the reconciler's schedule, re-registered now and
  * then so a Redis that lost its data gets it back without a restart.
  */
 import type { QueueInfra } from '../infra/queue.ts';
@@ -8,6 +8,7 @@ import type { JobContext } from './job.context.ts';
 import { createJobProcessor } from './job.dispatch.ts';
 import { scheduleReconciler } from './reconcile.job.ts';
 import { DEFAULT_TOKEN_POLLER_OPTIONS, startTokenPoller } from './token-poller.ts';
+import { DEFAULT_WEBHOOK_DISPATCHER_OPTIONS, startWebhookDispatcher } from './webhook-dispatcher.ts';
 
 export interface WorkerRuntime {
   /** Stops taking work, lets running jobs and token requests finish, records their answers. */
@@ -30,6 +31,7 @@ export async function startWorkerRuntime(ctx: JobContext, queue: QueueInfra): Pr
     ...DEFAULT_TOKEN_POLLER_OPTIONS,
     maxInFlight: settings.pollConcurrency,
   });
+  const webhooks = startWebhookDispatcher(ctx, DEFAULT_WEBHOOK_DISPATCHER_OPTIONS);
 
   const refreshSchedule = () =>
     scheduleReconciler(ctx).catch((err: Error) =>
@@ -45,7 +47,7 @@ export async function startWorkerRuntime(ctx: JobContext, queue: QueueInfra): Pr
   return {
     async close() {
       clearInterval(scheduleTimer);
-      await Promise.all([worker.close(), poller.close()]);
+      await Promise.all([worker.close(), poller.close(), webhooks.close()]);
     },
   };
 }

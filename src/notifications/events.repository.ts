@@ -5,6 +5,7 @@
  * the only code that reads the `events` table.
  */
 
+import type { CheckoutView } from '../checkout/checkout.schemas.ts';
 import type { Database } from '../infra/database.ts';
 import { newestFirst, olderThan } from '../infra/pagination.ts';
 
@@ -24,7 +25,8 @@ export interface EventView {
   id: string;
   type: EventType;
   createdAt: string;
-  data: { object: Record<string, unknown> };
+  /** The checkout as GET /v1/checkouts/{id} showed it after the change (without its timeline). */
+  data: { object: CheckoutView };
 }
 
 export interface EventsRepository {
@@ -51,7 +53,7 @@ function toEventView(row: EventRow): EventView {
     id: row.id,
     type: row.type as EventType,
     createdAt: row.createdAt.toISOString(),
-    data: { object: row.data as Record<string, unknown> },
+    data: { object: row.data as CheckoutView },
   };
 }
 

@@ -9,12 +9,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type DestinationStream } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { loggerOptions } from '../../src/infra/logging.ts';
 import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
 import { startWorkerRuntime, type WorkerRuntime } from '../../src/jobs/runtime.ts';
+import { createRepositories } from '../../src/repositories.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
 import {
   createSystemDatabase,

@@ -9,12 +9,12 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckoutJobData } from '../../src/checkout/checkout.jobs.ts';
 import { newCheckoutId } from '../../src/checkout/checkout.service.ts';
-import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { type BankClient, BankError } from '../../src/integrations/bank.client.ts';
 import { executePayment } from '../../src/jobs/bank-pay.job.ts';
 import type { JobContext } from '../../src/jobs/job.context.ts';
+import { createRepositories } from '../../src/repositories.ts';
 import { type System, startSystem } from '../support/system.ts';
 
 let system: System;

@@ -19,9 +19,9 @@ import {
   CheckoutWatch,
 } from '../../src/checkout/checkout.watch.ts';
 import type { PollScheduleRepository } from '../../src/checkout/poll-schedule.repository.ts';
-import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { type NotificationSource, PgListener } from '../../src/infra/pg-listen.ts';
+import { createRepositories } from '../../src/repositories.ts';
 import { eventually, type System, startSystem } from '../support/system.ts';
 
 let system: System;

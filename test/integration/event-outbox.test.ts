@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckoutRepository } from '../../src/checkout/checkout.repository.ts';
 import { newCheckoutId, toView } from '../../src/checkout/checkout.service.ts';
-import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
 import { createEventsRepository, type EventsRepository } from '../../src/notifications/events.repository.ts';
+import { createRepositories } from '../../src/repositories.ts';
 import { type System, startSystem } from '../support/system.ts';
 
 let system: System;

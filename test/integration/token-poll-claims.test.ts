@@ -12,8 +12,8 @@ import type {
   PollAnswer,
   PollScheduleRepository,
 } from '../../src/checkout/poll-schedule.repository.ts';
-import { createRepositories } from '../../src/checkout/repositories.ts';
 import { createSqlPool, type SqlPool } from '../../src/infra/database.ts';
+import { createRepositories } from '../../src/repositories.ts';
 import { type System, startSystem } from '../support/system.ts';
 
 let system: System;

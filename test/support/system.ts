@@ -10,7 +10,6 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp } from '../../src/app.ts';
-import { createRepositories } from '../../src/checkout/repositories.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createApiKey } from '../../src/infra/api-keys.ts';
 import { createKeyRing } from '../../src/infra/crypto.ts';
@@ -18,6 +17,7 @@ import { createDatabase, createSqlPool, type Database } from '../../src/infra/da
 import { createQueueInfra, type QueueInfra } from '../../src/infra/queue.ts';
 import { type BankClient, createBankClients } from '../../src/integrations/bank.client.ts';
 import { startWorkerRuntime, type WorkerRuntime } from '../../src/jobs/runtime.ts';
+import { createRepositories } from '../../src/repositories.ts';
 import { testEnv } from './env.ts';
 
 export interface System {

@@ -1,0 +1,157 @@
+/**
+ * Where a webhook may go (DESIGN.md §7.3): `https`, or `http` to a loopback address; never a
+ * private, link-local, metadata or otherwise non-public address, whatever the scheme. A merchant
+ * registers the URL, but Bankpay's worker makes the request from inside the operator's network:
+ * without these rules an endpoint could make it call the cloud metadata service, a database admin
+ * page or anything else only reachable from there (server-side request forgery).
+ *
+ * Checked twice: the URL as written when the endpoint is registered (webhookUrlRefusal), and every
+ * address its host name resolves to, as each connection is made (webhookLookup), so a name that
+ * pointed at a public address when registered and at 10.0.0.5 later is refused then.
+ */
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
+import { type AddressResolver, blockList, refusedHostReason } from './bank-endpoints.policy.ts';
+
+/** The longest URL an endpoint may have (characters). */
+export const WEBHOOK_URL_MAX_LENGTH = 2048;
+
+const LOOPBACK = blockList([], ['127.0.0.0/8', '::1/128']);
+
+/**
+ * Addresses that are not on the public internet (IANA special-purpose registries, RFC 6890),
+ * loopback apart: private networks (RFC 1918, RFC 4193), shared address space (RFC 6598),
+ * link-local (RFC 3927, RFC 4291), "this network", multicast, reserved, documentation and
+ * benchmarking blocks, and the unspecified address (0.0.0.0 and :: reach the host itself).
+ */
+const NOT_PUBLIC = blockList(
+  ['255.255.255.255', '::'],
+  [
+    '0.0.0.0/8',
+    '10.0.0.0/8',
+    '100.64.0.0/10',
+    '169.254.0.0/16',
+    '172.16.0.0/12',
+    '192.0.0.0/24',
+    '192.0.2.0/24',
+    '192.88.99.0/24',
+    '192.168.0.0/16',
+    '198.18.0.0/15',
+    '198.51.100.0/24',
+    '203.0.113.0/24',
+    '224.0.0.0/4',
+    '240.0.0.0/4',
+    'fc00::/7',
+    'fe80::/10',
+    'ff00::/8',
+    '2001:db8::/32',
+    '100::/64',
+  ],
+);
+
+function family(ip: string): 'ipv4' | 'ipv6' {
+  return isIP(ip) === 4 ? 'ipv4' : 'ipv6';
+}
+
+/** True for 127.0.0.0/8 and ::1 (and their IPv4-mapped forms). */
+export function isLoopbackAddress(address: string): boolean {
+  const ip = address.replace(/%.*$/, '');
+  return isIP(ip) !== 0 && LOOPBACK.check(ip, family(ip));
+}
+
+/**
+ * Why a webhook may not be sent to this IP address, or undefined. `httpOnlyLoopback`: the URL is
+ * plain http, which only loopback may use (nothing else may see the body unencrypted).
+ */
+export function webhookAddressRefusal(address: string, httpOnlyLoopback: boolean): string | undefined {
+  const ip = address.replace(/%.*$/, '');
+  if (isIP(ip) === 0) return `${address} is not an IP address`;
+  if (LOOPBACK.check(ip, family(ip))) return undefined;
+  const metadata = refusedHostReason(ip);
+  if (metadata) return `${ip} is ${metadata}`;
+  if (NOT_PUBLIC.check(ip, family(ip))) return `${ip} is not a public address`;
+  if (httpOnlyLoopback) return `${ip} is not a loopback address, and plain http is only for loopback`;
+  return undefined;
+}
+
+function isLocalhostName(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost'); // RFC 6761 §6.3
+}
+
+/**
+ * Why `input` cannot be a webhook endpoint URL, in words for the merchant, or undefined. The rules
+ * of DESIGN.md §7.3: https, or http to a loopback address (127.0.0.0/8, ::1, localhost); no user
+ * name or password (they would be sent on every request and shown in every listing); no fragment;
+ * ASCII only (an internationalized host name in its xn-- form, so what is shown is what is
+ * called); an IP address must be public or loopback.
+ */
+export function webhookUrlRefusal(input: string): string | undefined {
+  if (input.length > WEBHOOK_URL_MAX_LENGTH) return `is longer than ${WEBHOOK_URL_MAX_LENGTH} characters`;
+  const url = URL.parse(input);
+  if (!url) return 'is not an absolute URL';
+  if (/[^\x21-\x7e]/.test(input)) {
+    return url.hostname && !/^[\x21-\x7e]*$/.test(input.split('/')[2] ?? '')
+      ? `has a non-ASCII host name: write it in its ASCII form (${url.hostname})`
+      : 'has characters outside visible ASCII: percent-encode them';
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    return `uses ${url.protocol.slice(0, -1)}: only https (or http to a loopback address) is allowed`;
+  }
+  if (url.username || url.password) return 'carries a user name or password: credentials do not belong in it';
+  if (url.hash || input.includes('#')) return 'has a fragment (#...): drop it';
+  let host = url.hostname.toLowerCase();
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  host = host.replace(/\.$/, '');
+  const plainHttp = url.protocol === 'http:';
+  if (isIP(host) !== 0) {
+    const refusal = webhookAddressRefusal(host, plainHttp);
+    return refusal ? `names ${refusal}` : undefined;
+  }
+  const metadata = refusedHostReason(host);
+  if (metadata) return `names ${metadata}`;
+  if (plainHttp && !isLocalhostName(host)) {
+    return 'uses http to a host that is not loopback: use https (http is only for 127.0.0.1, [::1] or localhost)';
+  }
+  return undefined;
+}
+
+/** A connection refused by the address rules (the attempt's error class: address_refused). */
+export class WebhookAddressRefusedError extends Error {
+  override name = 'WebhookAddressRefusedError';
+  readonly code = 'WEBHOOK_ADDRESS_REFUSED';
+}
+
+const systemResolver: AddressResolver = (hostname, options, callback) =>
+  dnsLookup(hostname, options, callback);
+
+/**
+ * A `lookup` for net/tls.connect that refuses a host name when any address it resolves to breaks
+ * the rules (webhookAddressRefusal), before a connection is made: checked at every connection, so
+ * a DNS change after registration cannot point a webhook into the operator's network. (IP
+ * literals never reach a lookup: webhookUrlRefusal checked them at registration, and they cannot
+ * change.) `httpOnlyLoopback` for the http agent.
+ */
+export function webhookLookup(
+  httpOnlyLoopback: boolean,
+  resolve: AddressResolver = systemResolver,
+): LookupFunction {
+  return (hostname: string, options: LookupOptions, callback) => {
+    resolve(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+      if (error) {
+        callback(error, '');
+        return;
+      }
+      for (const { address } of addresses) {
+        const refusal = webhookAddressRefusal(address, httpOnlyLoopback);
+        if (refusal) {
+          callback(new WebhookAddressRefusedError(`${hostname} resolves to ${refusal}`), '');
+          return;
+        }
+      }
+      const [first] = addresses;
+      if (options.all) callback(null, addresses);
+      else if (first) callback(null, first.address, first.family);
+      else callback(Object.assign(new Error(`${hostname}: no address`), { code: 'ENOTFOUND' }), '');
+    });
+  };
+}
