@@ -12,6 +12,9 @@
  * DEV_QUEUE=postgres forces the PostgreSQL queue backend; DEV_SANDBOX_CONTROL=1 turns on the
  * sandbox bank's control API (scripted faults for demos); DEV_DELIVERY_MODE=ping has the sandbox
  * bank ping the API when the customer decides (CIBA ping mode) instead of being polled.
+ * A webhook receiver listens on DEV_WEBHOOK_PORT (5003), registered as a webhook endpoint (its
+ * secret rotated at each start, so that it verifies what arrives): each event prints as a
+ * `[webhook]` line, with whether its Standard Webhooks signature verified.
  *
  * The services come from devstack/, started as the tests, chaos and the benchmarks start them;
  * this file only reads the DEV_ variables, runs the API and the worker, and says where things are.
@@ -23,6 +26,7 @@ import { type DevStack, startDevStack } from '../devstack/devstack.ts';
 import { DEV_MERCHANT } from '../devstack/environment.ts';
 import { devLogLine } from '../devstack/log-lines.ts';
 import { isPortFree } from '../devstack/ports.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../devstack/webhook-receiver.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const env = process.env;
@@ -36,6 +40,7 @@ const ports = {
   bankApp: Number(env.DEV_BANK_APP_PORT ?? Number(env.DEV_BANK_PORT ?? 5001) + 1),
   postgres: Number(env.DEV_PG_PORT ?? 54320),
   redis: Number(env.DEV_REDIS_PORT ?? 63790),
+  webhooks: Number(env.DEV_WEBHOOK_PORT ?? 5003),
 };
 
 const publicUrl = `http://127.0.0.1:${ports.api}`;
@@ -48,6 +53,7 @@ if (deliveryMode !== 'poll' && deliveryMode !== 'ping') {
 const started = Date.now();
 const step = (text: string) => console.log(`[dev] ${text} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 let stack: DevStack | undefined;
+let receiver: WebhookReceiver | undefined;
 let children: ChildProcess[] = [];
 let stopping = false;
 let stoppingSince = 0;
@@ -74,6 +80,7 @@ async function stopAll(code: number): Promise<never> {
         }),
     ),
   );
+  await receiver?.close();
   await stack?.stop();
   console.log(`[dev] stopped; data kept in ${shownDataDir}/`);
   process.exit(code);
@@ -94,6 +101,7 @@ async function requireFreePorts(): Promise<void> {
     bankApp: 'DEV_BANK_APP_PORT',
     postgres: 'DEV_PG_PORT',
     redis: 'DEV_REDIS_PORT',
+    webhooks: 'DEV_WEBHOOK_PORT',
   };
   // Every busy port at once, so that one retry is enough.
   const busy: string[] = [];
@@ -173,6 +181,48 @@ const appEnv: NodeJS.ProcessEnv = {
 children = [runChild('api', 'src/server.ts', appEnv), runChild('worker', 'src/worker.ts', appEnv)];
 const apiUrl = `http://127.0.0.1:${ports.api}`;
 await waitForHttp(`${apiUrl}/health/ready`, 30_000);
+
+/**
+ * The local webhook receiver, registered once and found again at later starts by its URL. Its
+ * secret was shown only when it was made, so each start rotates it: the receiver then verifies
+ * with the new one (events queued while `npm run dev` was stopped arrive now, signed with both).
+ */
+async function startDevReceiver(apiKey: string): Promise<WebhookReceiver> {
+  const local = await startWebhookReceiver({
+    port: ports.webhooks,
+    keep: 1_000,
+    onReceived: (w) =>
+      console.log(
+        `[webhook] ${w.type} ${w.checkoutId} ${w.id} ${w.verified ? 'signature verified' : 'SIGNATURE NOT VERIFIED'}`,
+      ),
+  });
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${apiUrl}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as Record<string, unknown>;
+  };
+  const { data } = (await call('GET', '/v1/webhook_endpoints')) as {
+    data: Array<{ id: string; url: string }>;
+  };
+  const existing = data.find((e) => e.url === local.url);
+  const endpoint = existing
+    ? await call('POST', `/v1/webhook_endpoints/${existing.id}/rotate_secret`)
+    : await call('POST', '/v1/webhook_endpoints', { url: local.url, description: 'npm run dev receiver' });
+  local.setSecrets([endpoint.secret as string]);
+  return local;
+}
+if (stack.apiKey) {
+  receiver = await startDevReceiver(stack.apiKey).catch((error: Error) =>
+    fail(`could not start the webhook receiver: ${error.message}`),
+  );
+}
 step('ready');
 console.log(`
   Swagger UI     ${apiUrl}/docs
@@ -181,6 +231,7 @@ console.log(`
   Bank issuer    ${stack.bank.issuer}   (CIBA ${deliveryMode} mode${deliveryMode === 'poll' ? '; DEV_DELIVERY_MODE=ping for ping' : `, pings to ${publicUrl}/ciba/notify/sandbox`})
   API key        ${stack.apiKey}
                  (kept in ${join(dataDir, 'dev-secrets.json')}, with the development keys)
+  Webhooks       ${receiver ? `${receiver.url}   (each event prints as a [webhook] line)` : 'no receiver'}
   Queue          ${stack.queue.backend === 'redis' ? stack.queue.redisUrl : 'PostgreSQL (BullMQ backend)'}
   Database       ${stack.postgres.url}
 

@@ -14,7 +14,7 @@ import { npmScript } from '../support/npm-script.ts';
 import { eventually } from '../support/system.ts';
 
 type DevPorts = Record<
-  'DEV_PORT' | 'DEV_BANK_PORT' | 'DEV_BANK_APP_PORT' | 'DEV_PG_PORT' | 'DEV_REDIS_PORT',
+  'DEV_PORT' | 'DEV_BANK_PORT' | 'DEV_BANK_APP_PORT' | 'DEV_PG_PORT' | 'DEV_REDIS_PORT' | 'DEV_WEBHOOK_PORT',
   number
 >;
 
@@ -28,6 +28,7 @@ async function runDev(extraEnv: Record<string, string>, again?: { dir: string; p
     DEV_BANK_APP_PORT: await freePort(),
     DEV_PG_PORT: await freePort(),
     DEV_REDIS_PORT: await freePort(),
+    DEV_WEBHOOK_PORT: await freePort(),
   };
   const env = {
     ...process.env,
@@ -176,6 +177,17 @@ describe('npm run dev', () => {
       expect(out).toMatch(new RegExp(`\\[api\\] GET /v1/checkouts/${id} 200 \\d+(\\.\\d+)? ms`));
       expect(out).toContain(`[worker] checkout authorized by the customer checkout=${id} status=authorized`);
       expect(out).toMatch(new RegExp(`\\[worker\\] .*checkout=${id} status=succeeded`));
+      // The local receiver, registered again (its secret rotated) at the second start, prints the
+      // event, its signature verified with the secret of this start.
+      await eventually(
+        async () => second.run!.output().includes(`[webhook] checkout.succeeded ${id} evt_`),
+        10_000,
+        'the succeeded webhook',
+      );
+      expect(second.run.output()).toMatch(
+        new RegExp(`\\[webhook\\] checkout\\.succeeded ${id} evt_[0-9a-f]{32} signature verified`),
+      );
+      expect(second.run.output()).toMatch(/Webhooks\s+http:\/\/127\.0\.0\.1:\d+\/webhooks/);
       // The key is printed once, in the banner, and nowhere else.
       expect(out.split(apiKey!).length - 1).toBe(1);
       expect(await second.run.stop()).toBe(0);
