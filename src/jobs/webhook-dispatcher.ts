@@ -11,6 +11,7 @@
  * its lease (the timeout + 20 s) lapses. Old events are purged here too (once an hour).
  */
 
+import { CheckoutSchema, type CheckoutView } from '../checkout/checkout.schemas.ts';
 import { createWebhookSender, type WebhookSender } from '../integrations/webhook.sender.ts';
 import type { EventView } from '../notifications/events.repository.ts';
 import type { AttemptOutcome, DueDelivery } from '../notifications/webhook-deliveries.repository.ts';
@@ -43,7 +44,21 @@ export interface WebhookDispatcher {
   close(): Promise<void>;
 }
 
-/** The body of an event's webhook: the event as GET /v1/events/{id} shows it (DESIGN.md §7.3). */
+/** The checkout's members in the order the API shows them (PostgreSQL's jsonb keeps its own order). */
+const CHECKOUT_KEYS = Object.keys(CheckoutSchema.properties).filter(
+  (k) => k !== 'clientSecret' && k !== 'timeline',
+);
+
+function inApiOrder(object: CheckoutView): CheckoutView {
+  const ordered: Record<string, unknown> = {};
+  for (const key of CHECKOUT_KEYS) if (key in object) ordered[key] = object[key as keyof CheckoutView];
+  return Object.assign(ordered, object) as CheckoutView;
+}
+
+/**
+ * The body of an event's webhook: the event as GET /v1/events/{id} shows it (DESIGN.md §7.3),
+ * `{ id, type, createdAt, data: { object } }`; the same bytes on every attempt and resend.
+ */
 export function webhookBody(
   delivery: Pick<DueDelivery, 'eventId' | 'type' | 'eventCreatedAt' | 'object'>,
 ): string {
@@ -51,7 +66,7 @@ export function webhookBody(
     id: delivery.eventId,
     type: delivery.type,
     createdAt: delivery.eventCreatedAt.toISOString(),
-    data: { object: delivery.object },
+    data: { object: inApiOrder(delivery.object) },
   };
   return JSON.stringify(event);
 }
