@@ -56,10 +56,11 @@ export function backoffMs(consecutiveErrors: number): number {
 }
 
 /**
- * Runs a database write that records what a bank just said, retrying while PostgreSQL is briefly
+ * Runs a database write that records what a peer just said, retrying while PostgreSQL is briefly
  * unreachable. Losing such a write is costly: a lost acknowledgement leaves an orphan request at
- * the bank, and lost tokens cannot be fetched again (the bank redeems an auth_req_id once). Other
- * errors, and an outage longer than `maxWaitMs`, propagate (the job is then retried as a whole).
+ * the bank, and lost tokens cannot be fetched again (the bank redeems an auth_req_id once); a lost
+ * webhook outcome sends the event again. Other errors, and an outage longer than `maxWaitMs`,
+ * propagate (the job is then retried as a whole).
  */
 export async function persistBankAnswer<T>(
   ctx: Pick<JobContext, 'log'>,
@@ -76,7 +77,7 @@ export async function persistBankAnswer<T>(
       const wait = Math.min(2_000, 100 * 2 ** attempt);
       ctx.log.warn(
         { what, attempt, retryInMs: wait },
-        'database unavailable while recording a bank answer; retrying',
+        `database unavailable while recording ${what}; retrying`,
       );
       await new Promise((r) => setTimeout(r, wait));
     }
