@@ -107,14 +107,24 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
         created_at: Date;
         data: CheckoutView;
       }>(
+        // Per endpoint (at most MAX_WEBHOOK_ENDPOINTS), its earliest due deliveries by the index
+        // (endpoint_id, next_attempt_at): an endpoint left out costs nothing however large its
+        // backlog. Then the earliest due of those, across endpoints.
         `UPDATE webhook_deliveries d
          SET next_attempt_at = now() + $3 * interval '1 millisecond', attempts = d.attempts + 1
          FROM (
-           SELECT event_id, endpoint_id FROM webhook_deliveries
-           WHERE state = 'pending' AND next_attempt_at <= now() AND endpoint_id <> ALL ($2::text[])
-           ORDER BY next_attempt_at
+           SELECT due.event_id, due.endpoint_id
+           FROM webhook_endpoints w
+           CROSS JOIN LATERAL (
+             SELECT event_id, endpoint_id, next_attempt_at FROM webhook_deliveries
+             WHERE endpoint_id = w.id AND state = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+           ) due
+           WHERE w.id <> ALL ($2::text[])
+           ORDER BY due.next_attempt_at
            LIMIT $1
-           FOR UPDATE SKIP LOCKED
          ) due, events e, webhook_endpoints w
          WHERE d.event_id = due.event_id AND d.endpoint_id = due.endpoint_id
            AND e.id = d.event_id AND w.id = d.endpoint_id

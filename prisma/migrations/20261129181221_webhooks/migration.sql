@@ -56,8 +56,10 @@ ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_endpoint_id_
 -- AddForeignKey
 ALTER TABLE "webhook_attempts" ADD CONSTRAINT "webhook_attempts_event_id_fkey" FOREIGN KEY ("event_id") REFERENCES "events"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
--- The deliveries a worker may claim: pending ones, by due time (a lease is a due time in the future).
-CREATE INDEX "webhook_deliveries_due_idx" ON "webhook_deliveries" ("next_attempt_at") WHERE "state" = 'pending';
+-- The deliveries a worker may claim: pending ones, per endpoint, by due time (a lease is a due
+-- time in the future). Per endpoint, so that a claim that leaves out an endpoint with a large
+-- backlog (one that hangs) does not walk through that backlog.
+CREATE INDEX "webhook_deliveries_due_idx" ON "webhook_deliveries" ("endpoint_id", "next_attempt_at") WHERE "state" = 'pending';
 
 -- The outbox trigger (migration event_outbox) now also writes the event's deliveries (DESIGN.md §7.3).
 CREATE OR REPLACE FUNCTION "checkout_event_outbox"() RETURNS trigger LANGUAGE plpgsql AS $$
