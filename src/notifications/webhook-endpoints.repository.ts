@@ -40,10 +40,11 @@ export interface WebhookEndpointsRepository {
   /** Deletes the endpoint and its pending deliveries (its attempts stay, with their events). False when unknown. */
   delete(id: string): Promise<boolean>;
   /**
-   * A new secret: the current one becomes the previous one and keeps signing until `previousUntil`
-   * (a previous one still within its 24 h is dropped). Null when unknown.
+   * A new secret: the current one becomes the previous one and keeps signing for `overlapMs` more
+   * (by the database's clock, which the workers compare it with); a previous one still within its
+   * overlap is dropped. Null when unknown.
    */
-  rotateSecret(id: string, secretSealed: string, previousUntil: Date): Promise<WebhookEndpointRow | null>;
+  rotateSecret(id: string, secretSealed: string, overlapMs: number): Promise<WebhookEndpointRow | null>;
 }
 
 /** An arbitrary constant: the advisory lock that serializes endpoint creation. */
@@ -68,12 +69,13 @@ export function createWebhookEndpointsRepository(db: Database): WebhookEndpoints
       const { count } = await db.webhookEndpoint.deleteMany({ where: { id } });
       return count > 0;
     },
-    async rotateSecret(id, secretSealed, previousUntil) {
+    async rotateSecret(id, secretSealed, overlapMs) {
       // One statement: the previous secret is the one stored at this instant, whatever another
       // rotation did just before.
       const rows = await db.$queryRaw<Array<{ id: string }>>`
         UPDATE "webhook_endpoints"
-        SET "previous_secret_sealed" = "secret_sealed", "previous_secret_until" = ${previousUntil},
+        SET "previous_secret_sealed" = "secret_sealed",
+            "previous_secret_until" = now() + ${overlapMs} * interval '1 millisecond',
             "secret_sealed" = ${secretSealed}
         WHERE "id" = ${id}
         RETURNING "id"`;

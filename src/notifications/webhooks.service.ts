@@ -163,7 +163,7 @@ export async function rotateWebhookSecret(
   const row = await deps.webhookEndpoints.rotateSecret(
     id,
     deps.keys.encrypt(secret, id),
-    new Date(Date.now() + ROTATION_OVERLAP_MS),
+    ROTATION_OVERLAP_MS,
   );
   if (!row) throw endpointNotFound(id);
   return { ...toView(row), secret };
