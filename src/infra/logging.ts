@@ -37,6 +37,14 @@ export const REDACTED_PATHS = [
   'authReqId',
   '*.authReqId',
   'client_secret',
+  // Webhook signing secrets (whsec_…), in the clear or sealed.
+  'secret',
+  '*.secret',
+  'secrets',
+  '*.secrets',
+  '*.secretSealed',
+  '*.secretsSealed',
+  '*.previousSecretSealed',
   // Node's HTTP parser errors carry the raw request head (request line, Authorization header,
   // URL query) as a byte array: Fastify logs it for a refused request (400, 431).
   'err.rawPacket',
@@ -55,8 +63,12 @@ const CLIENT_SECRET_PARAMETER = /(client(?:_|%5F)secret=)[^&\s"\\#]*/gi;
 // Also percent-encoded (`%5Fsecret%5F`), as a path a client encoded itself is logged.
 const CLIENT_SECRET_SIGNATURE = /((?:_|%5F)secret(?:_|%5F))[A-Za-z0-9_%-]+/gi;
 
-/** `line` with every clientSecret in it replaced by `[redacted]` (see above). */
+/** A webhook signing secret (Standard Webhooks: `whsec_` and base64), wherever it appears. */
+const WEBHOOK_SECRET = /(whsec_)[A-Za-z0-9+/=]+/g;
+
+/** `line` with every clientSecret and webhook secret in it replaced by `[redacted]` (see above). */
 export function scrubSecrets(line: string): string {
+  if (line.includes('whsec_')) line = line.replace(WEBHOOK_SECRET, '$1[redacted]');
   if (!/(?:_|%5F)secret/i.test(line)) return line;
   return line
     .replace(CLIENT_SECRET_PARAMETER, '$1[redacted]')

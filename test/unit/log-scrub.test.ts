@@ -62,4 +62,15 @@ describe('scrubSecrets', () => {
     for (const line of lines) expect(line).not.toContain(SIGNATURE);
     expect(lines.join('')).toContain('client_secret=[redacted]');
   });
+
+  it('removes a webhook signing secret (whsec_…) from fields and messages', () => {
+    const whsec = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw4VsMwHBnzCE=';
+    const { lines, log } = capturedLogger();
+    log.info({ secret: whsec, endpoint: { secret: whsec, secretSealed: 'v2.x.y.z.w' } }, `made ${whsec}`);
+    log.warn({ detail: `a body quoting ${whsec} in passing` }, 'odd');
+    const text = lines.join('');
+    expect(text).not.toContain('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw4VsMwHBnzCE');
+    expect(text).not.toContain('v2.x.y.z.w');
+    expect(text).toContain('whsec_[redacted]');
+  });
 });
