@@ -99,7 +99,8 @@ export interface DevStack {
   dataDir: string;
   certsDir: string;
   certificates: DevCertificates;
-  postgres: EmbeddedDatabase;
+  /** The running PostgreSQL; a new one (same port, data and URL) after restartPostgres(). */
+  readonly postgres: EmbeddedDatabase;
   /** The running Redis; null when the queue runs on PostgreSQL. A new one after restartRedis(). */
   readonly redis: LocalRedis | null;
   queue: QueueBackend;
@@ -110,6 +111,12 @@ export interface DevStack {
   env: Record<string, string>;
   /** Stops Redis, waits `downMs`, starts it again on the same port and data. */
   restartRedis(downMs?: number): Promise<void>;
+  /**
+   * Stops PostgreSQL (a fast shutdown: open connections are cut, committed work is kept), waits
+   * `downMs`, starts it again on the same port and data, as an operator's restart does. Clients
+   * see their connections dropped and reconnect on their own.
+   */
+  restartPostgres(downMs?: number): Promise<void>;
   /** Stops what the stack started, last started first; removes a temporary data folder. */
   stop(): Promise<void>;
 }
@@ -139,13 +146,14 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
 
     step('starting embedded PostgreSQL');
     const postgresPort = o.ports?.postgres ?? (await freePort());
-    const postgres = await startEmbeddedDatabase({
+    const postgresOptions = {
       dataDir: join(dataDir, 'postgres'),
       port: postgresPort,
       database: o.database,
       ...(o.ephemeral ? { ephemeral: true } : {}),
       ...(o.postgresSettings ? { settings: o.postgresSettings } : {}),
-    });
+    };
+    let postgres = await startEmbeddedDatabase(postgresOptions);
     stops.push(() => postgres.stop());
     step(`PostgreSQL ready at 127.0.0.1:${postgresPort}`);
     if (o.migrate ?? true) {
@@ -210,7 +218,9 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
       dataDir,
       certsDir,
       certificates: sandbox.certificates,
-      postgres,
+      get postgres() {
+        return postgres;
+      },
       get redis() {
         return redis;
       },
@@ -233,6 +243,11 @@ export async function startDevStack(o: DevStackOptions): Promise<DevStack> {
         await redis.stop();
         await sleep(downMs);
         redis = await startLocalRedis(redisOptions);
+      },
+      async restartPostgres(downMs = 0) {
+        await postgres.stop();
+        await sleep(downMs);
+        postgres = await startEmbeddedDatabase(postgresOptions);
       },
       stop: stopAll,
     };

@@ -150,6 +150,16 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
     async recordOutcomes(outcomes) {
       if (outcomes.length === 0) return [];
       const client = await sql.connect();
+      // A connection the server drops while this transaction holds it (a restart, a failover)
+      // reports it as an 'error' event on the client when no statement is in flight: unheard, that
+      // event would crash the worker. Heard, the write fails with the server's reason (57P01 and
+      // the like: the caller retries it on a fresh connection while the database is unavailable)
+      // and the dropped connection is discarded rather than pooled again.
+      let dropped: Error | undefined;
+      const onDropped = (error: Error) => {
+        dropped = error;
+      };
+      client.on('error', onDropped);
       try {
         await client.query('BEGIN');
         const params = [
@@ -223,10 +233,12 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
         await client.query('COMMIT');
         return disabled;
       } catch (error) {
+        if (dropped) throw dropped;
         await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        client.removeListener('error', onDropped);
+        client.release(dropped);
       }
     },
 

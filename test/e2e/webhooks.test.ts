@@ -8,6 +8,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedWebhook } from '../../devstack/webhook-receiver.ts';
+import { isDatabaseUnavailable, type SqlPool } from '../../src/infra/database.ts';
+import { createWebhookDeliveriesRepository } from '../../src/notifications/webhook-deliveries.repository.ts';
 import {
   checkoutBody,
   decideInBankApp,
@@ -310,6 +312,72 @@ describe('webhooks, delivered to a receiver process', () => {
       expect((await deleteEndpoint(failing.id)).status).toBe(200);
     } finally {
       await other.kill();
+    }
+  });
+});
+
+describe('webhook outcomes, written while the database drops connections', () => {
+  it('a connection dropped while the outcome writer holds it fails that write with its reason; no error goes unheard', async () => {
+    const url = system().config.databaseUrl;
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => {});
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    // What a client emits with nobody listening: in a worker, an uncaught exception that ends it.
+    const unheard: unknown[] = [];
+    // The pool the repository is given: each connection is terminated by the server (as a restart
+    // or failover does) right after BEGIN, while no statement of the writer is in flight.
+    const dropping = {
+      async connect() {
+        const client = await pool.connect();
+        const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+        const emit = client.emit.bind(client);
+        client.emit = ((name: string, ...args: unknown[]) => {
+          if (name === 'error' && client.listenerCount('error') === 0) {
+            unheard.push(args[0]);
+            return false;
+          }
+          return emit(name, ...args);
+        }) as typeof client.emit;
+        const query = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<unknown>;
+        let first = true;
+        client.query = (async (text: string, values?: unknown[]) => {
+          const result = await query(text, values);
+          if (first) {
+            first = false;
+            const ended = new Promise((r) => client.once('end', r));
+            await admin.query('SELECT pg_terminate_backend($1)', [rows[0]?.pid]);
+            await ended;
+          }
+          return result;
+        }) as unknown as typeof client.query;
+        return client;
+      },
+    } as unknown as SqlPool;
+    try {
+      const deliveries = createWebhookDeliveriesRepository(dropping);
+      const outcome = {
+        eventId: 'evt_dropped',
+        endpointId: 'we_dropped',
+        attemptedAt: new Date(),
+        durationMs: 5,
+        status: 204,
+        error: null,
+        delivered: true,
+        retryInMs: 0,
+      };
+      const failure = await deliveries.recordOutcomes([outcome]).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(unheard).toEqual([]);
+      // The server's reason (57P01, "terminating connection due to administrator command"): one
+      // the dispatcher's writer recognises as the database being unavailable, and retries.
+      expect(isDatabaseUnavailable(failure)).toBe(true);
+      expect(pool.idleCount).toBe(0); // the dropped connection is not pooled again
+    } finally {
+      await admin.end();
+      await pool.end();
     }
   });
 });
