@@ -49,6 +49,9 @@ export class PostgresJournal implements Journal {
   static async open(databaseUrl: string, schema = 'sandbox_bank'): Promise<PostgresJournal> {
     if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name ${JSON.stringify(schema)}`);
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+    // An idle connection the server drops (a restart) is replaced at the next query; unheard, its
+    // error would end the process.
+    pool.on('error', () => {});
     const table = `${schema}.records`;
     try {
       await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
