@@ -5,18 +5,25 @@
  * without these rules an endpoint could make it call the cloud metadata service, a database admin
  * page or anything else only reachable from there (server-side request forgery).
  *
- * Checked twice: the URL as written when the endpoint is registered (webhookUrlRefusal), and every
- * address its host name resolves to, as each connection is made (webhookLookup), so a name that
- * pointed at a public address when registered and at 10.0.0.5 later is refused then.
+ * Checked twice: the URL as written when the endpoint is registered and as each attempt is sent
+ * (webhookUrlRefusal), and every address its host name resolves to, as each connection is made
+ * (webhookLookup), so a name that pointed at a public address when registered and at 10.0.0.5
+ * later is refused then.
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { isIP, type LookupFunction } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { type AddressResolver, blockList, refusedHostReason } from './bank-endpoints.policy.ts';
 
 /** The longest URL an endpoint may have (characters). */
 export const WEBHOOK_URL_MAX_LENGTH = 2048;
 
-const LOOPBACK = blockList([], ['127.0.0.0/8', '::1/128']);
+/**
+ * Loopback itself: 127.0.0.0/8 and ::1 (and IPv4-mapped ::ffff:127.x, which BlockList matches).
+ * Not its NAT64 form (64:ff9b::7f00:1, RFC 6052): that one leaves the host, through a translator.
+ */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
 
 /**
  * Addresses that are not on the public internet (IANA special-purpose registries, RFC 6890),
@@ -29,6 +36,7 @@ const NOT_PUBLIC = blockList(
   [
     '0.0.0.0/8',
     '10.0.0.0/8',
+    '127.0.0.0/8', // reached here only in its NAT64 form (loopback itself is allowed above)
     '100.64.0.0/10',
     '169.254.0.0/16',
     '172.16.0.0/12',
@@ -48,6 +56,24 @@ const NOT_PUBLIC = blockList(
     '100::/64',
   ],
 );
+
+/**
+ * IPv6 on the internet is global unicast, 2000::/3 (RFC 4291 §2.4, IANA IPv6 Address Space);
+ * the rest is reserved or special-purpose: IPv4-compatible ::a.b.c.d (deprecated, RFC 4291
+ * §2.5.5.1), the local-use translation prefix 64:ff9b:1::/48 (RFC 8215), ::2, 1::1... Two
+ * prefixes outside it carry an IPv4 address and are judged by it (NOT_PUBLIC has their forms):
+ * IPv4-mapped ::ffff:0:0/96 and the NAT64 well-known prefix 64:ff9b::/96 (RFC 6052), which DNS64
+ * answers with for a public IPv4-only host.
+ */
+const GLOBAL_UNICAST = new BlockList();
+GLOBAL_UNICAST.addSubnet('2000::', 3, 'ipv6');
+const IPV4_IN_IPV6 = new BlockList();
+IPV4_IN_IPV6.addSubnet('::ffff:0:0', 96, 'ipv6');
+IPV4_IN_IPV6.addSubnet('64:ff9b::', 96, 'ipv6');
+
+function isPublicIpv6(ip: string): boolean {
+  return GLOBAL_UNICAST.check(ip, 'ipv6') || IPV4_IN_IPV6.check(ip, 'ipv6');
+}
 
 function family(ip: string): 'ipv4' | 'ipv6' {
   return isIP(ip) === 4 ? 'ipv4' : 'ipv6';
@@ -70,6 +96,7 @@ export function webhookAddressRefusal(address: string, httpOnlyLoopback: boolean
   const metadata = refusedHostReason(ip);
   if (metadata) return `${ip} is ${metadata}`;
   if (NOT_PUBLIC.check(ip, family(ip))) return `${ip} is not a public address`;
+  if (family(ip) === 'ipv6' && !isPublicIpv6(ip)) return `${ip} is not a public address`;
   if (httpOnlyLoopback) return `${ip} is not a loopback address, and plain http is only for loopback`;
   return undefined;
 }
@@ -128,8 +155,8 @@ const systemResolver: AddressResolver = (hostname, options, callback) =>
  * A `lookup` for net/tls.connect that refuses a host name when any address it resolves to breaks
  * the rules (webhookAddressRefusal), before a connection is made: checked at every connection, so
  * a DNS change after registration cannot point a webhook into the operator's network. (IP
- * literals never reach a lookup: webhookUrlRefusal checked them at registration, and they cannot
- * change.) `httpOnlyLoopback` for the http agent.
+ * literals never reach a lookup: webhookUrlRefusal checks them at registration and again as each
+ * attempt is sent, webhook.sender.ts.) `httpOnlyLoopback` for the http agent.
  */
 export function webhookLookup(
   httpOnlyLoopback: boolean,

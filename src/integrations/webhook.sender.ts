@@ -12,7 +12,7 @@
 import { Webhook } from 'standardwebhooks';
 import { Agent, type Dispatcher, errors, request } from 'undici';
 import type { AddressResolver } from './bank-endpoints.policy.ts';
-import { WebhookAddressRefusedError, webhookLookup } from './webhook-address.policy.ts';
+import { WebhookAddressRefusedError, webhookLookup, webhookUrlRefusal } from './webhook-address.policy.ts';
 
 /** The most of a response body ever read (bytes); the rest is discarded with the connection. */
 export const RESPONSE_READ_LIMIT_BYTES = 64 * 1024;
@@ -137,7 +137,14 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
     async send(url, message, now = new Date()) {
       const started = performance.now();
       const elapsed = () => Math.round(performance.now() - started);
-      const dispatcher: Dispatcher = url.startsWith('http:') ? http : https;
+      // The URL rules again, as it is sent (DESIGN.md §7.3): an address literal never reaches the
+      // lookup below, so an endpoint stored before a rule was added (or by other means than the
+      // API) would otherwise be called as it is.
+      if (webhookUrlRefusal(url) !== undefined) {
+        return { delivered: false, status: null, error: 'address_refused', durationMs: elapsed() };
+      }
+      // The scheme as the URL parser reads it (HTTP:// is http): plain http gets the loopback-only agent.
+      const dispatcher: Dispatcher = new URL(url).protocol === 'http:' ? http : https;
       const signal = AbortSignal.timeout(options.timeoutMs);
       try {
         const response = await request(url, {

@@ -40,7 +40,7 @@ export const DEFAULT_WEBHOOK_DISPATCHER_OPTIONS: WebhookDispatcherOptions = {
 };
 
 export interface WebhookDispatcher {
-  /** Stops claiming, waits for the attempts in flight and writes their outcomes. */
+  /** Stops claiming, waits for the attempts in flight and writes their outcomes (once: a second call waits for the first). */
   close(): Promise<void>;
 }
 
@@ -81,14 +81,17 @@ export function startWebhookDispatcher(
   const inFlight = new Set<Promise<unknown>>();
   const perEndpoint = new Map<string, number>();
   const writer = createOutcomeWriter(ctx, options.flushMs, options.batchSize);
-  // Opened secrets by their sealed form: a few endpoints, at most two secrets each.
+  // Opened secrets by endpoint and sealed form: a few endpoints, at most two secrets each. The
+  // endpoint is part of the key: a sealed secret is bound to its endpoint (crypto.ts), and one
+  // copied to another row must fail to open there, not be served from here.
   const secrets = new Map<string, string>();
   const openSecret = (sealed: string, endpointId: string) => {
-    let secret = secrets.get(sealed);
+    const key = `${endpointId} ${sealed}`;
+    let secret = secrets.get(key);
     if (secret === undefined) {
       if (secrets.size > 1000) secrets.clear();
       secret = ctx.keys.decrypt(sealed, endpointId);
-      secrets.set(sealed, secret);
+      secrets.set(key, secret);
     }
     return secret;
   };
@@ -170,7 +173,13 @@ export function startWebhookDispatcher(
 
   const loop = async () => {
     while (!stopped) {
-      let want = Math.min(settings.concurrency - inFlight.size, options.batchSize);
+      // A claim may be all one endpoint's deliveries (those due first): never more than one endpoint
+      // may have in flight, nor more than any endpoint with some in flight may still take.
+      let want = Math.min(
+        settings.concurrency - inFlight.size,
+        options.batchSize,
+        settings.perEndpointConcurrency,
+      );
       const busy: string[] = [];
       for (const [endpoint, n] of perEndpoint) {
         if (n >= settings.perEndpointConcurrency) busy.push(endpoint);
@@ -224,15 +233,21 @@ export function startWebhookDispatcher(
   const purgeTimer = setInterval(purge, options.purgeEveryMs);
   purgeTimer.unref();
 
+  let closing: Promise<void> | undefined;
   return {
-    async close() {
-      stopped = true;
-      clearInterval(purgeTimer);
-      wake?.();
-      await running;
-      await Promise.all(inFlight);
-      await writer.close();
-      if (!options.sender) await sender.close();
+    close() {
+      // Once: a second close (a worker runtime closed twice) waits for the first, and does not
+      // close the sender's connection pools again (undici refuses that of a closed pool).
+      closing ??= (async () => {
+        stopped = true;
+        clearInterval(purgeTimer);
+        wake?.();
+        await running;
+        await Promise.all(inFlight);
+        await writer.close();
+        if (!options.sender) await sender.close();
+      })();
+      return closing;
     },
   };
 }

@@ -109,7 +109,9 @@ export async function createWebhookEndpoint(
   deps: WebhookDeps,
   input: { url: string; events?: EventType[]; description?: string },
 ): Promise<WebhookEndpointView & { secret: string }> {
-  const refusal = webhookUrlRefusal(input.url);
+  // The URL as sent, and as stored (its normal form, what the sender checks again and calls: it
+  // can be longer, `https://a.example?q` being `https://a.example/?q`).
+  const refusal = webhookUrlRefusal(input.url) ?? webhookUrlRefusal(new URL(input.url).href);
   if (refusal) {
     throw new WebhookError('invalid_request', `The webhook URL ${refusal}`, [
       { pointer: '/body/url', detail: refusal },

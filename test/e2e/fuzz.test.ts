@@ -5,7 +5,10 @@
  * problem+json whose `status` is the HTTP status; every 2xx has the documented shape; a JSON body
  * that is not JSON or repeats a member name at any depth (RFC 7493 §2.3) is 400 malformed_json and
  * changes nothing; and nothing stored is harmed (the merchant's checkouts grow by exactly the
- * checkouts answered 202, and one made before is unchanged).
+ * checkouts answered 202, and one made before is unchanged). The webhook endpoints and events
+ * routes too (DESIGN.md §7.3): an endpoint is stored only when answered 201, and only with a URL
+ * that is https or loopback http to a public or loopback address; a secret (whsec_…) is in no
+ * answer but the create and rotate ones; a read-only key manages nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
@@ -17,8 +20,18 @@ import { BODY_LIMIT_BYTES } from '../../src/app.ts';
 import { BankListSchema, CheckoutListSchema, CheckoutSchema } from '../../src/checkout/checkout.schemas.ts';
 import { ProblemSchema } from '../../src/http/problem.ts';
 import { createApiKey } from '../../src/infra/api-keys.ts';
+import { EVENT_TYPES } from '../../src/notifications/events.repository.ts';
+import { MAX_WEBHOOK_ENDPOINTS } from '../../src/notifications/webhook-endpoints.repository.ts';
+import {
+  DeletedSchema,
+  EventDetailSchema,
+  EventListSchema,
+  WebhookEndpointListSchema,
+  WebhookEndpointSchema,
+  WebhookEndpointWithSecretSchema,
+} from '../../src/notifications/webhooks.schemas.ts';
 import { type ApiApp, startApiApp } from '../support/api-app.ts';
-import { checkoutBody } from '../support/system.ts';
+import { checkoutBody, createSystemDatabase } from '../support/system.ts';
 
 let api: ApiApp;
 /** A restricted key (checkouts:read): every create or cancel it sends must be refused, 403. */
@@ -37,6 +50,12 @@ const isCheckout = ajv.compile(CheckoutSchema);
 const isCheckoutList = ajv.compile(CheckoutListSchema);
 const isBankList = ajv.compile(BankListSchema);
 const isProblem = ajv.compile(ProblemSchema);
+const isEndpoint = ajv.compile(WebhookEndpointSchema);
+const isEndpointWithSecret = ajv.compile(WebhookEndpointWithSecretSchema);
+const isEndpointList = ajv.compile(WebhookEndpointListSchema);
+const isDeleted = ajv.compile(DeletedSchema);
+const isEventList = ajv.compile(EventListSchema);
+const isEventDetail = ajv.compile(EventDetailSchema);
 
 async function storedWitness(): Promise<string> {
   const [row, events, claim] = await Promise.all([
@@ -51,7 +70,11 @@ async function storedWitness(): Promise<string> {
 
 beforeAll(async () => {
   // A limit no fuzz run reaches: the limiter has its own tests (security.test.ts).
-  api = await startApiApp({ rateLimit: { max: 1_000_000, timeWindowMs: 60_000 } });
+  // A database of its own: webhook endpoints are the installation's, and the fuzzing registers some.
+  api = await startApiApp({
+    env: { DATABASE_URL: await createSystemDatabase() },
+    rateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
+  });
   readOnly = await createApiKey(api.db, `fuzz-read-only-${randomUUID()}`, ['checkouts:read']);
   const body = validBody();
   const res = await api.app.inject({
@@ -72,7 +95,32 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // The property every answer must have.
 
-type Kind = 'create' | 'get' | 'list' | 'cancel' | 'banks' | 'health' | 'none';
+type Kind =
+  | 'create'
+  | 'get'
+  | 'list'
+  | 'cancel'
+  | 'banks'
+  | 'health'
+  | 'none'
+  // Webhooks: POST /v1/webhook_endpoints and rotate_secret (the answers with a secret), GET one,
+  // the list, DELETE; GET /v1/events; GET /v1/events/{id} and its resend.
+  | 'endpoint-secret'
+  | 'endpoint'
+  | 'endpoint-list'
+  | 'endpoint-delete'
+  | 'events'
+  | 'event';
+
+/** The kinds that need webhooks:manage (a read-only key is refused them). */
+const MANAGE_KINDS: ReadonlySet<Kind> = new Set([
+  'endpoint-secret',
+  'endpoint',
+  'endpoint-list',
+  'endpoint-delete',
+]);
+/** Secrets the create and rotate answers showed. */
+const shownSecrets = new Set<string>();
 
 interface FuzzRequest {
   kind: Kind;
@@ -161,7 +209,79 @@ function checkSuccess(req: FuzzRequest, res: LightMyRequestResponse): void {
       return;
     case 'none':
       fail(req, res, 'a 2xx from a route that does not exist');
+      return;
+    case 'endpoint-secret': {
+      schemaError(isEndpointWithSecret(body), isEndpointWithSecret);
+      if (!/^whsec_[A-Za-z0-9+/]{43}=$/.test(String(body.secret))) fail(req, res, 'not a whsec_ secret');
+      shownSecrets.add(String(body.secret));
+      if (req.url === '/v1/webhook_endpoints') {
+        if (res.statusCode !== 201) fail(req, res, 'an endpoint created with other than 201');
+        const sent = String(sentBody(req).url);
+        if (body.url !== new URL(sent).href) fail(req, res, 'the stored URL is not the one sent, normalised');
+        const why = unsafeWebhookUrl(String(body.url));
+        if (why) fail(req, res, `an endpoint was stored with a URL it must not have: ${why}`);
+        endpointIds.add(String(body.id));
+      }
+      return;
+    }
+    case 'endpoint':
+      schemaError(isEndpoint(body), isEndpoint);
+      return;
+    case 'endpoint-list':
+      schemaError(isEndpointList(body), isEndpointList);
+      if ((body.data as unknown[]).length > MAX_WEBHOOK_ENDPOINTS)
+        fail(req, res, 'more endpoints than allowed');
+      return;
+    case 'endpoint-delete':
+      schemaError(isDeleted(body), isDeleted);
+      endpointIds.delete(String(body.id));
+      return;
+    case 'events':
+      schemaError(isEventList(body), isEventList);
+      return;
+    case 'event':
+      schemaError(isEventDetail(body), isEventDetail);
+      return;
   }
+}
+
+/**
+ * Why a stored webhook URL breaks DESIGN.md §7.3, judged apart from the API's own rules: https,
+ * or http to loopback; no credentials; an address literal must be public (or loopback). A
+ * simplified, independent reading of the address registries: a URL it lets through may still be
+ * refused by the API, never the other way round.
+ */
+function unsafeWebhookUrl(href: string): string | undefined {
+  const url = new URL(href);
+  if (url.username || url.password) return 'credentials';
+  if (url.hash) return 'a fragment';
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const v4 = (text: string) => text.split('.').map(Number);
+  const mapped = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(host);
+  const octets = /^\d+\.\d+\.\d+\.\d+$/.test(host)
+    ? v4(host)
+    : mapped
+      ? [...mapped.slice(1, 3).flatMap((h) => [parseInt(h ?? '0', 16) >> 8, parseInt(h ?? '0', 16) & 255])]
+      : undefined;
+  const loopback = (octets !== undefined && octets[0] === 127 && !host.startsWith('64:')) || host === '::1';
+  if (url.protocol === 'http:') {
+    const localName = host === 'localhost' || host === 'localhost.' || /\.localhost\.?$/.test(host);
+    return loopback || localName ? undefined : 'plain http off loopback';
+  }
+  if (url.protocol !== 'https:') return `scheme ${url.protocol}`;
+  if (octets) {
+    const [a = 0, b = 0] = octets;
+    if (loopback) return undefined;
+    if (a === 0 || a === 10 || a === 127 || a >= 224) return `a non-public address ${host}`;
+    if ((a === 169 && b === 254) || (a === 172 && b >= 16 && b < 32) || (a === 192 && b === 168))
+      return `a non-public address ${host}`;
+    if (a === 100 && b >= 64 && b < 128) return `a shared address ${host}`;
+    return undefined;
+  }
+  if (host.includes(':') && !loopback && !/^[23][0-9a-f]{0,3}:/.test(host))
+    return `a non-global IPv6 address ${host}`;
+  if (/^(fc|fd|fe[89ab])/.test(host)) return `a private IPv6 address ${host}`;
+  return undefined;
 }
 
 type Verdict = 'not-json' | 'repeats-a-name' | 'prototype-key' | 'json';
@@ -210,7 +330,8 @@ function judgeJsonText(text: string): Verdict {
  * what the parser must make of its body; undefined for any other request.
  */
 function jsonVerdict(req: FuzzRequest): Verdict | undefined {
-  if ((req.kind !== 'create' && req.kind !== 'cancel') || req.method !== 'POST') return undefined;
+  if (!['create', 'cancel', 'endpoint-secret', 'event'].includes(req.kind) || req.method !== 'POST')
+    return undefined;
   if (req.payload === undefined || req.headers['content-type'] !== 'application/json') return undefined;
   // What the server decodes: lone surrogates in a string payload reach it as U+FFFD.
   const bytes = typeof req.payload === 'string' ? Buffer.from(req.payload, 'utf8') : req.payload;
@@ -235,6 +356,18 @@ function checkAnswer(req: FuzzRequest, res: LightMyRequestResponse): void {
       fail(req, res, 'the detail does not name the repeated member');
   }
   if (res.statusCode < 200 || (res.statusCode >= 300 && res.statusCode < 400)) fail(req, res, 'not 2xx/4xx');
+  if (req.kind !== 'endpoint-secret' || res.statusCode >= 300) {
+    if (/whsec_/.test(res.body)) fail(req, res, 'a secret in an answer other than create or rotate');
+    for (const secret of shownSecrets) {
+      if (res.body.includes(secret.slice('whsec_'.length))) fail(req, res, 'a shown secret answered again');
+    }
+  }
+  if (
+    MANAGE_KINDS.has(req.kind) &&
+    req.headers.authorization === `Bearer ${readOnly.key}` &&
+    res.statusCode < 300
+  )
+    fail(req, res, 'a read-only key managed webhook endpoints');
   if (req.method === 'HEAD') return; // no body to judge
   if (res.statusCode < 300) {
     checkSuccess(req, res);
@@ -285,8 +418,19 @@ async function send(req: FuzzRequest): Promise<LightMyRequestResponse> {
   const refused = verdict !== undefined && verdict !== 'json';
   const cancelTarget = refused && req.kind === 'cancel' ? req.url.split('/')[3] : undefined;
   const statusBefore = cancelTarget ? await checkoutStatus(cancelTarget) : undefined;
+  // An endpoint is stored by a 201 only, and removed by a 200 to DELETE only.
+  const webhooks = req.kind.startsWith('endpoint');
+  const endpointsBefore = webhooks ? await api.db.webhookEndpoint.count() : 0;
   const res = await api.app.inject(options);
   checkAnswer(req, res);
+  if (webhooks) {
+    const expected =
+      endpointsBefore +
+      (req.method === 'POST' && req.url === '/v1/webhook_endpoints' && res.statusCode === 201 ? 1 : 0) -
+      (req.kind === 'endpoint-delete' && res.statusCode === 200 ? 1 : 0);
+    if ((await api.db.webhookEndpoint.count()) !== expected)
+      fail(req, res, 'the endpoints changed other than by this answer');
+  }
   if (refused) {
     if ((await merchantCheckouts()) !== checkoutsBefore + created.size)
       fail(req, res, 'a refused body changed the number of checkouts');
@@ -308,7 +452,13 @@ const RUNS = {
   paths: 800,
   query: 600,
   misc: 400,
+  endpoints: 500,
+  webhookIds: 300,
+  events: 300,
 } as const;
+
+/** Endpoint ids the fuzzing knows to exist (created, not yet deleted). */
+const endpointIds = new Set<string>();
 
 function property<T>(arb: fc.Arbitrary<T>, toRequest: (value: T) => FuzzRequest) {
   return fc.asyncProperty(arb, async (value) => {
@@ -1040,6 +1190,329 @@ describe('fuzzing every route: never a 5xx, every 4xx problem+json, every 2xx as
       ),
       { numRuns: RUNS.misc },
     );
+  });
+
+  describe('the webhook endpoints and events routes', () => {
+    /** URLs as an attacker writes them: every notation of a private address, credentials, schemes. */
+    const NASTY_URLS = [
+      'https://shop.example/hooks',
+      'https://shop.example./hooks?x=1',
+      'HTTPS://SHOP.EXAMPLE/',
+      'http://127.0.0.1:3000/h',
+      'http://localhost./h',
+      'http://[::1]/h',
+      'http://2130706433/',
+      'http://0x7f.1/',
+      'http://017700000001/',
+      'http://[::ffff:127.0.0.1]/',
+      'http://[64:ff9b::127.0.0.1]/',
+      'https://[::]/',
+      'https://[fd00::1]/',
+      'https://[::10.0.0.1]/',
+      'https://[::ffff:10.0.0.1]/',
+      'https://[fe80::1%25eth0]/',
+      'https://0/',
+      'https://0.0.0.0./',
+      'https://10.1/',
+      'https://0xa9fea9fe/',
+      'https://169.254.169.254/latest/meta-data/',
+      'https://%31%30.0.0.1/',
+      'https://ex%61mple.com/',
+      'https://m%C3%BCnchen.de/',
+      'https://münchen.de/',
+      'https://:pw@shop.example/',
+      'https://@shop.example/',
+      'https://user@shop.example/',
+      'https://shop.example\\@10.0.0.1/',
+      'https:shop.example',
+      'https:\\\\shop.example',
+      'http://shop.example/',
+      'ftp://shop.example/',
+      'javascript:alert(1)',
+      'file:///etc/passwd',
+      'gopher://127.0.0.1:6379/_',
+      'https://shop.example/#x',
+      `https://${'a'.repeat(300)}.example/`,
+      `https://shop.example/${'a'.repeat(8 * 1024)}`,
+      `https://shop.example/${'a'.repeat(2028)}`,
+      '',
+      ' ',
+    ];
+    const urlValue: fc.Arbitrary<unknown> = fc.oneof(
+      { arbitrary: fc.constantFrom(...NASTY_URLS), weight: 4 },
+      {
+        arbitrary: fc.webUrl({
+          validSchemes: ['https', 'http'],
+          withQueryParameters: true,
+          withFragments: true,
+          authoritySettings: {
+            withIPv4: true,
+            withIPv6: true,
+            withIPv4Extended: true,
+            withUserInfo: true,
+            withPort: true,
+          },
+        }),
+        weight: 4,
+      },
+      { arbitrary: nastyString.map((s) => `https://${s}/`), weight: 1 },
+      { arbitrary: nastyString.map((s) => `https://${percentEncode(s)}/`), weight: 1 },
+      { arbitrary: anyJson, weight: 1 },
+    );
+    const eventsValue: fc.Arbitrary<unknown> = fc.oneof(
+      { arbitrary: fc.subarray([...EVENT_TYPES]), weight: 4 },
+      {
+        arbitrary: fc.array(fc.oneof(fc.constantFrom(...EVENT_TYPES), nastyString), { maxLength: 8 }),
+        weight: 2,
+      },
+      {
+        arbitrary: fc.nat({ max: 1_200 }).map((n) => Array.from({ length: n }, () => 'checkout.failed')),
+        weight: 1,
+      },
+      { arbitrary: anyJson, weight: 1 },
+    );
+    const descriptionValue: fc.Arbitrary<unknown> = fc.oneof(printableString, nastyString, anyJson);
+    const validEndpoint = fc.record(
+      {
+        url: fc.webUrl({ validSchemes: ['https'], withQueryParameters: true }),
+        events: fc.subarray([...EVENT_TYPES], { minLength: 1 }),
+        description: printableString,
+      },
+      { requiredKeys: ['url'] },
+    );
+    const hostileEndpoint = fc.record(
+      { url: urlValue, events: eventsValue, description: descriptionValue },
+      { requiredKeys: [] },
+    );
+    const endpointBody = fc
+      .oneof(
+        { arbitrary: validEndpoint, weight: 1 },
+        { arbitrary: urlValue.map((url) => ({ url })), weight: 2 },
+        { arbitrary: hostileEndpoint, weight: 2 },
+      )
+      .chain((body) =>
+        fc.tuple(
+          fc.constant(body),
+          fc.oneof(
+            { arbitrary: fc.constant([] as Pair[]), weight: 4 },
+            {
+              arbitrary: fc
+                .tuple(
+                  fc.oneof(
+                    fc.constantFrom('url', 'events', 'description', 'secret', 'id', '__proto__', 'status'),
+                    nastyString,
+                  ),
+                  anyValueText,
+                  fc.boolean(),
+                )
+                .map(([k, v, escaped]): Pair[] => [[k, v, escaped ? escapedName(k) : undefined]]),
+              weight: 1,
+            },
+          ),
+        ),
+      )
+      .map(([body, extra]) => {
+        const pairs: Pair[] = Object.entries(body).map(([k, v]): Pair => [k, jsonText(v)]);
+        return `{${[...pairs, ...extra].map(([k, v, keyText]) => `${keyText ?? JSON.stringify(k)}:${v}`).join(',')}}`;
+      });
+    /** Mostly the full-access key; the read-only key and broken credentials often enough to matter. */
+    const webhookAuth = () =>
+      fc.oneof(
+        { arbitrary: fc.constant(`Bearer ${api.apiKey}`), weight: 6 },
+        { arbitrary: fc.constant(`Bearer ${readOnly.key}`), weight: 2 },
+        { arbitrary: authorization(), weight: 2 },
+      );
+    const contentType = fc.oneof(
+      { arbitrary: fc.constant('application/json'), weight: 8 },
+      {
+        arbitrary: fc.constantFrom('text/plain', 'application/json; charset=utf-8', '', undefined),
+        weight: 1,
+      },
+    );
+
+    it('POST /v1/webhook_endpoints with hostile URLs, types, descriptions, extra and repeated names', async () => {
+      let registered = 0;
+      // Each hostile URL on its own, every run; then mixed with everything else.
+      for (const url of NASTY_URLS) {
+        const res = await send({
+          kind: 'endpoint-secret',
+          method: 'POST',
+          url: '/v1/webhook_endpoints',
+          headers: headers({ authorization: `Bearer ${api.apiKey}`, 'content-type': 'application/json' }),
+          payload: JSON.stringify({ url }),
+        });
+        if (res.statusCode === 201) {
+          await send({
+            kind: 'endpoint-delete',
+            method: 'DELETE',
+            url: `/v1/webhook_endpoints/${(res.json() as { id: string }).id}`,
+            headers: headers({ authorization: `Bearer ${api.apiKey}` }),
+          });
+        }
+      }
+      await fc.assert(
+        fc.asyncProperty(
+          fc.tuple(endpointBody, webhookAuth(), contentType),
+          async ([payload, auth, type]) => {
+            const res = await send({
+              kind: 'endpoint-secret',
+              method: 'POST',
+              url: '/v1/webhook_endpoints',
+              headers: headers({ authorization: auth, 'content-type': type }),
+              payload,
+            });
+            if (res.statusCode !== 201) return;
+            registered++;
+            // Room kept below the limit, so that every URL the rules let through is stored and judged.
+            const [oldest] = endpointIds;
+            if (endpointIds.size > MAX_WEBHOOK_ENDPOINTS - 4 && oldest) {
+              await send({
+                kind: 'endpoint-delete',
+                method: 'DELETE',
+                url: `/v1/webhook_endpoints/${oldest}`,
+                headers: headers({ authorization: `Bearer ${api.apiKey}` }),
+              });
+            }
+          },
+        ),
+        { numRuns: RUNS.endpoints },
+      );
+      // The fuzzing reached the handler: endpoints were registered.
+      expect(registered).toBeGreaterThan(20);
+      expect(await api.db.webhookEndpoint.count()).toBeLessThanOrEqual(MAX_WEBHOOK_ENDPOINTS);
+    });
+
+    it('the endpoint, event and resend routes with odd ids, bodies and keys', async () => {
+      // Events to act on: checkouts canceled through the API.
+      for (let i = 0; i < 3; i++) {
+        const target = await createTarget();
+        await send({
+          kind: 'cancel',
+          method: 'POST',
+          url: `/v1/checkouts/${target.id}/cancel`,
+          headers: headers({ authorization: `Bearer ${api.apiKey}` }),
+        });
+      }
+      const eventIds = (await api.db.event.findMany({ select: { id: true }, take: 20 })).map((e) => e.id);
+      expect(eventIds.length).toBeGreaterThan(0);
+      // One of the endpoints that exist when the value is drawn (deletes remove them as it goes).
+      const knownEndpoint = () =>
+        fc.nat().map((n) => [...endpointIds][n % Math.max(1, endpointIds.size)] ?? 'we_none');
+      const endpointId = fc.oneof(
+        { arbitrary: knownEndpoint(), weight: 3 },
+        { arbitrary: idSegment(), weight: 2 },
+      );
+      const eventId = fc.oneof(
+        { arbitrary: fc.constantFrom(...eventIds), weight: 3 },
+        { arbitrary: idSegment(), weight: 2 },
+      );
+      const resendBody = fc.oneof(
+        fc.constant(undefined),
+        fc.constantFrom('null', '{}', '[]', '""', '{"endpointId":null}', '{"endpointId":1}'),
+        knownEndpoint().map((id) => JSON.stringify({ endpointId: id })),
+        fc
+          .tuple(knownEndpoint(), nastyString)
+          .map(([id, s]) => `{"endpointId":${JSON.stringify(id)},"endpointId":${JSON.stringify(s)}}`),
+        nastyString.map((s) => JSON.stringify({ endpointId: s })),
+        anyJson.map(jsonText),
+      );
+      const request = fc.oneof(
+        fc.tuple(endpointId, webhookAuth(), fc.constantFrom('GET', 'GET', 'DELETE', 'POST')).map(
+          ([id, auth, method]): FuzzRequest => ({
+            kind: method === 'GET' ? 'endpoint' : method === 'DELETE' ? 'endpoint-delete' : 'endpoint-secret',
+            method,
+            url: `/v1/webhook_endpoints/${id}${method === 'POST' ? '/rotate_secret' : ''}`,
+            headers: headers({ authorization: auth }),
+          }),
+        ),
+        fc.tuple(webhookAuth(), fc.constantFrom('', '?limit=1', '?x=1')).map(
+          ([auth, q]): FuzzRequest => ({
+            kind: 'endpoint-list',
+            method: 'GET',
+            url: `/v1/webhook_endpoints${q}`,
+            headers: headers({ authorization: auth }),
+          }),
+        ),
+        fc.tuple(eventId, webhookAuth()).map(
+          ([id, auth]): FuzzRequest => ({
+            kind: 'event',
+            method: 'GET',
+            url: `/v1/events/${id}`,
+            headers: headers({ authorization: auth }),
+          }),
+        ),
+        // Bodies only on ids that reach the route (an id the router refuses never reaches the parser).
+        fc
+          .tuple(
+            fc.oneof(fc.constantFrom(...eventIds), fc.constant('evt_unknown')),
+            resendBody,
+            webhookAuth(),
+          )
+          .map(
+            ([id, body, auth]): FuzzRequest => ({
+              kind: 'event',
+              method: 'POST',
+              url: `/v1/events/${id}/resend`,
+              headers: headers({
+                authorization: auth,
+                'content-type': body === undefined ? undefined : 'application/json',
+              }),
+              ...(body === undefined ? {} : { payload: body }),
+            }),
+          ),
+        fc.tuple(eventId, webhookAuth()).map(
+          ([id, auth]): FuzzRequest => ({
+            kind: 'event',
+            method: 'POST',
+            url: `/v1/events/${id}/resend`,
+            headers: headers({ authorization: auth }),
+          }),
+        ),
+      );
+      await fc.assert(
+        property(request, (r) => r),
+        { numRuns: RUNS.webhookIds },
+      );
+    });
+
+    it('GET /v1/events with odd query strings', async () => {
+      const eventIds = (await api.db.event.findMany({ select: { id: true }, take: 20 })).map((e) => e.id);
+      const value = fc.oneof(
+        fc.constantFrom(...eventIds),
+        fc.constantFrom(...EVENT_TYPES),
+        fc.constantFrom(
+          '0',
+          '1',
+          '100',
+          '101',
+          '-1',
+          'abc',
+          '1e2',
+          '',
+          '%00',
+          'evt_unknown',
+          'CHECKOUT.FAILED',
+          'a'.repeat(65),
+        ),
+        nastyString.map(percentEncode),
+      );
+      const key = fc.oneof(
+        { arbitrary: fc.constantFrom('limit', 'starting_after', 'type'), weight: 5 },
+        { arbitrary: fc.constantFrom('type[]', '__proto__', 'ending_before', ''), weight: 1 },
+      );
+      const query = fc
+        .array(fc.tuple(key, value), { maxLength: 4 })
+        .map((pairs) => pairs.map(([k, v]) => `${k}=${v}`).join('&'));
+      await fc.assert(
+        property(fc.tuple(query, webhookAuth()), ([q, auth]) => ({
+          kind: 'events',
+          method: 'GET',
+          url: `/v1/events?${q}`,
+          headers: headers({ authorization: auth }),
+        })),
+        { numRuns: RUNS.events },
+      );
+    });
   });
 
   it('harmed nothing stored: only the 202 answers added checkouts, and the one made before is unchanged', async () => {

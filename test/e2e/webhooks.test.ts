@@ -54,20 +54,38 @@ async function checkoutTo(
 const of = (checkoutId: string) => (list: ReceivedWebhook[]) =>
   list.filter((w) => w.checkoutId === checkoutId);
 
-async function eventOf(checkoutId: string, type: string) {
+type EventDetail = {
+  id: string;
+  type: string;
+  data: { object: Record<string, unknown> };
+  deliveries: Array<{ endpointId: string; state: string; attempts: number }>;
+  attempts: Array<{ endpointId: string; status: number | null; error: string | null; durationMs: number }>;
+};
+
+/**
+ * The event of that type for the checkout, as GET /v1/events/{id} shows it once `settled` holds:
+ * a receiver has an attempt's request before the worker records its outcome (outcomes are
+ * written in batches), so what the API shows may lag what arrived by a moment.
+ */
+async function eventOf(
+  checkoutId: string,
+  type: string,
+  settled: (event: EventDetail) => boolean = () => true,
+): Promise<EventDetail> {
   const res = await http.get(`/v1/events?type=${type}&limit=100`);
   const page = (await res.json()) as { data: Array<{ id: string; data: { object: { id: string } } }> };
   const event = page.data.find((e) => e.data.object.id === checkoutId);
   if (!event) throw new Error(`no ${type} event for ${checkoutId}`);
-  const detail = await http.get(`/v1/events/${event.id}`);
-  return (await detail.json()) as {
-    id: string;
-    type: string;
-    data: { object: Record<string, unknown> };
-    deliveries: Array<{ endpointId: string; state: string; attempts: number }>;
-    attempts: Array<{ endpointId: string; status: number | null; error: string | null; durationMs: number }>;
-  };
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const detail = (await (await http.get(`/v1/events/${event.id}`)).json()) as EventDetail;
+    if (settled(detail) || Date.now() > deadline) return detail;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
+
+/** Every delivery of the event recorded as delivered (or given up). */
+const recorded = (event: EventDetail) => event.deliveries.every((d) => d.state !== 'pending');
 
 describe('webhooks, delivered to a receiver process', () => {
   let receiver: ReceiverProcess;
@@ -122,7 +140,7 @@ describe('webhooks, delivered to a receiver process', () => {
       }
       // webhook-id is the event id of the events API; the event carries the checkout as the API shows it.
       const last = mine.find((w) => w.type === types.at(-1));
-      const event = await eventOf(id, types.at(-1) ?? '');
+      const event = await eventOf(id, types.at(-1) ?? '', recorded);
       expect(last?.id).toBe(event.id);
       const { timeline: _, ...checkout } = (await (await http.get(`/v1/checkouts/${id}`)).json()) as Record<
         string,
@@ -149,7 +167,7 @@ describe('webhooks, delivered to a receiver process', () => {
     const declined = of(id)(got).filter((w) => w.type === 'checkout.declined');
     expect(declined.map((w) => w.answered)).toEqual([500, 204]);
     expect(declined[0]?.id).toBe(declined[1]?.id);
-    const event = await eventOf(id, 'checkout.declined');
+    const event = await eventOf(id, 'checkout.declined', recorded);
     expect(event.id).toBe(declined[0]?.id);
     expect(event.attempts.map((a) => a.status)).toEqual([500, 204]);
     expect(event.deliveries[0]).toMatchObject({ state: 'delivered', attempts: 2 });
@@ -168,7 +186,7 @@ describe('webhooks, delivered to a receiver process', () => {
         .filter((w) => w.type === 'checkout.declined')
         .map((w) => w.answered),
     ).toEqual([0, 204]);
-    const event = await eventOf(id, 'checkout.declined');
+    const event = await eventOf(id, 'checkout.declined', recorded);
     expect(event.attempts[0]).toMatchObject({ status: null, error: 'timeout' });
     expect(event.attempts[0]?.durationMs).toBeGreaterThanOrEqual(1_400);
     expect(event.attempts[1]).toMatchObject({ status: 204, error: null });
@@ -177,7 +195,7 @@ describe('webhooks, delivered to a receiver process', () => {
   it('resend delivers the same event again, with the same webhook-id', async () => {
     const id = await checkoutTo('deny');
     await receiver.waitFor((list) => of(id)(list).some((w) => w.type === 'checkout.declined'));
-    const event = await eventOf(id, 'checkout.declined');
+    const event = await eventOf(id, 'checkout.declined', recorded);
     const res = await http.post(`/v1/events/${event.id}/resend`);
     expect(res.status).toBe(202);
     expect(((await res.json()) as { deliveries: unknown[] }).deliveries).toEqual([
