@@ -151,6 +151,32 @@ export class WebhookAddressRefusedError extends Error {
 const systemResolver: AddressResolver = (hostname, options, callback) =>
   dnsLookup(hostname, options, callback);
 
+type LookupCallback = (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
+
+/**
+ * One lookup per host name and family at a time, its answer shared by every connection that asked
+ * meanwhile. dns.lookup runs getaddrinfo on libuv's small thread pool (4 threads by default): an
+ * endpoint whose DNS hangs, opening its many connections at once, would otherwise take every thread
+ * and hold up the lookups of all other endpoints. This way it holds one.
+ */
+function singleFlight(resolve: AddressResolver): AddressResolver {
+  const waiting = new Map<string, LookupCallback[]>();
+  return (hostname, options, callback) => {
+    const key = `${hostname}|${options.family ?? 0}|${options.hints ?? 0}`;
+    const callbacks = waiting.get(key);
+    if (callbacks) {
+      callbacks.push(callback);
+      return;
+    }
+    waiting.set(key, [callback]);
+    resolve(hostname, options, (error, addresses) => {
+      const all = waiting.get(key) ?? [];
+      waiting.delete(key);
+      for (const cb of all) cb(error, addresses);
+    });
+  };
+}
+
 /**
  * A `lookup` for net/tls.connect that refuses a host name when any address it resolves to breaks
  * the rules (webhookAddressRefusal), before a connection is made: checked at every connection, so
@@ -162,8 +188,9 @@ export function webhookLookup(
   httpOnlyLoopback: boolean,
   resolve: AddressResolver = systemResolver,
 ): LookupFunction {
+  const lookup = singleFlight(resolve);
   return (hostname: string, options: LookupOptions, callback) => {
-    resolve(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+    lookup(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
       if (error) {
         callback(error, '');
         return;

@@ -269,3 +269,24 @@ describe('webhookLookup: every address a name resolves to, at connection time', 
     expect(asked).toEqual([true]);
   });
 });
+
+describe('webhookLookup: one lookup per host at a time', () => {
+  it('connections that ask while a lookup runs share its answer; the next one asks again', async () => {
+    const pending: Array<(addresses: LookupAddress[]) => void> = [];
+    let calls = 0;
+    const slow: AddressResolver = (_host, _options, callback) => {
+      calls++;
+      pending.push((addresses) => callback(null, addresses));
+    };
+    const lookup = webhookLookup(false, slow);
+    const ask = (host: string) =>
+      new Promise<unknown>((done) => lookup(host, { all: true }, (error, address) => done(error ?? address)));
+    const answers = [ask('slow.example'), ask('slow.example'), ask('slow.example'), ask('other.example')];
+    // Three connections to one host: one lookup; another host: its own.
+    expect(calls).toBe(2);
+    for (const answer of pending.splice(0)) answer([{ address: '1.1.1.1', family: 4 }]);
+    expect(await Promise.all(answers)).toEqual(Array(4).fill([{ address: '1.1.1.1', family: 4 }]));
+    void ask('slow.example');
+    expect(calls).toBe(3);
+  });
+});
