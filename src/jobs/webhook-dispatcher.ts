@@ -131,6 +131,7 @@ export function startWebhookDispatcher(
         error: result.error,
         delivered: result.delivered,
         retryInMs: result.delivered ? 0 : retryDelayMs(delivery.attempt, settings.retryScheduleSeconds),
+        attempt: delivery.attempt,
       };
     } catch (error) {
       // A secret that no configured key opens (TOKEN_ENCRYPTION_KEYS lost the key that sealed it):
@@ -148,6 +149,7 @@ export function startWebhookDispatcher(
         error: 'secret_unavailable',
         delivered: false,
         retryInMs: retryDelayMs(delivery.attempt, settings.retryScheduleSeconds),
+        attempt: delivery.attempt,
       };
     }
     if (!outcome.delivered) {

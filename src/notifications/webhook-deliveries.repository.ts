@@ -46,6 +46,12 @@ export interface AttemptOutcome {
   delivered: boolean;
   /** When not delivered: wait this long before the next attempt (ms). */
   retryInMs: number;
+  /**
+   * The attempt number the claim gave (DueDelivery.attempt): the outcome then settles the delivery
+   * only if no later claim or resend has taken it since (a lease that lapsed under a slow attempt,
+   * a resend while an attempt was in flight); the attempt is recorded either way.
+   */
+  attempt?: number;
 }
 
 export interface DeliveryView {
@@ -171,14 +177,15 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
           outcomes.map((o) => o.error),
           outcomes.map((o) => o.delivered),
           outcomes.map((o) => Math.max(0, Math.round(o.retryInMs))),
+          outcomes.map((o) => o.attempt ?? null),
         ];
         // The attempts (of events not purged meanwhile), and each delivery's next state. A delivery
         // no longer pending (delivered by another attempt, its endpoint disabled) keeps its state.
         await client.query(
           `WITH o AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::int[],
-                                  $6::text[], $7::bool[], $8::bigint[])
-               AS o(event_id, endpoint_id, attempted_at, duration_ms, status, error, delivered, retry_ms)
+                                  $6::text[], $7::bool[], $8::bigint[], $9::int[])
+               AS o(event_id, endpoint_id, attempted_at, duration_ms, status, error, delivered, retry_ms, attempt)
            ), attempts AS (
              INSERT INTO webhook_attempts (event_id, endpoint_id, attempted_at, duration_ms, status, error)
              SELECT o.event_id, o.endpoint_id, o.attempted_at, o.duration_ms, o.status, o.error
@@ -192,7 +199,8 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
              next_attempt_at = CASE WHEN o.delivered THEN d.next_attempt_at
                                     ELSE now() + o.retry_ms * interval '1 millisecond' END
            FROM o
-           WHERE d.event_id = o.event_id AND d.endpoint_id = o.endpoint_id AND d.state = 'pending'`,
+           WHERE d.event_id = o.event_id AND d.endpoint_id = o.endpoint_id AND d.state = 'pending'
+             AND (o.attempt IS NULL OR d.attempts = o.attempt)`,
           params,
         );
         // Endpoint health: written only when it changes (a success after failures, the first

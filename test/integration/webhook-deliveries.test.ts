@@ -201,6 +201,34 @@ describe('deliveries, attempts, rotation and retention in the database', () => {
     expect(claimed?.attempt).toBe(1);
   });
 
+  it('an outcome settles only the attempt it belongs to: a resend while an attempt is in flight is not swallowed', async () => {
+    const endpoint = await createWebhookEndpoint(h.deps, { url: 'https://inflight.shop.example/h' });
+    const eventId = await newEvent(h);
+    const [first] = (await claim(eventId)).filter((d) => d.endpointId === endpoint.id);
+    expect(first?.attempt).toBe(1);
+    // The merchant resends while that attempt is still on its way.
+    expect(await h.repos.webhookDeliveries.resend(eventId, endpoint.id)).toEqual([endpoint.id]);
+    const outcome = {
+      eventId,
+      endpointId: endpoint.id,
+      attemptedAt: new Date(),
+      durationMs: 5,
+      status: 204,
+      error: null,
+      delivered: true,
+      retryInMs: 0,
+      attempt: 1,
+    };
+    await h.repos.webhookDeliveries.recordOutcomes([outcome]);
+    // The attempt is recorded; the resent delivery is still to be made.
+    expect(await delivery(h, eventId, endpoint.id)).toMatchObject({ state: 'pending', attempts: 0 });
+    expect((await h.repos.webhookDeliveries.attemptsOf(eventId)).map((a) => a.status)).toEqual([204]);
+    const [second] = (await claim(eventId)).filter((d) => d.endpointId === endpoint.id);
+    expect(second?.attempt).toBe(1);
+    await h.repos.webhookDeliveries.recordOutcomes([{ ...outcome, attemptedAt: new Date() }]);
+    expect(await delivery(h, eventId, endpoint.id)).toMatchObject({ state: 'delivered', attempts: 1 });
+  });
+
   it('purges events older than 30 days with their deliveries and attempts, and keeps the rest', async () => {
     const endpoint = await createWebhookEndpoint(h.deps, { url: 'https://purge.shop.example/h' });
     const [expired, alsoExpired, kept] = [await newEvent(h), await newEvent(h), await newEvent(h)];
