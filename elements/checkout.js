@@ -408,6 +408,7 @@ export class BankpayCheckout extends Base {
     this.#keepFocus = true;
     this.#view = 'creating';
     this.#render();
+    this.#root.querySelector('h2')?.focus();
     this.#announce(this.#t('creating'));
     if (!this.#create) {
       // No callback: the merchant's listener creates the checkout and sets client-secret.
@@ -563,12 +564,10 @@ export class BankpayCheckout extends Base {
           ? this.#t(s)
           : [this.#t(s), this.#statusText(checkout)].join('. ');
     this.#announce(say);
-    // Keyboard and screen reader users stay where the news is.
+    // Focus that was in the element goes to the news, the new title (or to the next view's).
     const heading = this.#root.querySelector('h2');
-    if (hadFocus && heading) {
-      this.#keepFocus = false;
-      heading.focus();
-    }
+    this.#keepFocus = hadFocus && !heading;
+    if (hadFocus) heading?.focus();
     this.#emit(`bankpay:${s}`, checkout);
   }
 
@@ -635,13 +634,13 @@ export class BankpayCheckout extends Base {
     return currency && Number.isInteger(amount) && amount > 0 ? { amount, currency } : null;
   }
 
-  /** @param {string} text */
+  /** A view that waits: a spinner and its title. @param {string} text */
   #busy(text) {
     return h(
       'div',
       { class: 'row', part: 'status' },
       h('span', { class: 'spin', 'aria-hidden': 'true' }),
-      h('p', {}, text),
+      h('h2', { tabindex: '-1', part: 'title', id: 'title' }, text),
     );
   }
 
