@@ -25,10 +25,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { type DemoShop, startDemoShop } from '../devstack/demo-shop.ts';
 import { type DevStack, startDevStack } from '../devstack/devstack.ts';
 import { DEV_MERCHANT } from '../devstack/environment.ts';
 import { devLogLine } from '../devstack/log-lines.ts';
-import { type DemoShop, startDemoShop } from '../devstack/demo-shop.ts';
 import { isPortFree } from '../devstack/ports.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../devstack/webhook-receiver.ts';
 
