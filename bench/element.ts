@@ -1,5 +1,5 @@
 /**
- * `npm run bench:element [-- --samples 40] [-- --lanes 2] [-- --json FILE]`
+ * `npm run bench:element [-- --samples 40] [-- --lanes 2] [-- --modes ping,poll] [-- --json FILE]`
  *
  * The checkout element's latency as a shopper sees it: the time from the tap on Approve in the
  * sandbox bank app to the element in the demo shop showing success (its `bankpay:succeeded`),
@@ -30,6 +30,7 @@ const { values: flags } = parseArgs({
   options: {
     samples: { type: 'string', default: '40' },
     lanes: { type: 'string', default: '2' },
+    modes: { type: 'string', default: 'ping,poll' },
     json: { type: 'string' },
   },
 });
@@ -102,10 +103,12 @@ async function main(): Promise<Record<string, unknown>> {
   );
 
   const results: Record<string, unknown> = {};
+  const modes = (flags.modes ?? '').split(',');
   for (const [mode, bank] of [
     ['ping', 'Sandbox Bank (ping)'],
     ['poll', 'Sandbox Bank (poll)'],
   ] as const) {
+    if (!modes.includes(mode)) continue;
     const latencies: number[] = [];
     await Promise.all(
       Array.from({ length: lanes }, async (_, lane) => {

@@ -324,6 +324,7 @@ export class BankpayCheckout extends Base {
   /** @param {string} name @param {string | null} old @param {string | null} value */
   attributeChangedCallback(name, old, value) {
     if (old === value || !this.isConnected) return;
+    if (name === 'api-base') this.#banks = this.#givenBanks ?? null;
     if (name === 'client-secret' || name === 'api-base') this.#start();
     else this.#render();
   }
@@ -482,6 +483,8 @@ export class BankpayCheckout extends Base {
         } catch {
           if (stopped) return;
           this.#setReconnecting(true);
+          // Unreachable, or refused by CORS (the page's origin not in the API's CORS_ORIGINS).
+          if (failures === 2) this.#emit('bankpay:error', { code: 'unreachable' });
           await sleep(Math.min(10_000, 1000 * 2 ** failures++) * (0.75 + Math.random() / 2));
           continue;
         }
@@ -669,7 +672,10 @@ export class BankpayCheckout extends Base {
   #status(c) {
     const s = c.status;
     if (s === 'pending')
-      return [this.#busy(this.#t('pending')), h('p', { class: 'muted' }, this.#t('pendingText'))];
+      return [
+        this.#busy(this.#t('pending')),
+        h('p', { class: 'muted', part: 'text' }, this.#t('pendingText')),
+      ];
     if (s === 'authorized') return [this.#busy(this.#t('authorized'))];
     if (s === 'awaiting_approval') {
       const timer = h('p', { role: 'timer', part: 'countdown', class: 'muted' });

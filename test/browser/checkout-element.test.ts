@@ -12,8 +12,11 @@
  * Chromium the file is skipped with a message, except in CI (.ci/run installs it), where it fails.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
 import type { Browser, BrowserContext, Locator, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
@@ -30,7 +33,7 @@ import { type DemoShop, startDemoShop } from '../../devstack/demo-shop.ts';
 import { freePort } from '../../devstack/ports.ts';
 import { type DevSandbox, startDevSandbox } from '../../devstack/sandbox.service.ts';
 import { sandboxBankEntry } from '../../sandbox/banks-entry.ts';
-import { decideInBankApp, eventually, pendingInBankApp, useSystem } from '../support/system.ts';
+import { checkoutBody, decideInBankApp, eventually, pendingInBankApp, useSystem } from '../support/system.ts';
 
 const chromiumPath = findChromium();
 if (!chromiumPath && process.env.CI) {
@@ -60,6 +63,9 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
   let browser: Browser;
   let apiPort: number;
   let shopPort: number;
+  /** A merchant's own site, for the README's ten lines. */
+  let merchantPort: number;
+  let merchantSite: Server | undefined;
   const banksFile = join(inject('certsDir'), '..', `banks-element-${process.pid}.json`);
 
   // A sandbox bank of this file's own, able to ping this file's API (CIBA ping mode), and the
@@ -67,7 +73,7 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(artifacts, { recursive: true });
     if (updateDocs) mkdirSync(docsImages, { recursive: true });
-    [apiPort, shopPort] = [await freePort(), await freePort()];
+    [apiPort, shopPort, merchantPort] = [await freePort(), await freePort(), await freePort()];
     sandbox = await startDevSandbox({
       certsDir: inject('certsDir'),
       port: 0,
@@ -92,6 +98,8 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
   });
   afterAll(async () => {
     await browser?.close();
+    merchantSite?.closeAllConnections();
+    merchantSite?.close();
     await shop?.close();
     await sandbox?.bank.close();
   });
@@ -99,7 +107,7 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
     BANKS_FILE: banksFile,
     PORT: String(apiPort),
     PUBLIC_URL: `http://127.0.0.1:${apiPort}`,
-    CORS_ORIGINS: `http://127.0.0.1:${shopPort}`,
+    CORS_ORIGINS: `http://127.0.0.1:${shopPort},http://127.0.0.1:${merchantPort}`,
   }));
   beforeAll(async () => {
     shop = await startDemoShop({
@@ -204,11 +212,12 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
         ).document.querySelector('bankpay-checkout').checkout,
     );
 
-  describe.concurrent('paying in the demo shop', () => {
-    it('ping mode: the bank app beside the shop shows the same code; approved there, the shop shows success at once, no reload', async ({
-      expect,
-    }) => {
-      const [page, phone, login] = await Promise.all([newPage(), newPage(PHONE), customer()]);
+  // Alone, first: its pictures are the README's, and its timing is not shared with other tests.
+  describe('the story the README tells', () => {
+    it('ping mode: the bank app beside the shop shows the same code; approved there, the shop shows success at once, no reload', async () => {
+      // Alice, as a newcomer would pay in `npm run dev`: the pictures in the README are these.
+      const [page, phone] = await Promise.all([newPage(), newPage(PHONE)]);
+      const login = 'alice';
       await page.goto(shop.url);
       await checkoutElement(page).locator('select').waitFor();
       await page.evaluate(() => {
@@ -274,7 +283,9 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
       await sideBySide('shop-and-bank-app-succeeded', await shot('shop-succeeded', page), phoneAfter);
       expect(pageErrors(page)).toEqual([]);
     }, 60_000);
+  });
 
+  describe.concurrent('paying in the demo shop', () => {
     it('poll mode, in German: approved in the bank app, the shop shows success', async ({ expect }) => {
       const [page, phone, login] = await Promise.all([newPage(), newPage(PHONE), customer()]);
       await payInShop(page, shop.url, { bank: BANKS.poll, login, language: 'de' });
@@ -478,6 +489,50 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
       expect(plain.length).toBeGreaterThan(0);
       for (const r of plain) expect(r.prefer).toBeUndefined();
       for (let i = 1; i < plain.length; i++) expect(plain[i]!.at - plain[i - 1]!.at).toBeGreaterThan(900);
+    }, 60_000);
+
+    it("the README's ten lines, as written, on a merchant's site of their own: pick, pay, approve, the page moves on", async ({
+      expect,
+    }) => {
+      const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+      const section = readme.slice(readme.indexOf('**Ten lines in the page.**'));
+      const snippet = /```html\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+      expect(snippet.split('\n').filter(Boolean)).toHaveLength(10);
+      const page = snippet.replaceAll('https://pay.shop.example', system().url);
+      // The merchant's site: the page, and a server that creates the checkout with its key.
+      let created: Json;
+      merchantSite = createServer(async (req, res) => {
+        if (req.method === 'POST' && req.url === '/checkout') {
+          const { bankId, loginHint } = JSON.parse(await text(req)) as Record<string, string>;
+          const answer = await http.createCheckout({ ...checkoutBody(loginHint ?? ''), bankId });
+          created = await answer.json();
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ clientSecret: created.clientSecret }));
+          return;
+        }
+        const title = req.url?.startsWith('/thanks') ? 'Thank you' : 'Checkout';
+        res
+          .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+          .end(
+            `<!doctype html><html lang="en"><head><title>${title}</title></head><body><main>${title === 'Checkout' ? page : '<h1>Thank you</h1>'}</main></body></html>`,
+          );
+      }).listen(merchantPort, '127.0.0.1');
+      await once(merchantSite, 'listening');
+      const [shopper, login] = await Promise.all([newPage(), customer()]);
+      await shopper.goto(`http://127.0.0.1:${merchantPort}/`);
+      const element = checkoutElement(shopper);
+      await element.locator('input[name=login]').fill(login);
+      expect(await element.locator('button[type=submit]').textContent()).toBe('Pay €49.90');
+      await element.locator('button[type=submit]').click();
+      const code = await shownBindingMessage(shopper);
+      const request = await pendingInBankApp(login, 15_000, sandbox.bank.appUrl);
+      expect(request.bindingMessage).toBe(code);
+      await decideInBankApp(login, request.authReqId, 'approve', sandbox.bank.appUrl);
+      await shopper.waitForURL(`http://127.0.0.1:${merchantPort}/thanks?order=${created.reference}`, {
+        timeout: 15_000,
+      });
+      expect(pageErrors(shopper)).toEqual([]);
     }, 60_000);
 
     it('hostile strings from the merchant and the bank are shown as text, never run or parsed', async ({
