@@ -472,6 +472,7 @@ export class BankpayCheckout extends Base {
       while (!stopped) {
         /** @type {Response} */
         let res;
+        const asked = Date.now();
         try {
           /** @type {Record<string, string>} */
           const headers = { authorization: `Bearer ${secret}`, accept: 'application/json' };
@@ -499,6 +500,8 @@ export class BankpayCheckout extends Base {
           // A 304 that was not held (a proxy dropped Prefer): plain reads from now on.
           if (res.status === 304 && held && !res.headers.get('preference-applied')) held = false;
           if (!held) await sleep(pause || 2000);
+          // A hold that ended at once (the API shutting down): not a loop of requests.
+          else if (res.status === 304 && Date.now() - asked < 1000) await sleep(1000);
         } else if (res.status === 401 || res.status === 404 || res.status === 400) {
           this.#fatal(res.status === 404 ? 'checkout_not_found' : 'unauthorized');
           return;

@@ -498,6 +498,10 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
       const section = readme.slice(readme.indexOf('**Ten lines in the page.**'));
       const snippet = /```html\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
       expect(snippet.split('\n').filter(Boolean)).toHaveLength(10);
+      const served = await fetch(`${system().url}/elements/v1/checkout.js`);
+      expect(snippet, 'the README pins another element: npm run element -- --update-readme').toContain(
+        `integrity="${served.headers.get('subresource-integrity')}"`,
+      );
       const page = snippet.replaceAll('https://pay.shop.example', system().url);
       // The merchant's site: the page, and a server that creates the checkout with its key.
       let created: Json;
@@ -533,6 +537,109 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
         timeout: 15_000,
       });
       expect(pageErrors(shopper)).toEqual([]);
+    }, 60_000);
+
+    it('the states in between, held still: creating, pending, authorized, loading, not found; each accessible', async ({
+      expect,
+    }) => {
+      const page = await newPage();
+      const apiOrigin = new URL(system().url).origin;
+      const cors = {
+        'access-control-allow-origin': new URL(shop.url).origin,
+        'access-control-expose-headers': 'etag, retry-after, preference-applied',
+      };
+      let status = 'pending';
+      let release: () => void = () => {};
+      const created = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const now = new Date().toISOString();
+      await page.route(`${apiOrigin}/v1/checkouts/**`, async (route) => {
+        const request = route.request();
+        if (request.method() === 'OPTIONS') {
+          return route.fulfill({
+            status: 204,
+            headers: { ...cors, 'access-control-allow-headers': 'authorization, if-none-match, prefer' },
+          });
+        }
+        const url = new URL(request.url());
+        if (url.pathname.endsWith('/stream')) return route.fulfill({ status: 503, headers: cors, body: '' });
+        // A held read answers after a while, as the API's would (here: with the state of now).
+        const held = (await request.allHeaders())['if-none-match'];
+        await new Promise((r) => setTimeout(r, held ? 300 : 500));
+        if (url.pathname.endsWith('/chk_gone')) {
+          return route.fulfill({
+            status: 404,
+            headers: cors,
+            contentType: 'application/problem+json',
+            body: JSON.stringify({ status: 404, code: 'checkout_not_found' }),
+          });
+        }
+        return route.fulfill({
+          headers: { ...cors, etag: `W/"${status}"`, 'preference-applied': 'wait=25' },
+          json: {
+            ...{
+              id: 'chk_still',
+              amount: 4990,
+              currency: 'EUR',
+              bankId: 'sandbox',
+              reference: 'order-STILL',
+            },
+            ...{ description: null, bindingMessage: 'PAY-STILL1', createdAt: now, updatedAt: now },
+            ...{
+              expiresAt: new Date(Date.now() + 300_000).toISOString(),
+              payment: null,
+              failure: null,
+              status,
+            },
+          },
+        });
+      });
+      await page.route('**/api/checkout', async (route) => {
+        await created;
+        return route.fulfill({ status: 201, json: { clientSecret: 'chk_still_secret_x', id: 'chk_still' } });
+      });
+      await page.goto(shop.url);
+      const element = checkoutElement(page);
+      const title = element.locator('[part~="title"]');
+      await element.locator('input[name=login]').fill('alice');
+      await element.locator('button[type=submit]').click();
+      const states: Array<[string, string, () => void]> = [
+        ['creating', 'Sending the payment to your bank…', release],
+        [
+          'pending',
+          'Contacting your bank…',
+          () => {
+            status = 'authorized';
+          },
+        ],
+        [
+          'authorized',
+          'Approved. Completing the payment…',
+          () =>
+            void page.evaluate(() =>
+              (
+                globalThis as unknown as {
+                  document: { querySelector(s: string): { setAttribute(n: string, v: string): void } };
+                }
+              ).document
+                .querySelector('bankpay-checkout')
+                .setAttribute('client-secret', 'chk_gone_secret_x'),
+            ),
+        ],
+        ['loading', 'Loading the payment…', () => {}],
+        ['error', 'This payment could not be loaded', () => {}],
+      ];
+      for (const [state, heading, next] of states) {
+        await expect.poll(() => title.textContent(), { timeout: 10_000 }).toBe(heading);
+        await expectAccessible(page, state);
+        await shot(`element-${state}`, element);
+        next();
+      }
+      expect(await element.locator('[part~="text"]').textContent()).toBe(
+        'Reload the page, or start the payment again.',
+      );
+      expect(pageErrors(page)).toEqual([]);
     }, 60_000);
 
     it('hostile strings from the merchant and the bank are shown as text, never run or parsed', async ({

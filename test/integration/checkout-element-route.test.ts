@@ -130,7 +130,7 @@ describe('the element file', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     expect(
       readme.includes(integrity),
-      `README.md: publish the new SRI hash ${integrity} (npm run element)`,
+      `README.md: publish the new SRI hash ${integrity} (npm run element -- --update-readme)`,
     ).toBe(true);
   });
 });
