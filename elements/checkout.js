@@ -433,8 +433,9 @@ export class BankpayCheckout extends Base {
     if (!this.#emit('bankpay:retry', this.#checkout)) return;
     if (this.#create || !this.hasAttribute('client-secret')) {
       this.#view = 'picker';
-      this.removeAttribute('client-secret');
-      this.#start();
+      // Removing the attribute starts the picker (attributeChangedCallback).
+      if (this.hasAttribute('client-secret')) this.removeAttribute('client-secret');
+      else this.#start();
       const focus = this.#root.querySelector('input, select');
       if (focus instanceof HTMLElement) focus.focus();
     }

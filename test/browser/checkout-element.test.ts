@@ -14,7 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import type { Browser, BrowserContext, Locator, Page, Request } from 'playwright-core';
@@ -63,9 +64,10 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
   let browser: Browser;
   let apiPort: number;
   let shopPort: number;
-  /** A merchant's own site, for the README's ten lines. */
+  /** A merchant's own site, for the README's ten lines: listening from the start, its pages set by that test. */
   let merchantPort: number;
   let merchantSite: Server | undefined;
+  let merchantPages: RequestListener = (_req, res) => res.writeHead(404).end();
   const banksFile = join(inject('certsDir'), '..', `banks-element-${process.pid}.json`);
 
   // A sandbox bank of this file's own, able to ping this file's API (CIBA ping mode), and the
@@ -73,7 +75,10 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
   beforeAll(async () => {
     mkdirSync(artifacts, { recursive: true });
     if (updateDocs) mkdirSync(docsImages, { recursive: true });
-    [apiPort, shopPort, merchantPort] = [await freePort(), await freePort(), await freePort()];
+    [apiPort, shopPort] = [await freePort(), await freePort()];
+    merchantSite = createServer((req, res) => merchantPages(req, res)).listen(0, '127.0.0.1');
+    await once(merchantSite, 'listening');
+    merchantPort = (merchantSite.address() as AddressInfo).port;
     sandbox = await startDevSandbox({
       certsDir: inject('certsDir'),
       port: 0,
@@ -505,7 +510,7 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
       const page = snippet.replaceAll('https://pay.shop.example', system().url);
       // The merchant's site: the page, and a server that creates the checkout with its key.
       let created: Json;
-      merchantSite = createServer(async (req, res) => {
+      merchantPages = async (req, res) => {
         if (req.method === 'POST' && req.url === '/checkout') {
           const { bankId, loginHint } = JSON.parse(await text(req)) as Record<string, string>;
           const answer = await http.createCheckout({ ...checkoutBody(loginHint ?? ''), bankId });
@@ -521,8 +526,7 @@ describe.skipIf(!chromiumPath)('the checkout element in Chromium', () => {
           .end(
             `<!doctype html><html lang="en"><head><title>${title}</title></head><body><main>${title === 'Checkout' ? page : '<h1>Thank you</h1>'}</main></body></html>`,
           );
-      }).listen(merchantPort, '127.0.0.1');
-      await once(merchantSite, 'listening');
+      };
       const [shopper, login] = await Promise.all([newPage(), customer()]);
       await shopper.goto(`http://127.0.0.1:${merchantPort}/`);
       const element = checkoutElement(shopper);
