@@ -262,7 +262,9 @@ export async function startDemoShop(options: DemoShopOptions): Promise<DemoShop>
       log(`checkout refused by the API: ${answer.status} ${String(body.code ?? '')}`);
       return sendJson(res, answer.status >= 500 ? 502 : 400, { error: body.code ?? 'refused' });
     }
-    log(`checkout ${String(body.id)} for ${reference} (${description}), ${amount} ${DEMO_CURRENCY} cents`);
+    log(
+      `checkout ${String(body.id)} for ${reference} (${description}), ${(amount / 100).toFixed(2)} ${DEMO_CURRENCY}`,
+    );
     return sendJson(res, 201, { clientSecret: body.clientSecret, id: body.id, reference });
   }
 
