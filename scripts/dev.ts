@@ -14,7 +14,10 @@
  * bank ping the API when the customer decides (CIBA ping mode) instead of being polled.
  * A webhook receiver listens on DEV_WEBHOOK_PORT (5003), registered as a webhook endpoint (its
  * secret rotated at each start, so that it verifies what arrives): each event prints as a
- * `[webhook]` line, with whether its Standard Webhooks signature verified.
+ * `[webhook]` line, with whether its Standard Webhooks signature verified. The demo shop listens
+ * on DEV_SHOP_PORT (5004): a product page whose "Pay with your bank" is the checkout element, its
+ * server part creating checkouts with the development API key; the API allows its origin
+ * (CORS_ORIGINS, added to any the environment sets).
  *
  * The services come from devstack/, started as the tests, chaos and the benchmarks start them;
  * this file only reads the DEV_ variables, runs the API and the worker, and says where things are.
@@ -22,6 +25,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { type DemoShop, startDemoShop } from '../devstack/demo-shop.ts';
 import { type DevStack, startDevStack } from '../devstack/devstack.ts';
 import { DEV_MERCHANT } from '../devstack/environment.ts';
 import { devLogLine } from '../devstack/log-lines.ts';
@@ -41,6 +45,7 @@ const ports = {
   postgres: Number(env.DEV_PG_PORT ?? 54320),
   redis: Number(env.DEV_REDIS_PORT ?? 63790),
   webhooks: Number(env.DEV_WEBHOOK_PORT ?? 5003),
+  shop: Number(env.DEV_SHOP_PORT ?? 5004),
 };
 
 const publicUrl = `http://127.0.0.1:${ports.api}`;
@@ -54,6 +59,7 @@ const started = Date.now();
 const step = (text: string) => console.log(`[dev] ${text} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 let stack: DevStack | undefined;
 let receiver: WebhookReceiver | undefined;
+let shop: DemoShop | undefined;
 let children: ChildProcess[] = [];
 let stopping = false;
 let stoppingSince = 0;
@@ -80,6 +86,7 @@ async function stopAll(code: number): Promise<never> {
         }),
     ),
   );
+  await shop?.close();
   await receiver?.close();
   await stack?.stop();
   console.log(`[dev] stopped; data kept in ${shownDataDir}/`);
@@ -102,6 +109,7 @@ async function requireFreePorts(): Promise<void> {
     postgres: 'DEV_PG_PORT',
     redis: 'DEV_REDIS_PORT',
     webhooks: 'DEV_WEBHOOK_PORT',
+    shop: 'DEV_SHOP_PORT',
   };
   // Every busy port at once, so that one retry is enough.
   const busy: string[] = [];
@@ -170,12 +178,25 @@ stack = await startDevStack({
   log: { step, detail: (line) => console.log(`[dev] ${line}`) },
 }).catch((error: Error) => fail(error.message));
 
+// The demo shop's page reads the banks and its checkout from the API: its origins (both names of
+// this machine) join any the environment allows.
+const shopOrigins = [`http://127.0.0.1:${ports.shop}`, `http://localhost:${ports.shop}`];
+const corsOrigins = [
+  ...new Set([
+    ...(env.CORS_ORIGINS ?? '')
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
+    ...shopOrigins,
+  ]),
+];
 const appEnv: NodeJS.ProcessEnv = {
   ...env,
   ...stack.env,
   HOST: '127.0.0.1',
   PORT: String(ports.api),
   PUBLIC_URL: publicUrl,
+  CORS_ORIGINS: corsOrigins.join(','),
   LOG_LEVEL: env.LOG_LEVEL ?? 'info',
 };
 children = [runChild('api', 'src/server.ts', appEnv), runChild('worker', 'src/worker.ts', appEnv)];
@@ -223,8 +244,19 @@ if (stack.apiKey) {
     fail(`could not start the webhook receiver: ${error.message}`),
   );
 }
+if (stack.apiKey) {
+  shop = await startDemoShop({
+    port: ports.shop,
+    apiUrl,
+    apiKey: stack.apiKey,
+    bankAppUrl: stack.bank.appUrl,
+    merchantName: appEnv.MERCHANT_NAME ?? DEV_MERCHANT.name,
+    log: (line) => console.log(`[shop] ${line}`),
+  }).catch((error: Error) => fail(`could not start the demo shop: ${error.message}`));
+}
 step('ready');
 console.log(`
+  Demo shop      ${shop ? `${shop.url}   (pay here, then approve in the bank app beside it)` : 'not started'}
   Swagger UI     ${apiUrl}/docs
   API            ${apiUrl}/v1   (health: ${apiUrl}/health/ready)
   Bank app       ${stack.bank.appUrl}   (approve or deny as alice, bob or carol)

@@ -11,6 +11,7 @@ import { checkoutRoutes } from './checkout/checkout.routes.ts';
 import { CHECKOUT_CHANGED_CHANNEL, CheckoutWatch } from './checkout/checkout.watch.ts';
 import { isGenuineClientSecret } from './checkout/client-secret.ts';
 import type { Config } from './config.ts';
+import { elementsRoutes } from './elements/elements.routes.ts';
 import { merchantAuth } from './http/auth.ts';
 import { healthRoutes } from './http/health.ts';
 import { registerJsonBodyParser } from './http/json-body.ts';
@@ -162,6 +163,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   await app.register(jwksRoutes, { banks: deps.config.banks });
+
+  // The checkout element for storefront pages (DESIGN.md §7.4): a static module, public.
+  await app.register(elementsRoutes);
 
   await app.register(healthRoutes, {
     isDatabaseReachable: () => isDatabaseReachable(deps.db),

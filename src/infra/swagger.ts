@@ -24,6 +24,7 @@ export async function registerSwagger(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'checkouts', description: 'Create and follow payments' },
         { name: 'banks', description: 'The banks customers can pay with' },
+        { name: 'elements', description: 'The checkout element for storefront pages (<bankpay-checkout>)' },
         { name: 'health', description: 'Liveness and readiness' },
         { name: 'ciba', description: 'Called by banks: CIBA ping-mode notifications (CIBA Core §10.2)' },
       ],

@@ -14,7 +14,13 @@ import { npmScript } from '../support/npm-script.ts';
 import { eventually } from '../support/system.ts';
 
 type DevPorts = Record<
-  'DEV_PORT' | 'DEV_BANK_PORT' | 'DEV_BANK_APP_PORT' | 'DEV_PG_PORT' | 'DEV_REDIS_PORT' | 'DEV_WEBHOOK_PORT',
+  | 'DEV_PORT'
+  | 'DEV_BANK_PORT'
+  | 'DEV_BANK_APP_PORT'
+  | 'DEV_PG_PORT'
+  | 'DEV_REDIS_PORT'
+  | 'DEV_WEBHOOK_PORT'
+  | 'DEV_SHOP_PORT',
   number
 >;
 
@@ -29,6 +35,7 @@ async function runDev(extraEnv: Record<string, string>, again?: { dir: string; p
     DEV_PG_PORT: await freePort(),
     DEV_REDIS_PORT: await freePort(),
     DEV_WEBHOOK_PORT: await freePort(),
+    DEV_SHOP_PORT: await freePort(),
   };
   const env = {
     ...process.env,
@@ -101,13 +108,56 @@ describe('npm run dev', () => {
         const discovery = out.match(/Bank issuer\s+(\S+)/)?.[1];
         expect(discovery).toBe(`https://localhost:${dev.ports.DEV_BANK_PORT}/master`);
 
+        // The demo shop: its page loads the element from the API, which lets its origin read.
+        const shopUrl = `http://127.0.0.1:${dev.ports.DEV_SHOP_PORT}/`;
+        expect(out).toContain(`Demo shop      ${shopUrl}`);
+        const shop = await fetch(shopUrl);
+        expect(shop.status).toBe(200);
+        const page = await shop.text();
+        expect(page).toContain(`<bankpay-checkout api-base="http://127.0.0.1:${dev.ports.DEV_PORT}"`);
+        const element = await fetch(`http://127.0.0.1:${dev.ports.DEV_PORT}/elements/v1/checkout.js`);
+        expect(element.status).toBe(200);
+        expect(page).toContain(`integrity="${element.headers.get('subresource-integrity')}"`);
+        const banks = await fetch(`http://127.0.0.1:${dev.ports.DEV_PORT}/v1/banks`, {
+          headers: { origin: shopUrl.slice(0, -1) },
+        });
+        expect(banks.headers.get('access-control-allow-origin')).toBe(shopUrl.slice(0, -1));
+        // Its server part creates the checkout with the development key; the page gets the clientSecret.
+        const bought = await fetch(`${shopUrl}api/checkout`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            bankId: 'sandbox',
+            loginHint: 'carol',
+            items: { tee: 1 },
+            attempt: randomUUID(),
+          }),
+        });
+        expect(bought.status).toBe(201);
+        const { id, clientSecret, reference } = (await bought.json()) as Record<string, string>;
+        const checkout = await fetch(`http://127.0.0.1:${dev.ports.DEV_PORT}/v1/checkouts/${id}`, {
+          headers: { authorization: `Bearer ${clientSecret}` },
+        });
+        expect(await checkout.json()).toMatchObject({
+          amount: 2495,
+          currency: 'EUR',
+          reference,
+          description: '1 × Bankpay T-shirt',
+        });
+        expect(dev.output()).not.toContain(clientSecret!);
+
         process.kill(-dev.child.pid!, 'SIGINT'); // Ctrl-C: the whole process group
         const [code] = await once(dev.child, 'exit');
         expect(code).toBe(0);
         expect(dev.output()).toContain('[dev] stopped');
         expect(dev.output()).not.toMatch(/ERROR/);
         // Everything it started is gone: the ports are free again.
-        for (const port of [dev.ports.DEV_PORT, dev.ports.DEV_PG_PORT, dev.ports.DEV_BANK_PORT]) {
+        for (const port of [
+          dev.ports.DEV_PORT,
+          dev.ports.DEV_PG_PORT,
+          dev.ports.DEV_BANK_PORT,
+          dev.ports.DEV_SHOP_PORT,
+        ]) {
           await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
         }
       } finally {

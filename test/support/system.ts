@@ -30,6 +30,11 @@ export interface System {
   app: FastifyInstance;
   queue: QueueInfra;
   banks: Map<string, BankClient>;
+  /**
+   * Stops the API (as a shutdown does: streams end, held reads answer, connections close), runs
+   * `whileDown` (default: nothing), and starts a new one on the same port, database and queue.
+   */
+  restartApi(whileDown?: () => Promise<void>): Promise<void>;
   /** Starts (or restarts) the worker: queue consumer and token poller, as `npm run worker`. */
   startWorker(): Promise<void>;
   stopWorker(): Promise<void>;
@@ -53,8 +58,12 @@ export async function startSystem(
   const queue = createQueueInfra(config.queue, config.databaseUrl);
   // The tests poll many checkouts at once with one merchant key: lift the per-key rate limit
   // (security.test.ts tests it with its own app).
-  const app = await buildApp({ config, db, queue, rateLimit: { max: 1_000_000, timeWindowMs: 1_000 } });
-  await app.listen({ host: '127.0.0.1', port: config.port });
+  const startApi = async (port: number) => {
+    const api = await buildApp({ config, db, queue, rateLimit: { max: 1_000_000, timeWindowMs: 1_000 } });
+    await api.listen({ host: '127.0.0.1', port });
+    return api;
+  };
+  let app = await startApi(config.port);
   const address = app.server.address() as { port: number };
   const { key } = await createApiKey(db, `test-${randomUUID()}`);
   const banks = createBankClients(config.banks, { timeoutMs: config.worker.bankTimeoutMs });
@@ -67,9 +76,22 @@ export async function startSystem(
     apiKey: key,
     config,
     db,
-    app,
+    get app() {
+      return app;
+    },
     queue,
     banks,
+    async restartApi(whileDown) {
+      // As src/server.ts shuts down: a connection still open after 5 s is cut.
+      const cut = setTimeout(() => app.server.closeAllConnections(), 5_000);
+      await app.close();
+      clearTimeout(cut);
+      try {
+        await whileDown?.();
+      } finally {
+        app = await startApi(address.port);
+      }
+    },
     async startWorker() {
       // As src/worker.ts runs it (the log is silent unless a test asks for LOG_LEVEL).
       runtime = await startWorkerRuntime(
