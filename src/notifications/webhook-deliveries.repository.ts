@@ -257,7 +257,8 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
          FROM events e JOIN webhook_endpoints w ON e.type = ANY (w.events)
          WHERE e.id = $1 AND w.disabled_at IS NULL AND ($2::text IS NULL OR w.id = $2)
          ON CONFLICT (event_id, endpoint_id) DO UPDATE
-           SET state = 'pending', next_attempt_at = now(), created_at = now(), attempts = 0
+           SET state = 'pending', next_attempt_at = now(), created_at = now(), attempts = 0,
+               delivered_at = NULL
          RETURNING endpoint_id`,
         [eventId, endpointId ?? null],
       );
