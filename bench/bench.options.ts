@@ -28,12 +28,17 @@ export const { values: flags } = parseArgs({
     live: { type: 'string' },
     /** Only (h), the live status stage. */
     'live-only': { type: 'boolean', default: false },
+    /** Only (j), the webhook stage. */
+    'webhooks-only': { type: 'boolean', default: false },
+    /** Queued events of (j)'s backlog drain (default 50,000; 10,000 with --quick). */
+    'webhook-backlog': { type: 'string' },
   },
 });
 const SMOKE = flags.smoke ?? false;
 export const SKIP_HTTP = flags['skip-http'] ?? false;
 export const QUICK = (flags.quick ?? false) || SMOKE;
 export const LIVE_ONLY = flags['live-only'] ?? false;
+export const WEBHOOKS_ONLY = flags['webhooks-only'] ?? false;
 const list = (s: string | undefined, d: number[]) =>
   s === undefined ? d : s === '' ? [] : s.split(',').map((x) => Number(x.trim()));
 
@@ -53,9 +58,22 @@ export const plan = {
   approvals: (k: number) => Math.min(QUICK ? 20 : 100, Math.floor(k / 10)),
   /** (h): streams, then held reads, open at once on one API process. */
   live: Number(flags.live ?? (SMOKE ? 100 : QUICK ? 2_000 : 10_000)),
+  /** (j) webhooks: the sizes of its three measurements. */
+  webhooks: {
+    /** Status changes per second of (1) and of the live load during (3)'s drain. */
+    rate: 100,
+    /** Seconds of (1), commit → attempt. */
+    latencySeconds: SMOKE ? 3 : QUICK ? 10 : 30,
+    /** Deliveries due at once for (2), and POSTs of its bare reference loop. */
+    throughput: SMOKE ? 500 : QUICK ? 10_000 : 30_000,
+    /** Queued events of (3). */
+    backlog: Number(flags['webhook-backlog'] ?? (SMOKE ? 1_000 : QUICK ? 10_000 : 50_000)),
+    /** Longest the receiver stays down in (3) waiting for every queued delivery to fail once. */
+    outageCapSeconds: SMOKE ? 10 : QUICK ? 20 : 45,
+  },
   latenessSample: 300,
   profile: (!QUICK || SMOKE) && !flags['no-profile'] && !SKIP_HTTP,
-  deadlineMs: QUICK ? 240_000 : 20 * 60_000,
+  deadlineMs: QUICK ? 360_000 : 20 * 60_000,
   /** From this K on, checkouts are inserted straight into PostgreSQL and their ciba-start jobs
    * enqueued (what the API does, without its cost); below it they go through POST /v1/checkouts. */
   directFrom: Number(flags['direct-from'] ?? (QUICK ? 1_000 : 5_000)),

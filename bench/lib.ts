@@ -91,9 +91,14 @@ export interface Child {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
 
-/** `node --import tsx file` with `env`; output kept in a small ring buffer. */
-export function spawnTsx(file: string, env: Record<string, string>, extraNodeArgs: string[] = []): Child {
-  const child = spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', file], {
+/** `node --import tsx file ...args` with `env`; output kept in a small ring buffer. */
+export function spawnTsx(
+  file: string,
+  env: Record<string, string>,
+  extraNodeArgs: string[] = [],
+  args: string[] = [],
+): Child {
+  const child = spawn(process.execPath, [...extraNodeArgs, '--import', 'tsx', file, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

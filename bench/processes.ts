@@ -14,7 +14,7 @@ export interface Api {
 
 export interface Processes {
   /** `file` (relative to the repository) as `node --import tsx`, with the run's environment. */
-  startChild(file: string, extra: Record<string, string>, nodeArgs?: string[]): Child;
+  startChild(file: string, extra: Record<string, string>, nodeArgs?: string[], args?: string[]): Child;
   stopChild(child: Child): Promise<void>;
   /** `src/server.ts` on a free port, once it answers. */
   startApi(extra?: Record<string, string>, nodeArgs?: string[]): Promise<Api>;
@@ -23,8 +23,13 @@ export interface Processes {
 
 export function trackProcesses(root: string, env: Record<string, string>): Processes {
   const children = new Set<Child>();
-  const startChild = (file: string, extra: Record<string, string>, nodeArgs: string[] = []) => {
-    const child = spawnTsx(join(root, file), { ...env, ...extra }, nodeArgs);
+  const startChild = (
+    file: string,
+    extra: Record<string, string>,
+    nodeArgs: string[] = [],
+    args: string[] = [],
+  ) => {
+    const child = spawnTsx(join(root, file), { ...env, ...extra }, nodeArgs, args);
     children.add(child);
     return child;
   };

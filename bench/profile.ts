@@ -42,9 +42,13 @@ export async function startProfiler(): Promise<{ stop(): Promise<CpuProfile> }> 
 /**
  * Self time of a V8 .cpuprofile (a file, or a profile taken in this process), by package / source
  * file, and the top functions, in % of the busy (non-idle) samples taken after the first `skipMs`
- * (start-up and warm-up).
+ * (start-up and warm-up) and, with `untilMs`, before that time.
  */
-export function summarizeProfile(file: string | CpuProfile, skipMs: number) {
+export function summarizeProfile(
+  file: string | CpuProfile,
+  skipMs: number,
+  untilMs = Number.POSITIVE_INFINITY,
+) {
   const profile: CpuProfile = typeof file === 'string' ? JSON.parse(readFileSync(file, 'utf8')) : file;
   const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
   const self = new Map<number, number>();
@@ -52,7 +56,7 @@ export function summarizeProfile(file: string | CpuProfile, skipMs: number) {
   for (const [i, id] of profile.samples.entries()) {
     const dt = profile.timeDeltas[i] ?? 0;
     t += dt;
-    if (t < skipMs * 1000 || byId.get(id)?.functionName === '(idle)') continue;
+    if (t < skipMs * 1000 || t > untilMs * 1000 || byId.get(id)?.functionName === '(idle)') continue;
     self.set(id, (self.get(id) ?? 0) + dt);
   }
   const total = [...self.values()].reduce((a, b) => a + b, 0) || 1;

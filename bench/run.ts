@@ -19,15 +19,19 @@
  *       succeeded, token requests per approval, worker CPU per pending checkout
  *   (h) live status: N open streams, then N held reads, on one API process: memory per
  *       connection and the fan-out of one change to all of them (`-- --live N`, `-- --live-only`)
+ *   (j) webhooks: commit → first delivery attempt at ~100 status changes/s, deliveries per second
+ *       of one worker next to a bare undici POST loop, and a 50,000-event backlog drained after a
+ *       receiver outage while live changes go on (`-- --webhooks-only`, `-- --webhook-backlog N`)
  *
  * Each stage is a file of its own (`<name>.stage.ts`); this one only runs them in order, keeps
  * what they found and stops everything on every way out. The last three lines printed are
  * `ratio create_vs_bare=…`, `ratio status_vs_bare=…` and `pending_<K>_lateness_p99_ms=…` for the
  * largest K (10k in a full run, 1k with --quick).
  */
+import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { type Cleanup, log, startBench } from './bench.context.ts';
-import { flags, LIVE_ONLY, plan, QUICK, SKIP_HTTP } from './bench.options.ts';
+import { flags, LIVE_ONLY, plan, QUICK, SKIP_HTTP, WEBHOOKS_ONLY } from './bench.options.ts';
 import { createLoads, measureCreate } from './create.stage.ts';
 import { round } from './lib.ts';
 import { liveLines, measureLive } from './live.stage.ts';
@@ -39,6 +43,7 @@ import { profileApi } from './profile.ts';
 import { measureQueryCost } from './query-cost.stage.ts';
 import { createReadTarget, measureStatus, statusLoads } from './status.stage.ts';
 import { printSummary, type Results } from './summary.ts';
+import { measureWebhooks, webhookLines } from './webhooks.stage.ts';
 
 const cleanups: Cleanup[] = [];
 const results: Results = {
@@ -58,6 +63,13 @@ async function main(): Promise<void> {
     results.live = await measureLive(bench, plan.live);
     console.log('');
     for (const line of liveLines(results.live)) console.log(line);
+    return;
+  }
+  if (WEBHOOKS_ONLY) {
+    results.webhooks = await measureWebhooks(bench);
+    if (flags.json) writeFileSync(flags.json, `${JSON.stringify(results, null, 2)}\n`);
+    console.log('');
+    for (const line of webhookLines(results.webhooks)) console.log(line);
     return;
   }
 
@@ -80,6 +92,7 @@ async function main(): Promise<void> {
   results.pending = await measurePending(bench);
   results.naive = await measureNaive(bench);
   if (plan.pingKs.length > 0) results.deliveryModes = await measurePingVsPoll(bench, plan.pingKs);
+  results.webhooks = await measureWebhooks(bench);
   printSummary(results, plan.ks, flags.json);
 }
 

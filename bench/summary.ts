@@ -12,6 +12,7 @@ import type { NaiveStage } from './naive.stage.ts';
 import type { PendingStage } from './pending.stage.ts';
 import type { DeliveryModeRun } from './ping.stage.ts';
 import type { StatusRun } from './status.stage.ts';
+import { type WebhookStage, webhookLines } from './webhooks.stage.ts';
 
 export interface Results {
   create?: Record<string, CreateRun>;
@@ -20,6 +21,7 @@ export interface Results {
   naive?: Record<string, NaiveStage>;
   deliveryModes?: Record<string, DeliveryModeRun>;
   live?: LiveStage;
+  webhooks?: WebhookStage;
   [key: string]: unknown;
 }
 
@@ -62,6 +64,13 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
       `  ${run.mode} mode K=${run.K}: approval→succeeded p50 ${run.approval.latencyMs.p50} ms p99 ${run.approval.latencyMs.p99} ms (n=${run.approval.latencyMs.n}); ${run.approval.tokenRequestsPerApproval} token requests from the decision on (${run.approval.tokenRequestsPerApprovedCheckout} in all); pending: ${run.tokenRequestsPerSecond} token requests/s, worker ${run.cores.worker} cores = ${run.workerCpuUsPerPendingSecond} µs CPU per pending checkout per s [${key}]`,
     );
   }
+  const wh = results.webhooks;
+  if (wh) {
+    const { latency: l, throughput: t, backlog: b } = wh;
+    console.log(
+      `  webhooks: commit→received p50 ${l.commitToReceivedMs.p50} ms p99 ${l.commitToReceivedMs.p99} ms at ${l.changesPerSecond} changes/s; ${t.dispatcher.deliveries} due at once: ${t.dispatcher.perSecond}/s, worker ${t.dispatcher.workerCpuUsPerDelivery} µs + postgres ${t.dispatcher.postgresCpuUsPerDelivery} µs of CPU per delivery | bare POST loop ${t.bare.perSecond}/s, ${t.bare.cpuUsPerRequest} µs; backlog of ${b.queued}: drained at ${b.drain.perSecond}/s, live events meanwhile p50 ${b.live.duringDrainMs.p50} ms p99 ${b.live.duringDrainMs.p99} ms`,
+    );
+  }
   // The delivery-mode figures at the smallest K measured in both modes (1,000 by default).
   const bothAt = Object.values(modes)
     .filter((r) => r.mode === 'ping' && modes[`poll_${r.K}`])
@@ -80,6 +89,7 @@ export function printSummary(results: Results, ks: number[], jsonFile: string | 
     }
   }
   if (results.live) for (const line of liveLines(results.live)) console.log(line);
+  if (results.webhooks) for (const line of webhookLines(results.webhooks)) console.log(line);
   const largest = Math.max(...ks);
   const lastStage = pending[largest];
   for (const k of ks.filter((x) => x !== largest)) {

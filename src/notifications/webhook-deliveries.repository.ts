@@ -97,6 +97,34 @@ export interface WebhookDeliveriesRepository {
   purgeExpiredEvents(batch: number): Promise<number>;
 }
 
+/**
+ * The claim of `claimDue`: $1 the batch size, $2 endpoints to leave out (text[]), $3 the lease (ms).
+ * Per endpoint (at most MAX_WEBHOOK_ENDPOINTS), its earliest due deliveries by the index
+ * (endpoint_id, next_attempt_at): an endpoint left out costs nothing however large its backlog.
+ * Then the earliest due of those, across endpoints.
+ */
+export const CLAIM_DUE_DELIVERIES_SQL = `UPDATE webhook_deliveries d
+  SET next_attempt_at = now() + $3 * interval '1 millisecond', attempts = d.attempts + 1
+  FROM (
+    SELECT due.event_id, due.endpoint_id
+    FROM webhook_endpoints w
+    CROSS JOIN LATERAL (
+      SELECT event_id, endpoint_id, next_attempt_at FROM webhook_deliveries
+      WHERE endpoint_id = w.id AND state = 'pending' AND next_attempt_at <= now()
+      ORDER BY next_attempt_at
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED
+    ) due
+    WHERE w.id <> ALL ($2::text[])
+    ORDER BY due.next_attempt_at
+    LIMIT $1
+  ) due, events e, webhook_endpoints w
+  WHERE d.event_id = due.event_id AND d.endpoint_id = due.endpoint_id
+    AND e.id = d.event_id AND w.id = d.endpoint_id
+  RETURNING d.event_id, d.endpoint_id, d.attempts, w.url, w.secret_sealed,
+    CASE WHEN w.previous_secret_until > now() THEN w.previous_secret_sealed END AS previous_secret_sealed,
+    e.type, e.created_at, e.data`;
+
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveriesRepository {
@@ -112,33 +140,7 @@ export function createWebhookDeliveriesRepository(sql: SqlPool): WebhookDeliveri
         type: EventType;
         created_at: Date;
         data: CheckoutView;
-      }>(
-        // Per endpoint (at most MAX_WEBHOOK_ENDPOINTS), its earliest due deliveries by the index
-        // (endpoint_id, next_attempt_at): an endpoint left out costs nothing however large its
-        // backlog. Then the earliest due of those, across endpoints.
-        `UPDATE webhook_deliveries d
-         SET next_attempt_at = now() + $3 * interval '1 millisecond', attempts = d.attempts + 1
-         FROM (
-           SELECT due.event_id, due.endpoint_id
-           FROM webhook_endpoints w
-           CROSS JOIN LATERAL (
-             SELECT event_id, endpoint_id, next_attempt_at FROM webhook_deliveries
-             WHERE endpoint_id = w.id AND state = 'pending' AND next_attempt_at <= now()
-             ORDER BY next_attempt_at
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED
-           ) due
-           WHERE w.id <> ALL ($2::text[])
-           ORDER BY due.next_attempt_at
-           LIMIT $1
-         ) due, events e, webhook_endpoints w
-         WHERE d.event_id = due.event_id AND d.endpoint_id = due.endpoint_id
-           AND e.id = d.event_id AND w.id = d.endpoint_id
-         RETURNING d.event_id, d.endpoint_id, d.attempts, w.url, w.secret_sealed,
-           CASE WHEN w.previous_secret_until > now() THEN w.previous_secret_sealed END AS previous_secret_sealed,
-           e.type, e.created_at, e.data`,
-        [limit, exceptEndpoints, leaseMs],
-      );
+      }>(CLAIM_DUE_DELIVERIES_SQL, [limit, exceptEndpoints, leaseMs]);
       return rows.map((r) => ({
         eventId: r.event_id,
         endpointId: r.endpoint_id,
