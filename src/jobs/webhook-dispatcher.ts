@@ -98,6 +98,10 @@ export function startWebhookDispatcher(
 
   let stopped = false;
   let wake: (() => void) | undefined;
+  // Set when an attempt ends that frees the slot a claim lacked (the process's last one, or that
+  // of an endpoint at its limit). It may end while a claim is running, when there is no nap to
+  // wake: the loop then claims again at once rather than napping with room and deliveries due.
+  let roomMade = false;
   const nap = (ms: number) =>
     new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -175,6 +179,7 @@ export function startWebhookDispatcher(
 
   const loop = async () => {
     while (!stopped) {
+      roomMade = false;
       // A claim may be all one endpoint's deliveries (those due first): never more than one endpoint
       // may have in flight, nor more than any endpoint with some in flight may still take.
       let want = Math.min(
@@ -205,6 +210,7 @@ export function startWebhookDispatcher(
                 inFlight.size === settings.concurrency - 1 ||
                 left === settings.perEndpointConcurrency - 1
               ) {
+                roomMade = true;
                 wake?.();
               }
             });
@@ -216,7 +222,7 @@ export function startWebhookDispatcher(
         }
       }
       if (claimed > 0 && claimed === want) await new Promise((r) => setImmediate(r));
-      else await nap(options.idleMs);
+      else if (!roomMade) await nap(options.idleMs);
     }
   };
   const running = loop();
