@@ -35,6 +35,7 @@ import {
 } from '../integrations/bank.client.ts';
 import { persistBankAnswer } from './bank-step.ts';
 import type { JobContext } from './job.context.ts';
+import { type BatchWriter, createBatchWriter, createNap } from './loop-parts.ts';
 import { decideBeforePoll, decidePollAnswer, type PollDecision } from './token-poll.policy.ts';
 
 export interface TokenPollerOptions {
@@ -72,17 +73,7 @@ export function startTokenPoller(
   // Delivery modes, looked up once: only ping banks have pinged checkouts to claim first.
   const pingBanks = new Set(ctx.config.banks.filter((b) => b.deliveryMode === 'ping').map((b) => b.id));
   let stopped = false;
-  let wake: (() => void) | undefined;
-  const nap = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    }).finally(() => {
-      wake = undefined;
-    });
+  const { nap, wake } = createNap();
 
   const loop = async () => {
     while (!stopped) {
@@ -126,7 +117,7 @@ export function startTokenPoller(
               inFlight.delete(run);
               const left = (perBank.get(poll.bankId) ?? 1) - 1;
               perBank.set(poll.bankId, left);
-              if (inFlight.size === cap - 1 || left === options.maxInFlight - 1) wake?.();
+              if (inFlight.size === cap - 1 || left === options.maxInFlight - 1) wake();
             });
           }
         } catch (err) {
@@ -145,7 +136,7 @@ export function startTokenPoller(
   return {
     async close() {
       stopped = true;
-      wake?.();
+      wake();
       await running;
       await Promise.all(inFlight);
       await writer.close();
@@ -153,43 +144,20 @@ export function startTokenPoller(
   };
 }
 
-interface AnswerWriter {
-  /** The answer to `poll`'s claim; the lease is read when the batch is written. */
-  add(poll: DuePoll, answer: Omit<PollAnswer, 'id' | 'lease'>): void;
-  close(): Promise<void>;
-}
+/** An "ask again later" answer to a poll's claim; the lease is read when the batch is written. */
+type LaterAnswer = { poll: DuePoll; answer: Omit<PollAnswer, 'id' | 'lease'> };
+type AnswerWriter = BatchWriter<LaterAnswer>;
 
 /** Collects "ask again later" answers and writes them in batches (at most `flushMs` later). */
 function createAnswerWriter(ctx: JobContext, flushMs: number, maxBatch: number): AnswerWriter {
-  let batch: Array<{ poll: DuePoll; answer: Omit<PollAnswer, 'id' | 'lease'> }> = [];
-  let timer: NodeJS.Timeout | undefined;
-  const writes = new Set<Promise<void>>();
-  const flush = () => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (batch.length === 0) return;
+  return createBatchWriter<LaterAnswer>(flushMs, maxBatch, async (batch) => {
     const answers = batch.map(({ poll, answer }) => ({ ...answer, id: poll.id, lease: poll.lease }));
-    batch = [];
-    const write = persistBankAnswer(ctx, 'token poll answers', () => ctx.pollSchedule.recordAnswers(answers))
-      .then(() => undefined)
-      .catch((err: Error) =>
+    await persistBankAnswer(ctx, 'token poll answers', () => ctx.pollSchedule.recordAnswers(answers)).catch(
+      (err: Error) =>
         // Nothing is lost: these polls are claimed again when their lease lapses.
         ctx.log.warn({ err: err.message, answers: answers.length }, 'could not record token poll answers'),
-      );
-    writes.add(write);
-    void write.finally(() => writes.delete(write));
-  };
-  return {
-    add(poll, answer) {
-      batch.push({ poll, answer });
-      if (batch.length >= maxBatch) flush();
-      else timer ??= setTimeout(flush, flushMs);
-    },
-    async close() {
-      flush();
-      await Promise.all(writes);
-    },
-  };
+    );
+  });
 }
 
 async function settle(ctx: JobContext, poll: DuePoll, decision: Extract<PollDecision, { kind: 'settle' }>) {
@@ -306,7 +274,7 @@ async function pollOnce(
           'token poll failed; retrying',
         );
       }
-      writer.add(poll, answer);
+      writer.add({ poll, answer });
       return answer.outcome;
     }
     case 'settle':

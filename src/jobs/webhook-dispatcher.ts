@@ -17,6 +17,7 @@ import type { EventView } from '../notifications/events.repository.ts';
 import type { AttemptOutcome, DueDelivery } from '../notifications/webhook-deliveries.repository.ts';
 import { persistBankAnswer } from './bank-step.ts';
 import type { JobContext } from './job.context.ts';
+import { type BatchWriter, createBatchWriter, createNap } from './loop-parts.ts';
 import { retryDelayMs } from './webhook-retry.policy.ts';
 
 export interface WebhookDispatcherOptions {
@@ -97,21 +98,11 @@ export function startWebhookDispatcher(
   };
 
   let stopped = false;
-  let wake: (() => void) | undefined;
+  const { nap, wake } = createNap();
   // Set when an attempt ends that frees the slot a claim lacked (the process's last one, or that
   // of an endpoint at its limit). It may end while a claim is running, when there is no nap to
   // wake: the loop then claims again at once rather than napping with room and deliveries due.
   let roomMade = false;
-  const nap = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    }).finally(() => {
-      wake = undefined;
-    });
 
   const attempt = async (delivery: DueDelivery) => {
     const attemptedAt = new Date();
@@ -211,7 +202,7 @@ export function startWebhookDispatcher(
                 left === settings.perEndpointConcurrency - 1
               ) {
                 roomMade = true;
-                wake?.();
+                wake();
               }
             });
           }
@@ -249,7 +240,7 @@ export function startWebhookDispatcher(
       closing ??= (async () => {
         stopped = true;
         clearInterval(purgeTimer);
-        wake?.();
+        wake();
         await running;
         await Promise.all(inFlight);
         await writer.close();
@@ -260,47 +251,27 @@ export function startWebhookDispatcher(
   };
 }
 
-interface OutcomeWriter {
-  add(outcome: AttemptOutcome): void;
-  close(): Promise<void>;
-}
-
 /** Collects attempt outcomes and writes them in batches (at most `flushMs` later). */
-function createOutcomeWriter(ctx: JobContext, flushMs: number, maxBatch: number): OutcomeWriter {
-  let batch: AttemptOutcome[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  const writes = new Set<Promise<void>>();
-  const flush = () => {
-    clearTimeout(timer);
-    timer = undefined;
-    if (batch.length === 0) return;
-    const outcomes = batch;
-    batch = [];
-    const write = persistBankAnswer(ctx, 'webhook attempts', () =>
-      ctx.webhookDeliveries.recordOutcomes(outcomes),
-    )
-      .then((disabled) => {
-        for (const endpoint of disabled) {
-          ctx.log.warn({ endpoint: endpoint.id, reason: endpoint.reason }, 'webhook endpoint disabled');
-        }
-      })
-      .catch((err: Error) =>
-        // Nothing is lost: these deliveries are claimed again when their lease lapses (and may
-        // then arrive twice, which at-least-once delivery allows: the webhook-id is the same).
-        ctx.log.warn({ err: err.message, outcomes: outcomes.length }, 'could not record webhook attempts'),
+function createOutcomeWriter(
+  ctx: JobContext,
+  flushMs: number,
+  maxBatch: number,
+): BatchWriter<AttemptOutcome> {
+  return createBatchWriter<AttemptOutcome>(flushMs, maxBatch, async (outcomes) => {
+    try {
+      const disabled = await persistBankAnswer(ctx, 'webhook attempts', () =>
+        ctx.webhookDeliveries.recordOutcomes(outcomes),
       );
-    writes.add(write);
-    void write.finally(() => writes.delete(write));
-  };
-  return {
-    add(outcome) {
-      batch.push(outcome);
-      if (batch.length >= maxBatch) flush();
-      else timer ??= setTimeout(flush, flushMs);
-    },
-    async close() {
-      flush();
-      await Promise.all(writes);
-    },
-  };
+      for (const endpoint of disabled) {
+        ctx.log.warn({ endpoint: endpoint.id, reason: endpoint.reason }, 'webhook endpoint disabled');
+      }
+    } catch (err) {
+      // Nothing is lost: these deliveries are claimed again when their lease lapses (and may
+      // then arrive twice, which at-least-once delivery allows: the webhook-id is the same).
+      ctx.log.warn(
+        { err: (err as Error).message, outcomes: outcomes.length },
+        'could not record webhook attempts',
+      );
+    }
+  });
 }
