@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
+import { readBody as readRequestBody } from '../sandbox/http.ts';
 
 /** How the receiver answers deliveries. */
 export type ReceiverBehaviour =
@@ -60,18 +61,9 @@ export interface WebhookReceiverOptions {
 
 const MAX_BODY = 1024 * 1024;
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY) req.destroy(new Error('body too large'));
-      else chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+/** The body as text, refused past MAX_BODY (the sandbox's reader). */
+async function readBody(req: IncomingMessage): Promise<string> {
+  return (await readRequestBody(req, MAX_BODY)).toString('utf8');
 }
 
 export async function startWebhookReceiver(options: WebhookReceiverOptions = {}): Promise<WebhookReceiver> {
