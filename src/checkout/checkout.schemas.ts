@@ -121,17 +121,24 @@ export const CheckoutIdParams = Type.Object(
   { additionalProperties: false },
 );
 
-export const ListCheckoutsQuery = Type.Object(
-  {
+/** The query members of a cursor-paginated list (newest first): `limit` and `starting_after`, an id of `what`. */
+export function pageQueryProperties(what: string) {
+  return {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
     starting_after: Type.Optional(
       Type.String({
         minLength: 1,
         maxLength: 64,
         pattern: PRINTABLE,
-        description: 'A checkout id: the page after it',
+        description: `${what} id: the page after it`,
       }),
     ),
+  };
+}
+
+export const ListCheckoutsQuery = Type.Object(
+  {
+    ...pageQueryProperties('A checkout'),
     status: Type.Optional(CheckoutStatusSchema),
   },
   { additionalProperties: false },

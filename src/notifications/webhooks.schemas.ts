@@ -6,6 +6,7 @@ import { Type } from 'typebox';
 import {
   CheckoutSchema,
   PRINTABLE,
+  pageQueryProperties,
   SUCCEEDED_CHECKOUT_EXAMPLE,
   Timestamp,
 } from '../checkout/checkout.schemas.ts';
@@ -160,15 +161,7 @@ export const EventListSchema = Type.Object(
 
 export const ListEventsQuery = Type.Object(
   {
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
-    starting_after: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 64,
-        pattern: PRINTABLE,
-        description: 'An event id: the page after it',
-      }),
-    ),
+    ...pageQueryProperties('An event'),
     type: Type.Optional(EventTypeSchema),
   },
   { additionalProperties: false },
